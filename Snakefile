@@ -1,0 +1,26 @@
+"""Prompts -> Stable Diffusion images -> OpenCV tensors -> CNN predictions.
+
+Run with `snakemake --cores N`; the configuration is config/config.yaml,
+documented in config/README.md and checked against config/schema.yaml.
+"""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/model.smk"
+include: "rules/generate.smk"
+include: "rules/preprocess.smk"
+include: "rules/classify.smk"
+include: "rules/summary.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_outputs(),

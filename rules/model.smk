@@ -1,0 +1,16 @@
+rule build_demo_model:
+    input:
+        code=package_modules("build_demo_model.py"),
+    output:
+        directory(DEMO_MODEL_DIR),
+    log:
+        f"{RESULTS}/logs/build_demo_model.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/build_demo_model.tsv"
+    conda:
+        "../envs/diffusion.yaml"
+    threads: 1
+    params:
+        seed=MODEL["demo_seed"],
+    script:
+        "../scripts/build_demo_model.py"

@@ -1,0 +1,14 @@
+"""Snakemake entry point: one table (CSV and JSON) over every prompt's predictions."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
+
+from sdcnn.step import snakemake_step  # noqa: E402
+
+smk = snakemake  # noqa: F821
+with snakemake_step(smk, threads=smk.threads):
+    from sdcnn.summary import write_summary
+
+    write_summary(smk.input.predictions, smk.output.csv, smk.output.json)

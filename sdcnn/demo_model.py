@@ -1,0 +1,138 @@
+"""The offline default model: a tiny random-weight Stable Diffusion pipeline.
+
+It has every component of a real Stable Diffusion 1.x checkpoint (CLIP tokenizer
+and text encoder, UNet, VAE with 8x down-sampling, DDIM scheduler) at a size that
+runs in a fraction of a second on a CPU.  It is saved with ``save_pretrained``
+in safetensors and loaded back through exactly the code path of a real
+checkpoint (``sdcnn.generation.load_pipeline``).  Its images are coloured noise:
+it exists so the whole workflow runs, and is tested, with no Hugging Face Hub.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sdcnn.fileio import atomic_directory
+
+TEXT_HIDDEN_SIZE = 32
+MAX_TOKENS = 77
+LATENT_SIZE = 64  # x8 (VAE) = 512 px, the default height and width of Stable Diffusion 1.x
+
+
+def _byte_unicode_alphabet() -> list[str]:
+    """The 256 printable characters CLIP's byte-level BPE uses for the 256 byte values."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    codepoints = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codepoints.append(256 + extra)
+            extra += 1
+    return [chr(code) for code in codepoints]
+
+
+def write_tokenizer_files(folder: Path) -> tuple[Path, Path]:
+    """A byte-level CLIP vocabulary with no merges: every byte is a token.
+
+    Each of the 256 byte characters appears bare and with the end-of-word
+    marker ``</w>``; without both, words tokenize to unknown tokens.
+    """
+    alphabet = _byte_unicode_alphabet()
+    tokens = [*alphabet, *(char + "</w>" for char in alphabet), "<|startoftext|>", "<|endoftext|>"]
+    vocab_path = folder / "vocab.json"
+    merges_path = folder / "merges.txt"
+    vocab_path.write_text(
+        json.dumps({token: i for i, token in enumerate(tokens)}), encoding="utf-8"
+    )
+    merges_path.write_text("#version: 0.2\n", encoding="utf-8")
+    return vocab_path, merges_path
+
+
+def build_demo_pipeline(seed: int) -> Any:
+    """Construct the tiny pipeline with weights drawn from ``seed``."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    with tempfile.TemporaryDirectory() as folder:
+        vocab_path, merges_path = write_tokenizer_files(Path(folder))
+        tokenizer = CLIPTokenizer(str(vocab_path), str(merges_path), model_max_length=MAX_TOKENS)
+
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            hidden_size=TEXT_HIDDEN_SIZE,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            projection_dim=TEXT_HIDDEN_SIZE,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=MAX_TOKENS,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    unet = UNet2DConditionModel(
+        sample_size=LATENT_SIZE,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        # cross-attention only at the coarser level: attention over all 64x64
+        # latents would cost 10x the rest of this tiny network
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=TEXT_HIDDEN_SIZE,
+        attention_head_dim=4,
+        norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8, 16, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        norm_num_groups=8,
+        sample_size=LATENT_SIZE * 8,
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def save_demo_pipeline(output_dir: str | Path, seed: int) -> None:
+    """Build the demo pipeline and save it atomically as a diffusers folder."""
+    pipeline = build_demo_pipeline(seed)
+    with atomic_directory(output_dir) as tmp:
+        pipeline.save_pretrained(tmp, safe_serialization=True)

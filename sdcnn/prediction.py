@@ -1,0 +1,148 @@
+"""Prediction: load a prompt's tensors, run the CNN, write the prediction JSON.
+
+The JSON schema is the same for every backend:
+
+    {"schema": "sdcnn-predictions/1", "prompt_id": ..., "backend": "torch" | "flux",
+     "device": "cpu" | "cuda", "labels": [...],
+     "weights": {"path": ..., "sha256": ...},
+     "images": [{"image_id": ..., "tensor": ..., "tensor_sha256": ...,
+                 "probabilities": {label: p, ...}, "top_label": ..., "top_probability": p}]}
+
+Probabilities are written with 9 significant digits, which round-trips float32.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdcnn.fileio import sha256_file
+from sdcnn.step import StepError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "sdcnn-predictions/1"
+
+
+def load_tensor(path: str | Path) -> np.ndarray:
+    """One preprocessed tensor, checked: float32 (C, S, S), finite, in [0, 1]."""
+    try:
+        tensor = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise StepError(f"{path}: not a readable .npy file: {error}") from error
+    if tensor.dtype != np.float32:
+        raise StepError(f"{path}: dtype {tensor.dtype}, expected float32")
+    if tensor.ndim != 3 or tensor.shape[1] != tensor.shape[2]:
+        raise StepError(f"{path}: shape {tensor.shape}, expected (channels, size, size)")
+    if not np.isfinite(tensor).all():
+        raise StepError(f"{path}: contains NaN or infinite values")
+    if tensor.size and (tensor.min() < 0 or tensor.max() > 1):
+        raise StepError(f"{path}: values outside [0, 1] ({tensor.min()}..{tensor.max()})")
+    return tensor
+
+
+def load_batch(paths: Sequence[str | Path]) -> np.ndarray:
+    """Stack a prompt's tensors into one float32 NCHW batch; all must share a shape."""
+    tensors = [load_tensor(path) for path in paths]
+    shapes = {tensor.shape for tensor in tensors}
+    if len(shapes) != 1:
+        raise StepError(f"tensors of one batch differ in shape: {sorted(shapes)}")
+    return np.stack(tensors)
+
+
+def predict_torch(model: Any, batch: np.ndarray, device: str) -> np.ndarray:
+    """Softmax probabilities (N, n_labels), float32, for an NCHW batch."""
+    import torch
+
+    with torch.inference_mode():
+        probabilities = model.to(device)(torch.from_numpy(batch).to(device))
+    return probabilities.cpu().numpy()
+
+
+def round_probability(value: float) -> float:
+    return float(f"{value:.9g}")
+
+
+def prediction_document(
+    *,
+    prompt_id: str,
+    labels: Sequence[str],
+    image_ids: Sequence[str],
+    tensor_paths: Sequence[str],
+    weights_path: str,
+    probabilities: np.ndarray,
+    backend: str,
+    device: str,
+) -> dict[str, Any]:
+    if probabilities.shape != (len(image_ids), len(labels)):
+        raise StepError(f"probabilities of shape {probabilities.shape} for {len(image_ids)} images")
+    images = []
+    for stem, tensor_path, row in zip(image_ids, tensor_paths, probabilities, strict=True):
+        top = int(np.argmax(row))
+        images.append(
+            {
+                "image_id": stem,
+                "tensor": str(tensor_path),
+                "tensor_sha256": sha256_file(tensor_path),
+                "probabilities": {
+                    label: round_probability(p)
+                    for label, p in zip(labels, row.tolist(), strict=True)
+                },
+                "top_label": labels[top],
+                "top_probability": round_probability(float(row[top])),
+            }
+        )
+    return {
+        "schema": SCHEMA,
+        "prompt_id": prompt_id,
+        "backend": backend,
+        "device": device,
+        "labels": list(labels),
+        "weights": {"path": str(weights_path), "sha256": sha256_file(weights_path)},
+        "images": images,
+    }
+
+
+def predict_prompt_torch(
+    *,
+    prompt_id: str,
+    tensor_dir: str,
+    image_ids: Sequence[str],
+    weights_path: str,
+    labels: Sequence[str],
+    output_path: str,
+    gpus: int,
+    threads: int,
+) -> dict[str, Any]:
+    """The torch backend end to end for one prompt's batch; writes ``output_path``."""
+    import torch
+
+    from sdcnn.cnn import FluxCNN
+    from sdcnn.device import select_device
+    from sdcnn.fileio import write_json_atomic
+    from sdcnn.weights import check_compatible, load_weights
+
+    torch.set_num_threads(threads)
+    weights = load_weights(weights_path)
+    tensor_paths = [f"{tensor_dir}/{stem}.npy" for stem in image_ids]
+    batch = load_batch(tensor_paths)
+    check_compatible(weights, weights_path, list(labels), batch.shape[1:])
+    device = select_device(gpus)
+    probabilities = predict_torch(FluxCNN(weights), batch, device)
+    document = prediction_document(
+        prompt_id=prompt_id,
+        labels=labels,
+        image_ids=image_ids,
+        tensor_paths=tensor_paths,
+        weights_path=weights_path,
+        probabilities=probabilities,
+        backend="torch",
+        device=device,
+    )
+    write_json_atomic(output_path, document)
+    log.info("%s: %d images predicted with torch on %s", prompt_id, len(image_ids), device)
+    return document

@@ -1,0 +1,229 @@
+"""The CNN's weights file: one safetensors file both backends read.
+
+Layout (all float32, C order, shapes as NumPy/PyTorch print them):
+
+    conv1.weight  (16, C, 3, 3)     conv kernel K1[out, in, kh, kw]
+    conv1.bias    (16,)
+    conv2.weight  (32, 16, 3, 3)    conv kernel K2[out, in, kh, kw]
+    conv2.bias    (32,)
+    dense.weight  (n_labels, 32 * (S // 4) ** 2)   (out, in), the Flux/PyTorch layout
+    dense.bias    (n_labels,)
+
+The kernels are *convolution* kernels, as Flux's ``Conv`` applies them (the
+kernel is flipped); PyTorch's ``conv2d`` is a cross-correlation, so the torch
+backend flips them (``sdcnn.cnn``).  Julia sees each array with its axes
+reversed ((kw, kh, in, out) for a kernel): Flux's own layout, no copy.  The
+dense input index is ``c * S' * S' + h * S' + w``: ``torch.flatten`` on NCHW and
+``Flux.flatten`` on WHCN both give that order.
+
+safetensors holds no code, so loading a weights file can never run any.  The
+header's ``__metadata__`` has one key, ``sdcnn``, whose value is a JSON object
+with ``format``, ``format_version`` and, optionally, ``labels``.  (One key,
+because safetensors writes several metadata keys in a random order, and the
+file must be byte-reproducible.)  Files without it, e.g. saved by a user with
+``safetensors.torch.save_file``, are accepted when their tensors fit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sdcnn.fileio import atomic_path
+from sdcnn.step import StepError
+
+FORMAT = "sdcnn-cnn"
+FORMAT_VERSION = 1
+METADATA_KEY = "sdcnn"
+CONV1_CHANNELS = 16
+CONV2_CHANNELS = 32
+KERNEL = 3
+TENSOR_NAMES = (
+    "conv1.weight",
+    "conv1.bias",
+    "conv2.weight",
+    "conv2.bias",
+    "dense.weight",
+    "dense.bias",
+)
+
+
+def dense_inputs(image_size: int) -> int:
+    """Features after two 2x2 max-pools (floor, as Flux and PyTorch both do)."""
+    return CONV2_CHANNELS * (image_size // 2 // 2) ** 2
+
+
+def expected_shapes(in_channels: int, image_size: int, n_labels: int) -> dict[str, tuple[int, ...]]:
+    return {
+        "conv1.weight": (CONV1_CHANNELS, in_channels, KERNEL, KERNEL),
+        "conv1.bias": (CONV1_CHANNELS,),
+        "conv2.weight": (CONV2_CHANNELS, CONV1_CHANNELS, KERNEL, KERNEL),
+        "conv2.bias": (CONV2_CHANNELS,),
+        "dense.weight": (n_labels, dense_inputs(image_size)),
+        "dense.bias": (n_labels,),
+    }
+
+
+@dataclass(frozen=True)
+class CNNWeights:
+    tensors: dict[str, np.ndarray]
+    labels: list[str] | None = None  # from the file's metadata, when it records them
+
+    @property
+    def in_channels(self) -> int:
+        return self.tensors["conv1.weight"].shape[1]
+
+    @property
+    def n_labels(self) -> int:
+        return self.tensors["dense.weight"].shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.tensors["dense.weight"].shape[1]
+
+
+def glorot_uniform(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Flux's default init: U(-l, l), l = sqrt(6 / (fan_in + fan_out)).
+
+    Flux computes the fans of a kernel (kw, kh, in, out) as (kw*kh*in, kw*kh*out)
+    and of a Dense matrix (out, in) as (in, out); in this file's layouts that is
+    the same for (out, in, kh, kw) and (out, in).
+    """
+    receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    fan_out, fan_in = shape[0] * receptive, shape[1] * receptive
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape).astype(np.float32)
+
+
+def init_weights(seed: int, in_channels: int, image_size: int, n_labels: int) -> CNNWeights:
+    """Seeded Glorot-uniform weights and zero biases, as ``Flux.Conv``/``Dense`` start."""
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for name, shape in expected_shapes(in_channels, image_size, n_labels).items():
+        is_bias = name.endswith(".bias")
+        tensors[name] = np.zeros(shape, np.float32) if is_bias else glorot_uniform(rng, shape)
+    return CNNWeights(tensors)
+
+
+def save_weights(path: str | Path, weights: CNNWeights) -> None:
+    from safetensors.numpy import save_file
+
+    description: dict[str, object] = {"format": FORMAT, "format_version": FORMAT_VERSION}
+    if weights.labels is not None:
+        description["labels"] = list(weights.labels)
+    metadata = {METADATA_KEY: json.dumps(description, sort_keys=True)}
+    with atomic_path(path) as tmp:
+        save_file(weights.tensors, str(tmp), metadata=metadata)
+
+
+def _labels_from_metadata(metadata: dict[str, str], source: str) -> list[str] | None:
+    if METADATA_KEY not in metadata:
+        return None
+    try:
+        description = json.loads(metadata[METADATA_KEY])
+    except json.JSONDecodeError as error:
+        raise StepError(f"weights file {source}: metadata is not JSON: {error}") from error
+    if description.get("format") != FORMAT:
+        raise StepError(
+            f"weights file {source}: format {description.get('format')!r}, not {FORMAT!r}"
+        )
+    labels = description.get("labels")
+    if labels is not None and not (
+        isinstance(labels, list) and all(isinstance(label, str) for label in labels)
+    ):
+        raise StepError(f"weights file {source}: metadata labels must be a list of strings")
+    return labels
+
+
+def load_weights(path: str | Path) -> CNNWeights:
+    """Read and check a weights file; every problem names the file."""
+    from safetensors import SafetensorError, safe_open
+
+    if not Path(path).is_file():
+        raise StepError(f"weights file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (safe_open is no dict)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise StepError(f"weights file {path} is not a safetensors file: {error}") from error
+    weights = CNNWeights(tensors, _labels_from_metadata(metadata, str(path)))
+    check_weights(weights, str(path))
+    return weights
+
+
+def _dim(array: np.ndarray, axis: int, ndim: int) -> int:
+    return array.shape[axis] if array.ndim == ndim else -1
+
+
+def check_weights(weights: CNNWeights, source: str) -> None:
+    """Names, dtypes, finiteness and mutually consistent shapes."""
+    names = set(weights.tensors)
+    if names != set(TENSOR_NAMES):
+        raise StepError(
+            f"weights file {source}: expected tensors {sorted(TENSOR_NAMES)}, found {sorted(names)}"
+        )
+    for name, array in weights.tensors.items():
+        if array.dtype != np.float32:
+            raise StepError(f"weights file {source}: {name} is {array.dtype}, expected float32")
+        if not np.isfinite(array).all():
+            raise StepError(f"weights file {source}: {name} has NaN or infinite values")
+    tensors = weights.tensors
+    in_channels = _dim(tensors["conv1.weight"], 1, 4)
+    n_labels = _dim(tensors["dense.weight"], 0, 2)
+    n_features = _dim(tensors["dense.weight"], 1, 2)
+    expected = {
+        "conv1.weight": (CONV1_CHANNELS, in_channels, KERNEL, KERNEL),
+        "conv1.bias": (CONV1_CHANNELS,),
+        "conv2.weight": (CONV2_CHANNELS, CONV1_CHANNELS, KERNEL, KERNEL),
+        "conv2.bias": (CONV2_CHANNELS,),
+        "dense.weight": (n_labels, n_features),
+        "dense.bias": (n_labels,),
+    }
+    for name, shape in expected.items():
+        if tensors[name].shape != shape or min(shape) < 1:
+            raise StepError(
+                f"weights file {source}: {name} has shape {tensors[name].shape}, expected {shape}"
+            )
+    side = math.isqrt(n_features // CONV2_CHANNELS)
+    if CONV2_CHANNELS * side * side != n_features:
+        raise StepError(
+            f"weights file {source}: dense.weight has {n_features} inputs, "
+            f"not {CONV2_CHANNELS}*k*k for a pooled image side k"
+        )
+    if weights.labels is not None and len(weights.labels) != n_labels:
+        raise StepError(
+            f"weights file {source}: its metadata names {len(weights.labels)} labels "
+            f"but dense.weight has {n_labels} outputs"
+        )
+
+
+def check_compatible(
+    weights: CNNWeights, source: str, labels: list[str], tensor_shape: tuple[int, ...]
+) -> None:
+    """The weights fit the configured labels and the tensors' (C, S, S) shape."""
+    if weights.n_labels != len(labels):
+        raise StepError(
+            f"classifier.labels has {len(labels)} labels but weights file {source} "
+            f"has {weights.n_labels} outputs"
+        )
+    if weights.labels is not None and list(weights.labels) != list(labels):
+        raise StepError(
+            f"classifier.labels {labels} do not match the labels recorded in weights file "
+            f"{source}: {weights.labels}"
+        )
+    channels, height, width = tensor_shape
+    if (
+        channels != weights.in_channels
+        or dense_inputs(height) != weights.n_features
+        or height != width
+    ):
+        raise StepError(
+            f"weights file {source} expects {weights.in_channels}-channel square images with "
+            f"{weights.n_features} dense inputs; the tensors are {tensor_shape} "
+            "(check preprocess.size and preprocess.grayscale)"
+        )

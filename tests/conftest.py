@@ -1,0 +1,103 @@
+"""Shared fixtures: a copy of the workflow in a temporary folder, and one real run of it.
+
+Every pipeline test works on a copy, never on the repository's own results/.
+The session fixture ``small_run`` runs the real workflow once (real Snakemake,
+real diffusers, real OpenCV, real torch) on a small config; tests that only read
+its outputs share it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "sdcnn", "config", "envs", "profiles")
+
+# Small enough to run in seconds, large enough to exercise everything:
+# two prompts (one with a negative prompt), several images, shrinking resize.
+SMALL_CONFIG: dict[str, Any] = {
+    "prompts": {
+        "city": {"text": "A futuristic city at sunset", "n_images": 3},
+        "harbor": {
+            "text": "A quiet fishing harbor at dawn, watercolor",
+            "negative_prompt": "blurry",
+            "n_images": 2,
+        },
+    },
+    "generation": {"steps": 2, "height": 64, "width": 64, "base_seed": 7},
+    "preprocess": {"size": 32},
+    "classifier": {"labels": ["cat", "dog", "ship"], "weights_seed": 3},
+}
+
+
+def copy_workflow(destination: Path, config: dict[str, Any] | None = None) -> Path:
+    """Copy the workflow (not its results) to ``destination``; optionally replace its config."""
+    destination.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for part in WORKFLOW_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, destination / part, ignore=ignore)
+        else:
+            shutil.copy2(source, destination / part)
+    if config is not None:
+        write_config(destination, config)
+    return destination
+
+
+def write_config(workdir: Path, config: dict[str, Any]) -> None:
+    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    (workdir / "config" / "config.yaml").write_text(text, encoding="utf-8")
+
+
+def run_snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """Run the real snakemake CLI in ``workdir``; fail the test with its output if asked."""
+    command: Sequence[str] = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    result = subprocess.run(
+        command,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(command)} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-6000:]}"
+        )
+    return result
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One full run of the workflow on SMALL_CONFIG; the folder it ran in."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("small_run"), SMALL_CONFIG)
+    run_snakemake(workdir)
+    return workdir
+
+
+def result_files(workdir: Path) -> dict[str, bytes]:
+    """Every data output under results/ (not logs, benchmarks or Snakemake's markers)."""
+    results = workdir / "results"
+    files = {}
+    for path in sorted(results.rglob("*")):
+        relative = path.relative_to(results)
+        if (
+            path.is_file()
+            and relative.parts[0] not in ("logs", "benchmarks")
+            and path.name != ".snakemake_timestamp"
+        ):
+            files[str(relative)] = path.read_bytes()
+    return files

@@ -1,0 +1,54 @@
+"""Per-image seeds, and the package files each step is declared to depend on."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from conftest import REPO
+
+from sdcnn.codedeps import package_modules
+from sdcnn.seeds import image_seed, image_seeds
+
+
+def test_seed_depends_only_on_base_prompt_and_index() -> None:
+    assert image_seeds(5, "city", 3) == image_seeds(5, "city", 5)[:3]
+    assert image_seed(5, "city", 0) == image_seeds(5, "city", 1)[0]
+    assert len({image_seed(5, "city", i) for i in range(100)}) == 100
+    assert image_seed(5, "city", 0) != image_seed(5, "harbor", 0)
+    assert image_seed(5, "city", 0) != image_seed(6, "city", 0)
+    assert all(0 <= seed < 2**32 for seed in image_seeds(5, "x", 50))
+
+
+def test_seed_is_the_documented_derivation() -> None:
+    # the first 4 bytes (big-endian) of sha256("<base>\x1f<prompt id>\x1f<index>"); changing
+    # the derivation would silently change every user's images
+    digest = hashlib.sha256(b"1234\x1fcity\x1f0").digest()
+    assert image_seed(1234, "city", 0) == int.from_bytes(digest[:4], "big") == 449229131
+
+
+def names(script: str) -> list[str]:
+    paths = package_modules(REPO / "scripts" / script, REPO / "sdcnn")
+    return sorted(Path(path).name for path in paths)
+
+
+def test_step_code_dependencies_are_transitive_and_minimal() -> None:
+    predict = names("predict.py")
+    assert {"prediction.py", "cnn.py", "weights.py", "step.py", "__init__.py"} <= set(predict)
+    assert "generation.py" not in predict and "preprocessing.py" not in predict
+    assert "cnn.py" not in names("preprocess.py")
+    assert "generation.py" in names("generate.py")
+
+
+def test_code_dependencies_follow_new_imports(tmp_path: Path) -> None:
+    package = tmp_path / "sdcnn"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("import json\nfrom sdcnn import b\n")
+    (package / "b.py").write_text("def f():\n    from sdcnn.c import g\n")
+    (package / "c.py").write_text("")
+    (package / "unused.py").write_text("")
+    script = tmp_path / "script.py"
+    script.write_text("from sdcnn.a import thing\n")
+    found = sorted(Path(p).name for p in package_modules(script, package))
+    assert found == ["__init__.py", "a.py", "b.py", "c.py"]

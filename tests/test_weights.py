@@ -1,0 +1,106 @@
+"""The weights file: Flux's Glorot-uniform init, safetensors round trip, and bad files."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from sdcnn.step import StepError
+from sdcnn.weights import (
+    CNNWeights,
+    check_compatible,
+    dense_inputs,
+    init_weights,
+    load_weights,
+    save_weights,
+)
+
+
+def test_shapes_follow_image_size_and_labels() -> None:
+    weights = init_weights(seed=1, in_channels=1, image_size=224, n_labels=10)
+    shapes = {name: array.shape for name, array in weights.tensors.items()}
+    assert shapes == {
+        "conv1.weight": (16, 1, 3, 3),
+        "conv1.bias": (16,),
+        "conv2.weight": (32, 16, 3, 3),
+        "conv2.bias": (32,),
+        "dense.weight": (10, 32 * 56 * 56),
+        "dense.bias": (10,),
+    }
+    assert dense_inputs(225) == 32 * 56 * 56  # floor pooling, as Flux and torch
+
+
+def test_glorot_uniform_bounds_and_zero_bias() -> None:
+    weights = init_weights(seed=1, in_channels=1, image_size=32, n_labels=5)
+    for name, fan_in, fan_out in [
+        ("conv1.weight", 1 * 9, 16 * 9),
+        ("conv2.weight", 16 * 9, 32 * 9),
+        ("dense.weight", 32 * 8 * 8, 5),
+    ]:
+        limit = math.sqrt(6 / (fan_in + fan_out))
+        values = weights.tensors[name]
+        assert values.dtype == np.float32
+        assert np.abs(values).max() <= limit
+        assert np.abs(values).max() > 0.9 * limit  # spread over the whole range
+    for name in ("conv1.bias", "conv2.bias", "dense.bias"):
+        assert not weights.tensors[name].any()
+
+
+def test_seed_decides_weights() -> None:
+    first, again, other = (init_weights(s, 1, 16, 3) for s in (1, 1, 2))
+    assert all(np.array_equal(first.tensors[k], again.tensors[k]) for k in first.tensors)
+    assert not np.array_equal(first.tensors["dense.weight"], other.tensors["dense.weight"])
+
+
+def test_round_trip_keeps_tensors_and_labels(tmp_path: Path) -> None:
+    weights = CNNWeights(init_weights(4, 3, 16, 2).tensors, labels=["cat", "dog"])
+    save_weights(tmp_path / "w.safetensors", weights)
+    loaded = load_weights(tmp_path / "w.safetensors")
+    assert loaded.labels == ["cat", "dog"]
+    assert loaded.in_channels == 3 and loaded.n_labels == 2
+    for name, array in weights.tensors.items():
+        np.testing.assert_array_equal(loaded.tensors[name], array)
+
+
+def test_plain_safetensors_without_metadata_is_accepted(tmp_path: Path) -> None:
+    save_file(init_weights(4, 1, 16, 2).tensors, str(tmp_path / "plain.safetensors"))
+    assert load_weights(tmp_path / "plain.safetensors").labels is None
+
+
+def test_wrong_shape_names_file_and_tensor(tmp_path: Path) -> None:
+    tensors = init_weights(4, 1, 16, 2).tensors
+    tensors["conv2.weight"] = np.zeros((32, 8, 3, 3), np.float32)
+    save_file(tensors, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(StepError, match=r"bad\.safetensors.*conv2\.weight"):
+        load_weights(tmp_path / "bad.safetensors")
+
+
+def test_pickle_file_is_refused_without_unpickling(tmp_path: Path) -> None:
+    path = tmp_path / "weights.pt"
+    path.write_bytes(pickle.dumps({"conv1.weight": [1.0]}))
+    with pytest.raises(StepError, match="not a safetensors file"):
+        load_weights(path)
+
+
+def test_labels_must_match_the_file(tmp_path: Path) -> None:
+    weights = CNNWeights(init_weights(4, 1, 16, 2).tensors, labels=["cat", "dog"])
+    with pytest.raises(StepError, match="2 outputs"):
+        check_compatible(weights, "w", ["a", "b", "c"], (1, 16, 16))
+    with pytest.raises(StepError, match="do not match"):
+        check_compatible(weights, "w", ["dog", "cat"], (1, 16, 16))
+    with pytest.raises(StepError, match="preprocess.size"):
+        check_compatible(weights, "w", ["cat", "dog"], (1, 32, 32))
+    check_compatible(weights, "w", ["cat", "dog"], (1, 16, 16))
+
+
+def test_metadata_format_is_checked(tmp_path: Path) -> None:
+    metadata = {"sdcnn": json.dumps({"format": "something-else"})}
+    save_file(init_weights(4, 1, 16, 2).tensors, str(tmp_path / "w.safetensors"), metadata=metadata)
+    with pytest.raises(StepError, match="format"):
+        load_weights(tmp_path / "w.safetensors")
