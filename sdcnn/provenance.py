@@ -1,0 +1,50 @@
+"""What produced the outputs: library versions and a hash of the configuration.
+
+Versions are read from the installed distributions' metadata, which is cheap:
+nothing heavy (torch, diffusers) is imported to learn its version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from importlib import metadata
+from typing import Any
+
+# what is reported -> the distributions that may provide it, first found wins
+DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "torch": ("torch",),
+    "diffusers": ("diffusers",),
+    "transformers": ("transformers",),
+    "snakemake": ("snakemake",),
+    "opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python", "opencv"),
+    "numpy": ("numpy",),
+    "safetensors": ("safetensors",),
+}
+
+
+def distribution_version(candidates: tuple[str, ...]) -> str | None:
+    for name in candidates:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def package_versions(names: tuple[str, ...] | None = None) -> dict[str, str | None]:
+    """``{"python": "3.11.7", "torch": "2.13.0+cpu", ...}``; None for what is not installed."""
+    wanted = names if names is not None else tuple(DISTRIBUTIONS)
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    versions.update({name: distribution_version(DISTRIBUTIONS[name]) for name in wanted})
+    return versions
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def config_sha256(config: dict[str, Any]) -> str:
+    """Hash of the configuration after defaults are filled in: equal configs, equal hashes."""
+    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()
