@@ -18,6 +18,7 @@ include: "rules/generate.smk"
 include: "rules/preprocess.smk"
 include: "rules/classify.smk"
 include: "rules/summary.smk"
+include: "rules/manifest.smk"
 
 
 rule all:

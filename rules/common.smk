@@ -1,9 +1,10 @@
 """Config validation, wildcard constraints and the input/params helpers of every rule."""
 
-import re
+import os
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 validate(config, "../config/schema.yaml")
@@ -11,37 +12,56 @@ validate(config, "../config/schema.yaml")
 WORKFLOW_DIR = Path(workflow.basedir)
 sys.path.insert(0, str(WORKFLOW_DIR))  # the sdcnn package, for the helpers below
 
+from sdcnn.locks import clear_stale_locks
+
+clear_stale_locks(Path.cwd())  # a killed run's lock must not block the next run
+
 PROMPTS = config["prompts"]
 GENERATION = config["generation"]
 MODEL = config["model"]
 PREPROCESS = config["preprocess"]
 CLASSIFIER = config["classifier"]
 
+PROMPT_ID_PATTERN = "[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 RESULTS = "results"
 DEMO_MODEL_DIR = f"{RESULTS}/models/demo"
 INIT_WEIGHTS_PATH = f"{RESULTS}/weights/cnn.safetensors"
 
 
+# The id pattern of config/schema.yaml: no "/", no "..", so a prompt wildcard never
+# spans folders.  (Listing the ids themselves as an alternation costs seconds of DAG
+# building at 1,000 prompts; unknown ids are reported by prompt_config() instead.)
 wildcard_constraints:
-    prompt="|".join(re.escape(prompt_id) for prompt_id in PROMPTS),
+    prompt=PROMPT_ID_PATTERN,
 
 
 # ---- code the steps import: edits to these re-run the step (Snakemake only watches the script)
 
 
 def package_modules(script):
+    """The package files the script imports, relative to the working directory, so that
+    moving the project folder does not look like a change of inputs."""
     from sdcnn.codedeps import package_modules as imported_package_files
 
-    return imported_package_files(
+    files = imported_package_files(
         WORKFLOW_DIR / "scripts" / script, WORKFLOW_DIR / "sdcnn"
     )
+    return [os.path.relpath(path) for path in files]
 
 
 # ---- prompts and images
 
 
+def prompt_config(prompt_id):
+    if prompt_id not in PROMPTS:
+        raise WorkflowError(
+            f"prompt id {prompt_id!r} is not in the config's prompts ({', '.join(PROMPTS)})"
+        )
+    return PROMPTS[prompt_id]
+
+
 def get_prompt(wildcards):
-    prompt = PROMPTS[wildcards.prompt]
+    prompt = prompt_config(wildcards.prompt)
     return {
         "text": prompt["text"],
         "negative_prompt": prompt["negative_prompt"],
@@ -52,14 +72,14 @@ def get_prompt(wildcards):
 def get_image_seeds(wildcards):
     from sdcnn.seeds import image_seeds
 
-    n_images = PROMPTS[wildcards.prompt]["n_images"]
+    n_images = prompt_config(wildcards.prompt)["n_images"]
     return image_seeds(GENERATION["base_seed"], wildcards.prompt, n_images)
 
 
 def get_image_ids(wildcards):
     from sdcnn.naming import image_ids
 
-    return image_ids(wildcards.prompt, PROMPTS[wildcards.prompt]["n_images"])
+    return image_ids(wildcards.prompt, prompt_config(wildcards.prompt)["n_images"])
 
 
 # ---- generation
@@ -113,9 +133,39 @@ def cnn_architecture():
     }
 
 
-def get_final_outputs():
+# ---- what the workflow delivers
+
+
+def get_data_outputs():
+    """Every data output of the workflow (what the manifest lists)."""
+    per_prompt = [
+        f"{RESULTS}/images/{{prompt}}",
+        f"{RESULTS}/tensors/{{prompt}}",
+        f"{RESULTS}/previews/{{prompt}}",
+        f"{RESULTS}/predictions/{{prompt}}.json",
+    ]
+    built = [DEMO_MODEL_DIR] if MODEL["source"] == "demo" else []
+    built += [] if CLASSIFIER["weights"] else [INIT_WEIGHTS_PATH]
     return [
-        *expand(f"{RESULTS}/predictions/{{prompt}}.json", prompt=PROMPTS),
+        *built,
+        *expand(per_prompt, prompt=PROMPTS),
         f"{RESULTS}/summary.csv",
         f"{RESULTS}/summary.json",
     ]
+
+
+def get_manifest_inputs():
+    return get_data_outputs()
+
+
+def config_hash():
+    """Hash of the validated config, less what never changes an output (the image store)."""
+    from sdcnn.provenance import config_sha256
+
+    return config_sha256(
+        {key: value for key, value in config.items() if key != "store"}
+    )
+
+
+def get_final_outputs():
+    return [*get_data_outputs(), f"{RESULTS}/manifest.json"]

@@ -16,6 +16,7 @@ with snakemake_step(smk, threads=params.threads, offline=not params.model["allow
         generate_prompt,
         resolve_model_source,
     )
+    from sdcnn.imagestore import store_from_config
 
     generate_prompt(
         output_dir=smk.output[0],
@@ -26,4 +27,6 @@ with snakemake_step(smk, threads=params.threads, offline=not params.model["allow
         allow_download=params.model["allow_download"],
         gpus=params.gpus,
         threads=params.threads,
+        # not a param on purpose: the store never changes an output, only saves recomputing it
+        store=store_from_config(smk.config["store"]),
     )

@@ -25,3 +25,12 @@ def select_device(gpus_requested: int) -> str:
         return "cuda"
     log.warning("a GPU was requested but CUDA is not available here: running on the CPU")
     return "cpu"
+
+
+def device_name(device: str) -> str:
+    """``cpu``, or ``cuda:<GPU model>``: the GPU model can change the last bits of results."""
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    return f"{device}:{torch.cuda.get_device_name(torch.device(device))}"

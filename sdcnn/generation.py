@@ -7,15 +7,17 @@ the default exercises exactly the path a real checkpoint takes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from sdcnn.fileio import atomic_directory
+from sdcnn.imagestore import ImageStore
 from sdcnn.naming import image_id
 from sdcnn.step import StepError
 
@@ -157,41 +159,27 @@ def png_text(
     return {key: str(value) for key, value in fields.items()}
 
 
-def generate_images(
-    pipeline: Any,
-    prompt: PromptSpec,
-    seeds: Sequence[int],
-    settings: GenerationSettings,
-) -> Iterator[tuple[int, int, Any]]:
-    """Yield (index, seed, PIL image), one pipeline call per image.
+def generate_image(
+    pipeline: Any, prompt: PromptSpec, seed: int, settings: GenerationSettings
+) -> Any:
+    """One pipeline call for one image (a PIL image).
 
     One image per call keeps every image a function of its own seed alone: the
-    same prompt id and index give the same pixels whatever ``n_images`` is.
+    same prompt and seed give the same pixels whatever ``n_images`` is.
     """
     import torch
 
-    for index, seed in enumerate(seeds):
-        started = time.perf_counter()
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        result = pipeline(
-            prompt=prompt.text,
-            negative_prompt=prompt.negative_prompt or None,
-            num_inference_steps=settings.steps,
-            guidance_scale=settings.guidance_scale,
-            height=settings.height,
-            width=settings.width,
-            generator=generator,
-            output_type="pil",
-        )
-        log.info(
-            "%s: image %d/%d (seed %d) in %.2f s",
-            prompt.prompt_id,
-            index + 1,
-            len(seeds),
-            seed,
-            time.perf_counter() - started,
-        )
-        yield index, seed, result.images[0]
+    result = pipeline(
+        prompt=prompt.text,
+        negative_prompt=prompt.negative_prompt or None,
+        num_inference_steps=settings.steps,
+        guidance_scale=settings.guidance_scale,
+        height=settings.height,
+        width=settings.width,
+        generator=torch.Generator(device="cpu").manual_seed(seed),
+        output_type="pil",
+    )
+    return result.images[0]
 
 
 def save_png(image: Any, path: Path, text: dict[str, str]) -> None:
@@ -203,24 +191,59 @@ def save_png(image: Any, path: Path, text: dict[str, str]) -> None:
     image.save(path, format="PNG", pnginfo=info)
 
 
-def write_prompt_images(
-    output_dir: str | Path,
-    pipeline: Any,
+def hub_snapshot_commit(repo_id: str) -> str | None:
+    """The commit of the locally cached snapshot of a Hub model, if there is one."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True)).name
+    except Exception:  # noqa: BLE001 (not cached, or a broken cache: no identity, no store)
+        return None
+
+
+def model_identity(model: ModelSource, hash_cache: Path | None) -> str | None:
+    """What the model *is*: a content hash of its folder, or a Hub repository at a commit."""
+    if model.kind == "hub":
+        commit = hub_snapshot_commit(model.location)
+        return f"hub:{model.location}@{commit}" if commit else None
+    from sdcnn.imagestore import folder_fingerprint
+
+    return "sha256:" + folder_fingerprint(Path(model.location), hash_cache)
+
+
+def image_key(
+    *,
+    model_id: str,
     prompt: PromptSpec,
-    seeds: Sequence[int],
+    seed: int,
     settings: GenerationSettings,
-    model: ModelSource,
-) -> list[Path]:
-    """Generate a prompt's images into ``output_dir`` (created atomically)."""
-    if len(seeds) != prompt.n_images:
-        raise StepError(f"{prompt.prompt_id}: {len(seeds)} seeds for {prompt.n_images} images")
-    written = []
-    with atomic_directory(output_dir) as tmp:
-        for index, seed, image in generate_images(pipeline, prompt, seeds, settings):
-            name = f"{image_id(prompt.prompt_id, index)}.png"
-            save_png(image, tmp / name, png_text(prompt, index, seed, settings, model))
-            written.append(Path(output_dir) / name)
-    return written
+    runtime: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything that decides an image's pixels (see ``sdcnn.imagestore``)."""
+    from sdcnn.imagestore import STORE_FORMAT
+
+    return {
+        "store_format": STORE_FORMAT,
+        "model": model_id,
+        "prompt": prompt.text,
+        "negative_prompt": prompt.negative_prompt,
+        "seed": seed,
+        **asdict(settings),
+        **runtime,
+    }
+
+
+def generation_runtime(device: str, dtype: Any, threads: int) -> dict[str, Any]:
+    """The parts of the environment that can change pixels."""
+    from sdcnn.device import device_name
+    from sdcnn.provenance import package_versions
+
+    return {
+        "device": device_name(device),
+        "dtype": str(dtype).removeprefix("torch."),
+        "threads": threads,
+        "versions": package_versions(("torch", "diffusers", "transformers")),
+    }
 
 
 def generate_prompt(
@@ -233,19 +256,57 @@ def generate_prompt(
     allow_download: bool,
     gpus: int,
     threads: int,
-) -> list[Path]:
-    """The generate step for one prompt: one pipeline load, then its images."""
+    store: ImageStore | None = None,
+) -> dict[str, int]:
+    """The generate step for one prompt: reuse what the store has, make the rest.
+
+    The pipeline is loaded once, and only if some image is missing.  Each new
+    image goes into the store as soon as it exists, so a run killed mid-batch
+    loses at most the image in progress.  Returns counts of reused and
+    generated images.
+    """
     import torch
 
     from sdcnn.device import select_device
 
+    if len(seeds) != prompt.n_images:
+        raise StepError(f"{prompt.prompt_id}: {len(seeds)} seeds for {prompt.n_images} images")
     torch.set_num_threads(threads)
     device = select_device(gpus)
-    pipeline = load_pipeline(
-        model,
-        device=device,
-        dtype=torch.float32,
-        scheduler=settings.scheduler,
-        allow_download=allow_download,
+    dtype = torch.float32
+    pipeline = functools.cache(
+        lambda: load_pipeline(
+            model,
+            device=device,
+            dtype=dtype,
+            scheduler=settings.scheduler,
+            allow_download=allow_download,
+        )
     )
-    return write_prompt_images(output_dir, pipeline, prompt, seeds, settings, model)
+    runtime = generation_runtime(device, dtype, threads)
+    model_id = None if store is None else model_identity(model, store.root / "file-hashes.json")
+    counts = {"reused": 0, "generated": 0}
+    with atomic_directory(output_dir) as tmp:
+        for index, seed in enumerate(seeds):
+            progress = f"{prompt.prompt_id}: image {index + 1}/{len(seeds)} (seed {seed})"
+            key = model_id and image_key(
+                model_id=model_id, prompt=prompt, seed=seed, settings=settings, runtime=runtime
+            )
+            image = store.get(key) if store is not None and key else None
+            if image is not None:
+                counts["reused"] += 1
+                log.info("%s reused from the image store", progress)
+            else:
+                started = time.perf_counter()
+                image = generate_image(pipeline(), prompt, seed, settings)
+                counts["generated"] += 1
+                log.info("%s generated in %.2f s", progress, time.perf_counter() - started)
+                if store is not None and key:
+                    store.put(key, image)
+            name = f"{image_id(prompt.prompt_id, index)}.png"
+            save_png(image, tmp / name, png_text(prompt, index, seed, settings, model))
+    log.info(
+        "%s: %d images, %d reused from the image store, %d generated",
+        prompt.prompt_id, len(seeds), counts["reused"], counts["generated"],
+    )  # fmt: skip
+    return counts

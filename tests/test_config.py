@@ -6,9 +6,10 @@ import copy
 
 import pytest
 import yaml
-from conftest import REPO, SMALL_CONFIG
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+from conftest import REPO, SMALL_CONFIG
 
 SCHEMA_PATH = REPO / "config" / "schema.yaml"
 

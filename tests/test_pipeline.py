@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMALL_CONFIG, copy_workflow, result_files, run_snakemake
 from PIL import Image
 
+from conftest import SMALL_CONFIG, copy_workflow, result_files, run_snakemake
 from sdcnn.fileio import sha256_file
 from sdcnn.seeds import image_seed
 

@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 
 from conftest import REPO
-
 from sdcnn.codedeps import package_modules
 from sdcnn.seeds import image_seed, image_seeds
 

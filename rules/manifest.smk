@@ -1,0 +1,16 @@
+rule manifest:
+    input:
+        outputs=get_manifest_inputs(),
+        predictions=expand(f"{RESULTS}/predictions/{{prompt}}.json", prompt=PROMPTS),
+        code=package_modules("manifest.py"),
+    output:
+        f"{RESULTS}/manifest.json",
+    log:
+        f"{RESULTS}/logs/manifest.log",
+    conda:
+        "../envs/summary.yaml"
+    threads: 1
+    params:
+        config_sha256=config_hash(),
+    script:
+        "../scripts/manifest.py"

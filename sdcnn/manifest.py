@@ -1,0 +1,60 @@
+"""``results/manifest.json``: every output with its sha256 and size, and what made them.
+
+It holds no timestamp and no absolute path, so two runs of one config on one
+software stack give byte-identical manifests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sdcnn.fileio import sha256_file, write_json_atomic
+from sdcnn.provenance import package_versions
+
+SCHEMA = "sdcnn-manifest/1"
+
+
+def output_files(outputs: Iterable[str | Path]) -> list[Path]:
+    """The files behind ``outputs`` (folders expanded; Snakemake's hidden markers skipped)."""
+    files: set[Path] = set()
+    for output in map(Path, outputs):
+        if output.is_dir():
+            files.update(
+                path
+                for path in output.rglob("*")
+                if path.is_file()
+                and not any(p.startswith(".") for p in path.relative_to(output).parts)
+            )
+        elif output.is_file():
+            files.add(output)
+    return sorted(files)
+
+
+def backends_used(prediction_paths: Sequence[str | Path]) -> list[str]:
+    return sorted(
+        {json.loads(Path(p).read_text(encoding="utf-8"))["backend"] for p in prediction_paths}
+    )
+
+
+def manifest_document(
+    outputs: Iterable[str | Path], prediction_paths: Sequence[str | Path], config_sha256: str
+) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "config_sha256": config_sha256,
+        "backends": backends_used(prediction_paths),
+        "versions": package_versions(),
+        "files": [
+            {"path": path.as_posix(), "sha256": sha256_file(path), "size": path.stat().st_size}
+            for path in output_files(outputs)
+        ],
+    }
+
+
+def write_manifest(
+    path: str, outputs: Iterable[str | Path], prediction_paths: Sequence[str], config_sha256: str
+) -> None:
+    write_json_atomic(path, manifest_document(outputs, prediction_paths, config_sha256))
