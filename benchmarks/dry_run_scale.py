@@ -1,0 +1,55 @@
+"""How long ``snakemake -n`` takes for a large config (goal: <= 5 s for 1,000 prompts x 10 images).
+
+    .venv/bin/python benchmarks/dry_run_scale.py [--prompts 1000] [--images 10] [--repeats 3]
+
+Times a plain dry run (which prints every job) and a quiet one, on a fresh copy
+of the workflow (nothing built yet: every job is planned).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import yaml
+from common import REPO, copy_workflow, describe, machine, snakemake, timed
+
+
+def large_config(n_prompts: int, n_images: int) -> dict:
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["prompts"] = {
+        f"prompt{i:05d}": {"text": f"prompt number {i}", "n_images": n_images}
+        for i in range(n_prompts)
+    }
+    return config
+
+
+def job_table(output: str) -> str:
+    """The first "Job stats" table of a dry run's output."""
+    lines = output.splitlines()
+    start = lines.index("Job stats:")
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("total"))
+    return "\n".join(lines[start : end + 1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=1000)
+    parser.add_argument("--images", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = copy_workflow(Path(scratch), large_config(args.prompts, args.images))
+        jobs = job_table(snakemake(workdir, "-n", "--quiet", "rules").stdout)
+        plain = timed(lambda: snakemake(workdir, "-n"), args.repeats)
+        quiet = timed(lambda: snakemake(workdir, "-n", "--quiet"), args.repeats)
+    print(machine())
+    print(f"dry run, {args.prompts} prompts x {args.images} images")
+    print(jobs)
+    print(f"snakemake -n          {describe(plain)}")
+    print(f"snakemake -n --quiet  {describe(quiet)}")
+
+
+if __name__ == "__main__":
+    main()
