@@ -88,10 +88,9 @@ dense_inputs(imgsize::NTuple{3, Int}) = CONV2_CHANNELS * (imgsize[1] ÷ 4) * (im
 An array read with its C-order (NumPy) shape, as SafeTensors.jl and NPZ.jl return it, with
 its axes reversed: a kernel `K[out, in, kh, kw]` becomes Flux's `W[kw, kh, in, out]`.
 """
-flux_layout(array::AbstractArray{<:Any, N}) where {N} = permutedims(
-    array,
-    ntuple(i -> N + 1 - i, N),
-)
+function flux_layout(array::AbstractArray{<:Any, N}) where {N}
+    return permutedims(array, ntuple(i -> N + 1 - i, N))
+end
 
 """
     load_weights(path) -> CNNWeights
@@ -116,14 +115,13 @@ function load_weights(path::AbstractString)
     end
     tensors = Dict(name => file[name] for name in TENSOR_NAMES)
     check_tensors(tensors, path)
+    # The Dense matrix is (out, in) in the file and in Flux: it is not permuted.
     return CNNWeights(
         flux_layout(collect(tensors["conv1.weight"])),
         collect(tensors["conv1.bias"]),
         flux_layout(collect(tensors["conv2.weight"])),
         collect(tensors["conv2.bias"]),
-        collect(tensors[
-            "dense.weight",
-        ]), # (out, in) in the file and in Flux: no permutation
+        collect(tensors["dense.weight"]),
         collect(tensors["dense.bias"]),
         labels_from_metadata(file.metadata, path),
     )
@@ -445,7 +443,7 @@ const VALUE_OPTIONS = ("--prompt-id", "--weights", "--output", "--label", "--gpu
 Read the command line; a missing or unknown option is an [`InputError`](@ref).
 """
 function parse_options(args::AbstractVector{<:AbstractString})
-    values = Dict{String, String}()
+    given = Dict{String, String}()
     labels, tensors = String[], String[]
     index = 1
     while index <= length(args)
@@ -456,7 +454,7 @@ function parse_options(args::AbstractVector{<:AbstractString})
         elseif arg in VALUE_OPTIONS
             index < length(args) || throw(InputError("$arg needs a value\n$USAGE"))
             value = args[index + 1]
-            arg == "--label" ? push!(labels, value) : (values[arg] = value)
+            arg == "--label" ? push!(labels, value) : (given[arg] = value)
             index += 2
         elseif startswith(arg, "--")
             throw(InputError("unknown option $arg\n$USAGE"))
@@ -466,18 +464,18 @@ function parse_options(args::AbstractVector{<:AbstractString})
         end
     end
     for required in ("--prompt-id", "--weights", "--output")
-        haskey(values, required) || throw(InputError("missing $required\n$USAGE"))
+        haskey(given, required) || throw(InputError("missing $required\n$USAGE"))
     end
     isempty(labels) && throw(InputError("missing --label\n$USAGE"))
     isempty(tensors) && throw(InputError("no tensors given\n$USAGE"))
-    gpus = tryparse(Int, get(values, "--gpus", "1"))
+    gpus = tryparse(Int, get(given, "--gpus", "1"))
     isnothing(gpus) &&
-        throw(InputError("--gpus takes an integer, not $(repr(values["--gpus"]))"))
+        throw(InputError("--gpus takes an integer, not $(repr(given["--gpus"]))"))
     return Options(;
-        prompt_id = values["--prompt-id"],
-        weights = values["--weights"],
+        prompt_id = given["--prompt-id"],
+        weights = given["--weights"],
         labels = labels,
-        output = values["--output"],
+        output = given["--output"],
         gpus = gpus,
         tensors = tensors,
     )
