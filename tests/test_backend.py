@@ -12,8 +12,8 @@ from pathlib import Path
 import make_golden
 import pytest
 import yaml
-from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
 
+from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
 from sdcnn.julia import predict_command
 from sdcnn.prediction import predict_prompt, resolve_backend
 from sdcnn.step import StepError
@@ -159,7 +159,13 @@ def test_switching_to_flux_plans_only_the_julia_setup_and_predict(
         small_run, "--dry-run", "--configfile", configfile, env=snakemake_env(path)
     )
     jobs = planned_jobs(result.stdout)
-    assert jobs == {"instantiate_julia": 1, "predict": 2, "summary": 1, "all": 1, "total": 5}
+    assert {rule: n for rule, n in jobs.items() if rule not in AGGREGATES} == {
+        "instantiate_julia": 1,
+        "predict": 2,
+    }
+
+
+AGGREGATES = {"summary", "manifest", "all", "total"}  # made from every prediction: may re-run
 
 
 def planned_jobs(dry_run_output: str) -> dict[str, int]:

@@ -17,8 +17,8 @@ import make_golden
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
 
+from conftest import REPO
 from sdcnn.cnn import FluxCNN
 from sdcnn.prediction import load_batch, predict_prompt_torch
 from sdcnn.weights import load_weights

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 import tree_sitter_julia
-from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
 from tree_sitter import Language, Node, Parser
+
+from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
 
 JULIA_DIR = REPO / "julia"
 JULIA_FILES = sorted(JULIA_DIR.rglob("*.jl"))
