@@ -33,7 +33,7 @@ JULIA_DIR = WORKFLOW_DIR / "julia"  # the Flux backend's Julia project
 JULIA_ENV_STAMP = f"{RESULTS}/julia/instantiated.txt"
 
 
-# The id pattern of config/schema.yaml: no "/", no "..", so a prompt wildcard never
+# The id pattern of config/schema.yaml: no slash, no "..", so a prompt wildcard never
 # spans folders.  (Listing the ids themselves as an alternation costs seconds of DAG
 # building at 1,000 prompts; unknown ids are reported by prompt_config() instead.)
 wildcard_constraints:
