@@ -1,10 +1,12 @@
 """Config validation, wildcard constraints and the input/params helpers of every rule."""
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 validate(config, "../config/schema.yaml")
@@ -26,9 +28,12 @@ PROMPT_ID_PATTERN = "[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 RESULTS = "results"
 DEMO_MODEL_DIR = f"{RESULTS}/models/demo"
 INIT_WEIGHTS_PATH = f"{RESULTS}/weights/cnn.safetensors"
+JULIA_DIR = WORKFLOW_DIR / "julia"  # the Flux backend's Julia project
+# Written once the Julia packages are installed: flux jobs need it, `auto` looks for it.
+JULIA_ENV_STAMP = f"{RESULTS}/julia/instantiated.txt"
 
 
-# The id pattern of config/schema.yaml: no "/", no "..", so a prompt wildcard never
+# The id pattern of config/schema.yaml: no slash, no "..", so a prompt wildcard never
 # spans folders.  (Listing the ids themselves as an alternation costs seconds of DAG
 # building at 1,000 prompts; unknown ids are reported by prompt_config() instead.)
 wildcard_constraints:
@@ -131,6 +136,50 @@ def cnn_architecture():
         "image_size": PREPROCESS["size"],
         "n_labels": len(CLASSIFIER["labels"]),
     }
+
+
+def julia_available():
+    """Whether jobs can run `julia`: it is on PATH, or envs/julia.yaml brings it (--sdm conda)."""
+    with_conda = (
+        DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    )
+    return with_conda or shutil.which("julia") is not None
+
+
+def resolve_backend():
+    """classifier.backend with `auto` resolved: flux once Julia and its environment are there."""
+    from sdcnn.prediction import resolve_backend as resolve
+    from sdcnn.step import StepError
+
+    try:
+        return resolve(
+            CLASSIFIER["backend"],
+            julia_found=julia_available(),
+            julia_ready=Path(JULIA_ENV_STAMP).is_file(),
+        )
+    except StepError as error:  # before any job runs: one clear message, no traceback
+        raise WorkflowError(f"classifier.backend: {error}") from None
+
+
+BACKEND = resolve_backend()
+
+
+def julia_inputs():
+    """The Flux backend's code and installed environment (nothing for torch); relative
+    paths, as package_modules() gives them."""
+    if BACKEND != "flux":
+        return []
+    sources = sorted((JULIA_DIR / "src").glob("*.jl"))
+    project = [JULIA_DIR / name for name in ("Project.toml", "predict.jl")]
+    return [JULIA_ENV_STAMP, *(os.path.relpath(path) for path in [*project, *sources])]
+
+
+def julia_project_file():
+    return os.path.relpath(JULIA_DIR / "Project.toml")
+
+
+def predict_conda_env():
+    return "../envs/julia.yaml" if BACKEND == "flux" else "../envs/predict-torch.yaml"
 
 
 # ---- what the workflow delivers

@@ -10,9 +10,10 @@ from sdcnn.step import snakemake_step  # noqa: E402
 smk = snakemake  # noqa: F821
 params = smk.params
 with snakemake_step(smk, threads=params.threads):
-    from sdcnn.prediction import predict_prompt_torch
+    from sdcnn.prediction import predict_prompt
 
-    predict_prompt_torch(
+    predict_prompt(
+        backend=params.backend,
         prompt_id=smk.wildcards.prompt,
         tensor_dir=smk.input.tensors,
         image_ids=params.image_ids,
@@ -21,4 +22,5 @@ with snakemake_step(smk, threads=params.threads):
         output_path=smk.output[0],
         gpus=params.gpus,
         threads=params.threads,
+        julia_project=Path(smk.scriptdir).parent / "julia",
     )

@@ -7,7 +7,7 @@
 Flux's ``Conv`` is a true convolution: it flips the kernel.  ``torch.conv2d``
 is a cross-correlation, so the kernels from the weights file are flipped in
 both spatial axes here.  Input batches are NCHW; the flatten order of NCHW in
-PyTorch equals that of WHCN in Flux (see ``sdcnn.weights``).
+PyTorch equals that of WHCN in Flux (docs/equivalence.md).
 """
 
 from __future__ import annotations

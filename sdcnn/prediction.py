@@ -9,6 +9,8 @@ The JSON schema is the same for every backend:
                  "probabilities": {label: p, ...}, "top_label": ..., "top_probability": p}]}
 
 Probabilities are written with 9 significant digits, which round-trips float32.
+Two backends compute them, the same network either way (docs/equivalence.md):
+``torch`` here, and ``flux``, the Julia program in julia/ (``sdcnn.julia``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,26 @@ from sdcnn.step import StepError
 log = logging.getLogger(__name__)
 
 SCHEMA = "sdcnn-predictions/1"
+BACKENDS = ("torch", "flux")
+BACKEND_CHOICES = (*BACKENDS, "auto")
+
+
+def resolve_backend(requested: str, *, julia_found: bool, julia_ready: bool) -> str:
+    """The backend that runs for ``classifier.backend``: ``torch`` or ``flux``.
+
+    ``auto`` is ``flux`` when ``julia`` can be run (``julia_found``) and its environment
+    has been instantiated (``julia_ready``), else ``torch``.  ``flux`` without Julia is
+    an error that names the missing ``julia``.
+    """
+    if requested not in BACKEND_CHOICES:
+        raise StepError(f"classifier.backend must be one of {BACKEND_CHOICES}, not {requested!r}")
+    if requested == "auto":
+        return "flux" if julia_found and julia_ready else "torch"
+    if requested == "flux" and not julia_found:
+        from sdcnn.julia import MISSING_JULIA
+
+        raise StepError(MISSING_JULIA)
+    return requested
 
 
 def load_tensor(path: str | Path) -> np.ndarray:
@@ -146,3 +168,46 @@ def predict_prompt_torch(
     write_json_atomic(output_path, document)
     log.info("%s: %d images predicted with torch on %s", prompt_id, len(image_ids), device)
     return document
+
+
+def predict_prompt(
+    *,
+    backend: str,
+    prompt_id: str,
+    tensor_dir: str,
+    image_ids: Sequence[str],
+    weights_path: str,
+    labels: Sequence[str],
+    output_path: str,
+    gpus: int,
+    threads: int,
+    julia_project: str | Path,
+) -> dict[str, Any]:
+    """One prompt's batch with the resolved ``backend``; writes ``output_path``."""
+    if backend == "torch":
+        return predict_prompt_torch(
+            prompt_id=prompt_id,
+            tensor_dir=tensor_dir,
+            image_ids=image_ids,
+            weights_path=weights_path,
+            labels=labels,
+            output_path=output_path,
+            gpus=gpus,
+            threads=threads,
+        )
+    if backend == "flux":
+        from sdcnn.julia import predict_prompt_flux
+
+        document = predict_prompt_flux(
+            prompt_id=prompt_id,
+            tensor_paths=[f"{tensor_dir}/{stem}.npy" for stem in image_ids],
+            weights_path=weights_path,
+            labels=labels,
+            output_path=output_path,
+            gpus=gpus,
+            threads=threads,
+            project_dir=Path(julia_project),
+        )
+        log.info("%s: %d images predicted with flux", prompt_id, len(image_ids))
+        return document
+    raise StepError(f"unknown prediction backend {backend!r}; one of {BACKENDS}")

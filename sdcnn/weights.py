@@ -9,12 +9,11 @@ Layout (all float32, C order, shapes as NumPy/PyTorch print them):
     dense.weight  (n_labels, 32 * (S // 4) ** 2)   (out, in), the Flux/PyTorch layout
     dense.bias    (n_labels,)
 
-The kernels are *convolution* kernels, as Flux's ``Conv`` applies them (the
-kernel is flipped); PyTorch's ``conv2d`` is a cross-correlation, so the torch
-backend flips them (``sdcnn.cnn``).  Julia sees each array with its axes
-reversed ((kw, kh, in, out) for a kernel): Flux's own layout, no copy.  The
-dense input index is ``c * S' * S' + h * S' + w``: ``torch.flatten`` on NCHW and
-``Flux.flatten`` on WHCN both give that order.
+The kernels are *convolution* kernels, as Flux's ``Conv`` applies them.  How each
+backend maps this layout (the torch backend flips the kernels; the Flux backend
+reverses their axes to (kw, kh, in, out)), the flatten order of the dense inputs,
+the tensors and the prediction JSON: docs/equivalence.md, the one statement of
+the contract.
 
 safetensors holds no code, so loading a weights file can never run any.  The
 header's ``__metadata__`` has one key, ``sdcnn``, whose value is a JSON object

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "sdcnn", "config", "envs", "profiles")
+WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "sdcnn", "julia", "config", "envs", "profiles")
 
 # Small enough to run in seconds, large enough to exercise everything:
 # two prompts (one with a negative prompt), several images, shrinking resize.
@@ -60,9 +60,14 @@ def write_config(workdir: Path, config: dict[str, Any]) -> None:
 
 
 def run_snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: float = 900
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    timeout: float = 900,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real snakemake CLI in ``workdir``; fail the test with its output if asked."""
+    """Run the real snakemake CLI in ``workdir`` (in ``env``, default: this process's
+    environment); fail the test with its output if asked."""
     command: Sequence[str] = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
     result = subprocess.run(
         command,
@@ -70,7 +75,7 @@ def run_snakemake(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        env={**(os.environ if env is None else env), "PYTHONDONTWRITEBYTECODE": "1"},
     )
     if check and result.returncode != 0:
         pytest.fail(

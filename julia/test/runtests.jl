@@ -1,0 +1,165 @@
+# The Flux backend against the golden vectors of tests/data/golden/, which an independent
+# direct-loop NumPy implementation of Flux's semantics wrote (tests/make_golden.py); the
+# PyTorch backend is checked against the same files by tests/test_golden.py.
+#
+#     julia --project=julia -e 'using Pkg; Pkg.test()'
+using Flux: Flux, Chain, CrossCor, MaxPool
+using JSON3: JSON3
+using NNlib: relu
+using SDCNN: SDCNN, CNNWeights, InputError, cnn, load_batch, load_weights
+using Test: @test, @testset, @test_throws
+
+const REPO = normpath(joinpath(@__DIR__, "..", ".."))
+# Paths relative to REPO, as the golden JSON files record them.
+const GOLDEN = joinpath("tests", "data", "golden")
+const CASES = ("gray8", "rgb10")
+
+read_json(path) = JSON3.read(read(path, String))
+
+"""The golden case's expected values, weights path and tensor paths (relative to REPO)."""
+function golden_case(case)
+    expected = read_json(joinpath(REPO, GOLDEN, case, "expected.json"))
+    weights = joinpath(GOLDEN, case, "weights.safetensors")
+    tensors = [joinpath(GOLDEN, case, "tensors", "$(id).npy") for id in expected.image_ids]
+    return expected, weights, tensors
+end
+
+"""Rows of a JSON array of arrays as the columns of a matrix: `n_labels × N`."""
+columns(rows) = reduce(hcat, [Float64.(collect(row)) for row in rows])
+
+"""Same keys in the same order, same strings; numbers within `atol`."""
+function same_document(actual, expected; atol)
+    if expected isa AbstractDict
+        collect(keys(actual)) == collect(keys(expected)) || return false
+        return all(
+            same_document(actual[key], expected[key]; atol)
+            for key in keys(expected)
+        )
+    elseif expected isa AbstractVector
+        length(actual) == length(expected) || return false
+        return all(same_document(a, e; atol) for (a, e) in zip(actual, expected))
+    elseif expected isa AbstractFloat
+        return actual isa Real && abs(actual - expected) <= atol
+    end
+    return actual == expected
+end
+
+"""The golden model with `CrossCor` in place of `Conv`: the mistake the golden files catch."""
+function cross_correlation_model(weights::CNNWeights)
+    return Chain(
+        CrossCor(weights.conv1_weight, weights.conv1_bias, relu; pad = 1),
+        MaxPool((2, 2)),
+        CrossCor(weights.conv2_weight, weights.conv2_bias, relu; pad = 1),
+        MaxPool((2, 2)),
+        Flux.flatten,
+        Flux.Dense(weights.dense_weight, weights.dense_bias),
+        Flux.softmax,
+    )
+end
+
+cli_args(case, weights, output, labels, tensors) = [
+    "--prompt-id",
+    case,
+    "--weights",
+    weights,
+    "--output",
+    output,
+    "--gpus",
+    "0",
+    collect(Iterators.flatten(("--label", label) for label in labels))...,
+    "--",
+    tensors...,
+]
+
+@testset "SDCNN" begin
+    @testset "golden probabilities: $case" for case in CASES
+        expected, weights_path, tensors = golden_case(case)
+        weights = load_weights(joinpath(REPO, weights_path))
+        batch = load_batch([joinpath(REPO, tensor) for tensor in tensors])
+        side, channels = expected.image_size, expected.in_channels
+        @test size(batch) == (side, side, channels, length(tensors))
+        model = cnn(weights)
+        @test maximum(abs.(model(batch) .- columns(expected.probabilities))) <=
+            expected.tolerance
+        logits = model[1:(end - 1)](batch)
+        @test maximum(abs.(logits .- columns(expected.logits))) <= 1.0e-4
+    end
+
+    @testset "the golden files tell mistakes apart: $case" for case in CASES
+        expected, weights_path, tensors = golden_case(case)
+        weights = load_weights(joinpath(REPO, weights_path))
+        batch = load_batch([joinpath(REPO, tensor) for tensor in tensors])
+        golden = columns(expected.probabilities)
+        margin = 100 * expected.tolerance
+        @test maximum(abs.(cross_correlation_model(weights)(batch) .- golden)) > margin
+        transposed = permutedims(batch, (2, 1, 3, 4)) # H and W swapped: images read as HWCN
+        @test maximum(abs.(cnn(weights)(transposed) .- golden)) > margin
+    end
+
+    @testset "prediction document: $case" for case in CASES
+        golden = read_json(joinpath(REPO, GOLDEN, case, "prediction.json"))
+        tensors = [String(image.tensor) for image in golden.images]
+        weights = String(golden.weights.path)
+        mktempdir() do folder
+            output = joinpath(folder, "predictions", "$case.json")
+            args = cli_args(case, weights, output, String.(golden.labels), tensors)
+            @test cd(() -> SDCNN.main(args), REPO) == 0
+            document = read_json(output)
+            @test document.backend == "flux"
+            @test document.device == "cpu"
+            @test same_document(document, golden; atol = 1.0e-5)
+            @test endswith(read(output, String), "}\n")
+        end
+    end
+
+    @testset "9 significant digits, as the PyTorch backend writes them" begin
+        @test SDCNN.round_probability(0.1f0) == 0.100000001
+        @test SDCNN.round_probability(0.123456789123) == 0.123456789
+        @test SDCNN.round_probability(1.0f0) == 1.0
+    end
+
+    @testset "bad input: an error naming the file, exit status 1, no JSON" begin
+        expected, weights_path, tensors = golden_case("gray8")
+        not_weights = joinpath(REPO, GOLDEN, "gray8", "expected.json")
+        @test_throws InputError load_weights(not_weights)
+        @test_throws InputError load_weights(joinpath(REPO, GOLDEN, "missing.safetensors"))
+        @test_throws InputError SDCNN.load_tensor(joinpath(REPO, weights_path))
+        rgb = joinpath(REPO, GOLDEN, "rgb10", "tensors", "rgb10_000.npy")
+        @test_throws InputError load_batch([joinpath(REPO, tensors[1]), rgb])
+        mktempdir() do folder
+            output = joinpath(folder, "gray8.json")
+            labels = String.(expected.labels)
+            cases = (
+                cli_args(
+                    "gray8",
+                    weights_path,
+                    output,
+                    labels[1:2],
+                    tensors,
+                ), # too few labels
+                cli_args(
+                    "gray8",
+                    weights_path,
+                    output,
+                    reverse(labels),
+                    tensors,
+                ),                                                      # other order
+                cli_args("gray8", weights_path, output, labels, [rgb]), # 3 channels, not 1
+                cli_args("gray8", "missing.safetensors", output, labels, tensors),
+                ["--prompt-id", "gray8", "--bogus"],
+                ["--prompt-id", "gray8", "--weights", weights_path, "--output", output],
+            )
+            for args in cases
+                status = redirect_stderr(devnull) do
+                    cd(() -> SDCNN.main(args), REPO)
+                end
+                @test status == 1
+                @test !isfile(output)
+            end
+        end
+    end
+
+    @testset "predict.jl runs nothing when included" begin
+        @test include("../predict.jl") === nothing
+    end
+end

@@ -1,0 +1,14 @@
+"""Snakemake entry point: install and precompile the Flux backend's Julia packages once."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
+
+from sdcnn.step import snakemake_step  # noqa: E402
+
+smk = snakemake  # noqa: F821
+with snakemake_step(smk):
+    from sdcnn.julia import instantiate_environment
+
+    instantiate_environment(Path(smk.input.project).parent, smk.output[0])

@@ -1,0 +1,141 @@
+"""The Flux.jl backend, run as a program: ``julia --project=julia julia/predict.jl …``.
+
+pyjulia is not used (its development moved to PythonCall.jl/juliacall), and
+Snakemake's ``script:`` directive cannot select a Julia project environment
+(Snakemake issue #2215), so the predict step starts one ``julia`` process per
+prompt batch with an argument list, never a shell string.  Julia's start-up and
+package loading are paid once per batch.  The contract the Julia code follows
+is docs/equivalence.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sdcnn.fileio import write_bytes_atomic
+from sdcnn.step import StepError
+
+log = logging.getLogger(__name__)
+
+JULIA = "julia"
+MISSING_JULIA = (
+    "the flux backend needs Julia, but no `julia` executable is on PATH: install Julia "
+    "(>= 1.10, https://julialang.org/downloads/) and set up its environment once with "
+    "`snakemake --cores 1 instantiate_julia`, run with `--sdm conda`, or set "
+    "classifier.backend to torch (or auto)"
+)
+_TAIL_LINES = 20
+
+
+def find_julia() -> str:
+    """The ``julia`` executable on PATH; a StepError naming it when there is none."""
+    julia = shutil.which(JULIA)
+    if julia is None:
+        raise StepError(MISSING_JULIA)
+    return julia
+
+
+def julia_base_command(julia: str, project_dir: Path, threads: int = 1) -> list[str]:
+    """``julia`` with the project, a pinned thread count and no user start-up file."""
+    return [julia, f"--project={project_dir}", f"--threads={threads}", "--startup-file=no"]
+
+
+def predict_command(
+    *,
+    julia: str,
+    project_dir: Path,
+    prompt_id: str,
+    weights_path: str,
+    labels: Sequence[str],
+    tensor_paths: Sequence[str],
+    output_path: str,
+    gpus: int,
+    threads: int,
+) -> list[str]:
+    """The argument list of one ``julia/predict.jl`` run (see its header for the options)."""
+    command = julia_base_command(julia, project_dir, threads)
+    command += [str(project_dir / "predict.jl"), "--prompt-id", prompt_id]
+    command += ["--weights", weights_path, "--output", output_path, "--gpus", str(gpus)]
+    for label in labels:
+        command += ["--label", label]
+    return [*command, "--", *tensor_paths]
+
+
+def run_julia(command: Sequence[str], what: str) -> str:
+    """Run ``command``, log what it printed, return its stdout; a StepError if it fails.
+
+    Julia's log records and errors go to stderr; the error names the exit status and
+    quotes the end of stderr.
+    """
+    log.info("running %s", " ".join(command))
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError as error:
+        raise StepError(f"{what}: could not start {command[0]}: {error}") from error
+    for stream in (result.stdout, result.stderr):
+        for line in stream.splitlines():
+            log.info("julia: %s", line)
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.splitlines()[-_TAIL_LINES:])
+        raise StepError(f"{what}: julia exited with status {result.returncode}:\n{tail}")
+    return result.stdout
+
+
+def predict_prompt_flux(
+    *,
+    prompt_id: str,
+    tensor_paths: Sequence[str],
+    weights_path: str,
+    labels: Sequence[str],
+    output_path: str,
+    gpus: int,
+    threads: int,
+    project_dir: Path,
+) -> dict[str, Any]:
+    """The Flux backend for one prompt's batch: julia writes ``output_path`` (atomically)."""
+    julia = find_julia()
+    if not (project_dir / "Project.toml").is_file():
+        raise StepError(f"the flux backend's Julia project {project_dir}/Project.toml is missing")
+    command = predict_command(
+        julia=julia,
+        project_dir=project_dir,
+        prompt_id=prompt_id,
+        weights_path=weights_path,
+        labels=labels,
+        tensor_paths=tensor_paths,
+        output_path=output_path,
+        gpus=gpus,
+        threads=threads,
+    )
+    run_julia(command, f"predict {prompt_id} with flux")
+    try:
+        document = json.loads(Path(output_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise StepError(f"julia wrote no readable JSON to {output_path}: {error}") from error
+    if document.get("backend") != "flux" or document.get("prompt_id") != prompt_id:
+        raise StepError(f"{output_path} is not the flux prediction of {prompt_id}")
+    return document
+
+
+INSTANTIATE_CODE = (
+    "using Pkg; Pkg.instantiate(); Pkg.precompile(); "
+    'println("julia ", VERSION); Pkg.status(; mode = Pkg.PKGMODE_MANIFEST)'
+)
+
+
+def instantiate_environment(project_dir: Path, stamp_path: str) -> None:
+    """Install and precompile the Julia project's packages once; record the versions.
+
+    The stamp (Julia's version and the resolved package versions) is what the flux
+    predict jobs depend on, and what ``classifier.backend: auto`` looks for.
+    """
+    julia = find_julia()
+    command = [*julia_base_command(julia, project_dir), "-e", INSTANTIATE_CODE]
+    versions = run_julia(command, "instantiate the Julia environment")
+    write_bytes_atomic(stamp_path, versions.encode("utf-8"))

@@ -1,0 +1,167 @@
+"""Write the golden vectors under tests/data/golden/: `python tests/make_golden.py`.
+
+Each case is a folder with
+
+    weights.safetensors        the classifier's weights (layout: docs/equivalence.md)
+    tensors/<case>_<i>.npy     float32 (C, S, S) inputs in [0, 1]
+    expected.json              labels, image ids, and the float64 logits and probabilities
+                               of the direct-loop reference (tests/flux_reference.py)
+    prediction.json            the prediction document a backend must write for this batch
+                               (backend "flux", device "cpu"; the torch test ignores those two)
+
+Both backends are checked against these files: pytest for torch (tests/test_golden.py),
+julia/test/runtests.jl for Flux.  The files are pickle-free and byte-reproducible; a test
+regenerates them and compares bytes.  Paths inside the JSON files are relative to the
+repository root, as the workflow's own paths are relative to its working directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import flux_reference  # noqa: E402
+
+from sdcnn.fileio import dumps_json, write_bytes_atomic  # noqa: E402
+from sdcnn.naming import image_ids  # noqa: E402
+from sdcnn.prediction import prediction_document  # noqa: E402
+from sdcnn.weights import CNNWeights, check_weights, expected_shapes, save_weights  # noqa: E402
+
+GOLDEN_DIR = "tests/data/golden"  # as recorded in the JSON files, relative to the repository
+FORMAT = "sdcnn-golden/1"
+TOLERANCE = 1e-5  # what a float32 backend must match the float64 reference to
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    in_channels: int
+    image_size: int
+    labels: tuple[str, ...]
+    n_images: int
+    seed: int
+    labels_in_metadata: bool
+
+
+CASES = (
+    # Grayscale, as the workflow's default; the labels recorded in the file's metadata.
+    Case("gray8", 1, 8, ("cat", "dog", "ship"), 2, 11, True),
+    # RGB and an image side whose pooled side is odd (10 -> 5 -> 2): floor pooling matters.
+    Case("rgb10", 3, 10, ("airplane", "bird", "frog", "truck"), 3, 12, False),
+)
+
+
+def case_images(rng: np.random.Generator, case: Case) -> list[np.ndarray]:
+    """Images that differ along H and W: a ramp along W, a ramp along H, then noise."""
+    size, channels = case.image_size, case.in_channels
+    ramp = np.linspace(0.0, 1.0, size)
+    along_w = np.broadcast_to(ramp[None, None, :] ** 2, (channels, size, size))
+    along_h = np.broadcast_to(ramp[None, :, None], (channels, size, size)) * 0.8
+    patterns = [along_w, along_h]
+    images = []
+    for index in range(case.n_images):
+        noise = rng.uniform(0.0, 1.0, size=(channels, size, size))
+        base = patterns[index] if index < len(patterns) else noise
+        image = 0.7 * base + 0.3 * noise if index < len(patterns) else noise
+        images.append(np.clip(image, 0.0, 1.0).astype(np.float32))
+    return images
+
+
+def case_weights(rng: np.random.Generator, case: Case) -> CNNWeights:
+    """Random weights scaled so that the probabilities are far from uniform."""
+    scales = {
+        "conv1.weight": 0.8 / np.sqrt(case.in_channels),
+        "conv1.bias": 0.1,
+        "conv2.weight": 0.4,
+        "conv2.bias": 0.1,
+        "dense.weight": 0.3,
+        "dense.bias": 0.3,
+    }
+    shapes = expected_shapes(case.in_channels, case.image_size, len(case.labels))
+    tensors = {
+        name: (rng.uniform(-1.0, 1.0, size=shape) * scales[name]).astype(np.float32)
+        for name, shape in shapes.items()
+    }
+    for name in ("conv1.weight", "conv2.weight"):  # no kernel may hide a flip or a transpose
+        kernel = tensors[name]
+        for mirrored in (kernel[..., ::-1, ::-1], kernel.swapaxes(-1, -2)):
+            assert np.abs(kernel - mirrored).reshape(len(kernel), -1).max(axis=1).min() > 0.05
+    labels = list(case.labels) if case.labels_in_metadata else None
+    weights = CNNWeights(tensors, labels)
+    check_weights(weights, case.name)
+    return weights
+
+
+def write_case(case: Case, root: Path) -> None:
+    rng = np.random.default_rng(case.seed)
+    weights = case_weights(rng, case)
+    images = case_images(rng, case)
+    ids = image_ids(case.name, case.n_images)
+    folder = root / case.name
+    (folder / "tensors").mkdir(parents=True, exist_ok=True)
+    save_weights(folder / "weights.safetensors", weights)
+    for stem, image in zip(ids, images, strict=True):
+        np.save(folder / "tensors" / f"{stem}.npy", image, allow_pickle=False)
+
+    logits = [flux_reference.logits(weights.tensors, image) for image in images]
+    probabilities = np.array([flux_reference.softmax(row) for row in logits])
+    spread = probabilities.max(axis=1) - probabilities.min(axis=1)
+    assert spread.min() > 0.1, f"{case.name}: probabilities too close to uniform: {spread}"
+    assert probabilities.min() > 1e-4, f"{case.name}: saturated probabilities: {probabilities}"
+    expected = {
+        "format": FORMAT,
+        "case": case.name,
+        "generator": "tests/make_golden.py",
+        "reference": "tests/flux_reference.py (direct loops, float64, Flux.jl semantics)",
+        "tolerance": TOLERANCE,
+        "in_channels": case.in_channels,
+        "image_size": case.image_size,
+        "labels": list(case.labels),
+        "image_ids": ids,
+        "logits": logits,
+        "probabilities": probabilities.tolist(),
+    }
+    write_bytes_atomic(folder / "expected.json", dumps_json(expected).encode("utf-8"))
+
+    recorded = f"{GOLDEN_DIR}/{case.name}"
+    document = prediction_document(
+        prompt_id=case.name,
+        labels=list(case.labels),
+        image_ids=ids,
+        tensor_paths=[str(folder / "tensors" / f"{stem}.npy") for stem in ids],
+        weights_path=str(folder / "weights.safetensors"),
+        probabilities=probabilities,
+        backend="flux",
+        device="cpu",
+    )
+    document["weights"]["path"] = f"{recorded}/weights.safetensors"
+    for image in document["images"]:
+        image["tensor"] = f"{recorded}/tensors/{image['image_id']}.npy"
+    write_bytes_atomic(folder / "prediction.json", dumps_json(document).encode("utf-8"))
+
+
+def write_golden(root: Path) -> list[Path]:
+    """Write every case under ``root``; return the files written."""
+    for case in CASES:
+        write_case(case, root)
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / GOLDEN_DIR, help="output folder")
+    args = parser.parse_args(argv)
+    for path in write_golden(args.out):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Choosing the prediction backend: torch, flux, auto; and flux where there is no Julia."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import make_golden
+import pytest
+import yaml
+
+from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
+from sdcnn.julia import predict_command
+from sdcnn.prediction import predict_prompt, resolve_backend
+from sdcnn.step import StepError
+
+
+@pytest.mark.parametrize(
+    "requested, found, ready, expected",
+    [
+        ("torch", False, False, "torch"),
+        ("torch", True, True, "torch"),
+        ("flux", True, False, "flux"),
+        ("flux", True, True, "flux"),
+        ("auto", False, False, "torch"),
+        ("auto", True, False, "torch"),  # julia, but its packages not installed yet
+        ("auto", False, True, "torch"),
+        ("auto", True, True, "flux"),
+    ],
+)
+def test_resolve_backend(requested: str, found: bool, ready: bool, expected: str) -> None:
+    assert resolve_backend(requested, julia_found=found, julia_ready=ready) == expected
+
+
+def test_flux_without_julia_names_the_missing_julia() -> None:
+    with pytest.raises(StepError, match="no `julia` executable is on PATH"):
+        resolve_backend("flux", julia_found=False, julia_ready=True)
+    with pytest.raises(StepError, match="classifier.backend must be one of"):
+        resolve_backend("jax", julia_found=True, julia_ready=True)
+
+
+def test_predict_command_is_an_argument_list() -> None:
+    command = predict_command(
+        julia="/opt/julia/bin/julia",
+        project_dir=Path("/wf/julia"),
+        prompt_id="city",
+        weights_path="results/weights/cnn.safetensors",
+        labels=["cat", "--odd label; rm -rf /"],
+        tensor_paths=["results/tensors/city/city_000.npy", "results/tensors/city/city_001.npy"],
+        output_path="results/predictions/city.json",
+        gpus=0,
+        threads=2,
+    )
+    assert command == [
+        "/opt/julia/bin/julia", "--project=/wf/julia", "--threads=2", "--startup-file=no",
+        "/wf/julia/predict.jl", "--prompt-id", "city",
+        "--weights", "results/weights/cnn.safetensors",
+        "--output", "results/predictions/city.json", "--gpus", "0",
+        "--label", "cat", "--label", "--odd label; rm -rf /",
+        "--", "results/tensors/city/city_000.npy", "results/tensors/city/city_001.npy",
+    ]  # fmt: skip
+
+
+def test_flux_job_without_julia_fails_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-job check: a clear error naming `julia`, no JSON."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.chdir(REPO)
+    output = tmp_path / "gray8.json"
+    golden = f"{make_golden.GOLDEN_DIR}/gray8"
+    with pytest.raises(StepError, match="`julia`"):
+        predict_prompt(
+            backend="flux",
+            prompt_id="gray8",
+            tensor_dir=f"{golden}/tensors",
+            image_ids=["gray8_000", "gray8_001"],
+            weights_path=f"{golden}/weights.safetensors",
+            labels=["cat", "dog", "ship"],
+            output_path=str(output),
+            gpus=0,
+            threads=1,
+            julia_project=REPO / "julia",
+        )
+    assert not output.exists()
+
+
+def path_without_julia() -> str:
+    """This process's PATH less every folder that holds a `julia` executable."""
+    folders = os.environ.get("PATH", "").split(os.pathsep)
+    return os.pathsep.join(f for f in folders if not shutil.which("julia", path=f))
+
+
+def with_backend(backend: str) -> dict:
+    config = copy.deepcopy(SMALL_CONFIG)
+    config["classifier"]["backend"] = backend
+    return config
+
+
+def snakemake_env(path: str) -> dict[str, str]:
+    return {**os.environ, "PATH": path}
+
+
+@pytest.mark.pipeline
+def test_flux_without_julia_stops_before_any_job(tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "wf", with_backend("flux"))
+    env_path = path_without_julia()
+    result = run_snakemake(workdir, check=False, env=snakemake_env(env_path))
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "classifier.backend" in output and "no `julia` executable is on PATH" in output
+    assert "Traceback" not in output
+    assert not (workdir / "results").exists()  # no job ran, nothing was written
+
+
+def config_file(folder: Path, config: dict) -> str:
+    """``config`` as a file for ``--configfile``: the small run is planned again, unchanged."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.pipeline
+def test_auto_without_julia_is_torch_and_reruns_nothing(small_run: Path, tmp_path: Path) -> None:
+    configfile = config_file(tmp_path, with_backend("auto"))
+    env = snakemake_env(path_without_julia())
+    result = run_snakemake(small_run, "--dry-run", "--configfile", configfile, env=env)
+    # the manifest records the config's hash, so it alone may run again
+    assert not set(planned_jobs(result.stdout)) - AGGREGATES
+    for prompt_id in SMALL_CONFIG["prompts"]:
+        document = json.loads((small_run / f"results/predictions/{prompt_id}.json").read_text())
+        assert document["backend"] == "torch"
+
+
+def stand_in_julia(folder: Path) -> Path:
+    """An executable named `julia` that fails loudly if anything ever runs it.
+
+    It only lets the workflow plan a flux run on a machine without Julia (a dry run
+    executes nothing); it computes nothing and stands in for no result.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    julia = folder / "julia"
+    julia.write_text("#!/bin/sh\necho 'stand-in julia: not meant to run' >&2\nexit 99\n")
+    julia.chmod(julia.stat().st_mode | stat.S_IXUSR)
+    return folder
+
+
+@pytest.mark.pipeline
+def test_switching_to_flux_plans_only_the_julia_setup_and_predict(
+    small_run: Path, tmp_path: Path
+) -> None:
+    configfile = config_file(tmp_path, with_backend("flux"))
+    path = f"{stand_in_julia(tmp_path / 'bin')}{os.pathsep}{path_without_julia()}"
+    result = run_snakemake(
+        small_run, "--dry-run", "--configfile", configfile, env=snakemake_env(path)
+    )
+    jobs = planned_jobs(result.stdout)
+    assert {rule: n for rule, n in jobs.items() if rule not in AGGREGATES} == {
+        "instantiate_julia": 1,
+        "predict": 2,
+    }
+
+
+AGGREGATES = {"summary", "manifest", "all", "total"}  # made from every prediction: may re-run
+
+
+def planned_jobs(dry_run_output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run, as {rule: count} (empty: nothing to do)."""
+    if "Job stats:" not in dry_run_output:
+        assert "Nothing to be done" in dry_run_output
+        return {}
+    lines = dry_run_output.split("Job stats:", 1)[1].splitlines()
+    jobs = {}
+    for line in lines[3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
