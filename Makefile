@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make run    set up .venv and run the whole pipeline on config/config.yaml
 #   make test   set up .venv (with the test tools) and run the test suite
+# and, after a run, `make report`: the HTML report of its results (results/report.html).
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= 2
@@ -24,6 +25,9 @@ run: $(VENV)/.run-deps
 
 test: $(VENV)/.dev-deps
 	$(BIN)/python -m pytest
+
+report: $(VENV)/.run-deps
+	$(BIN)/snakemake --report results/report.html
 
 lint: $(VENV)/.dev-deps
 	$(BIN)/snakemake --lint

@@ -12,6 +12,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/model.smk"
 include: "rules/generate.smk"
@@ -19,6 +22,7 @@ include: "rules/preprocess.smk"
 include: "rules/classify.smk"
 include: "rules/summary.smk"
 include: "rules/manifest.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -200,6 +200,20 @@ def get_data_outputs():
         *expand(per_prompt, prompt=PROMPTS),
         f"{RESULTS}/summary.csv",
         f"{RESULTS}/summary.json",
+        *get_report_outputs(),
+    ]
+
+
+# ---- the report (snakemake --report) and what only it shows
+
+
+def get_report_outputs():
+    """Pictures and pages made for people: contact sheets, charts, the HTML pages."""
+    return [
+        *expand(f"{RESULTS}/contact_sheets/{{prompt}}.png", prompt=PROMPTS),
+        *expand(f"{RESULTS}/charts/{{prompt}}", prompt=PROMPTS),
+        f"{RESULTS}/summary.html",
+        f"{RESULTS}/run_info.html",
     ]
 
 

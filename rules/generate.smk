@@ -3,7 +3,14 @@ rule generate:
         unpack(get_model_input),
         code=package_modules("generate.py"),
     output:
-        directory(f"{RESULTS}/images/{{prompt}}"),
+        report(
+            directory(f"{RESULTS}/images/{{prompt}}"),
+            patterns=["{image}.png"],
+            caption="../report/generated.rst",
+            category="Images",
+            subcategory="{prompt}",
+            labels={"image": "{image}", "stage": "generated"},
+        ),
     log:
         f"{RESULTS}/logs/generate/{{prompt}}.log",
     benchmark:

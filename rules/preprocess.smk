@@ -4,7 +4,14 @@ rule preprocess:
         code=package_modules("preprocess.py"),
     output:
         tensors=directory(f"{RESULTS}/tensors/{{prompt}}"),
-        previews=directory(f"{RESULTS}/previews/{{prompt}}"),
+        previews=report(
+            directory(f"{RESULTS}/previews/{{prompt}}"),
+            patterns=["{image}.png"],
+            caption="../report/preprocessed.rst",
+            category="Images",
+            subcategory="{prompt}",
+            labels={"image": "{image}", "stage": "preprocessed"},
+        ),
     log:
         f"{RESULTS}/logs/preprocess/{{prompt}}.log",
     benchmark:

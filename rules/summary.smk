@@ -3,7 +3,12 @@ rule summary:
         predictions=expand(f"{RESULTS}/predictions/{{prompt}}.json", prompt=PROMPTS),
         code=package_modules("summary.py"),
     output:
-        csv=f"{RESULTS}/summary.csv",
+        csv=report(
+            f"{RESULTS}/summary.csv",
+            caption="../report/summary_csv.rst",
+            category="Summary",
+            labels={"table": "summary.csv (download)"},
+        ),
         json=f"{RESULTS}/summary.json",
     log:
         f"{RESULTS}/logs/summary.log",

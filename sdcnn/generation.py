@@ -19,6 +19,7 @@ from typing import Any
 from sdcnn.fileio import atomic_directory
 from sdcnn.imagestore import ImageStore
 from sdcnn.naming import image_id
+from sdcnn.progress import log_progress_bar
 from sdcnn.step import StepError
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ def load_pipeline(
 
         scheduler_class = getattr(diffusers, SCHEDULERS[scheduler])
         pipeline.scheduler = scheduler_class.from_config(pipeline.scheduler.config)
-    pipeline.set_progress_bar_config(disable=True)
+    pipeline.set_progress_bar_config(**log_progress_bar("denoising"))  # into the rule's log
     log.info(
         "loaded %s (%s) from %s in %.2f s",
         type(pipeline).__name__,

@@ -3,7 +3,8 @@
 ``snakemake_step`` sends stderr (Python's and the C libraries') and the
 ``logging`` records to the rule's log, pins the thread count, keeps the Hugging
 Face libraries offline and quiet, and turns an exception into one line on the
-console, the traceback in the log, and a non-zero exit.
+console, the traceback in the log, and a non-zero exit.  It yields a
+``Console`` for the few lines a step means for the person at the terminal.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ def set_hub_mode(*, offline: bool) -> None:
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
+class Console:
+    """Writes whole lines to the terminal Snakemake runs in, even while stderr is the log."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def say(self, line: str) -> None:
+        os.write(self._fd, f"{line.rstrip()}\n".encode())
+
+
 def _redirect_stderr(log_path: str) -> tuple[int, Any]:
     """Point fd 2 and sys.stderr at ``log_path``; return what is needed to reach the console."""
     console_fd = os.dup(2)
@@ -55,7 +66,9 @@ def _redirect_stderr(log_path: str) -> tuple[int, Any]:
 
 
 @contextlib.contextmanager
-def snakemake_step(smk: Any, *, threads: int | None = None, offline: bool = True) -> Iterator[None]:
+def snakemake_step(
+    smk: Any, *, threads: int | None = None, offline: bool = True
+) -> Iterator[Console]:
     """Context for a Snakemake ``script:``; ``smk`` is the ``snakemake`` object."""
     name = f"{smk.rule}[{', '.join(f'{k}={v}' for k, v in smk.wildcards.items())}]"
     console_fd = None
@@ -71,7 +84,7 @@ def snakemake_step(smk: Any, *, threads: int | None = None, offline: bool = True
         pin_threads(threads)
     set_hub_mode(offline=offline)
     try:
-        yield
+        yield Console(console_fd if console_fd is not None else 2)
     except Exception as error:  # every failure ends here: log it, tell the console, exit 1
         log.error("%s failed: %s", name, error, exc_info=not isinstance(error, StepError))
         if console_fd is not None:

@@ -20,7 +20,17 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "sdcnn", "julia", "config", "envs", "profiles")
+WORKFLOW_PARTS = (
+    "Snakefile",
+    "rules",
+    "scripts",
+    "sdcnn",
+    "julia",
+    "config",
+    "envs",
+    "profiles",
+    "report",
+)
 
 # Small enough to run in seconds, large enough to exercise everything:
 # two prompts (one with a negative prompt), several images, shrinking resize.
@@ -37,6 +47,9 @@ SMALL_CONFIG: dict[str, Any] = {
     "preprocess": {"size": 32},
     "classifier": {"labels": ["cat", "dog", "ship"], "weights_seed": 3},
 }
+
+
+CONSOLE_LOG = "console.log"  # what the small run printed, next to its results/
 
 
 def copy_workflow(destination: Path, config: dict[str, Any] | None = None) -> Path:
@@ -87,9 +100,13 @@ def run_snakemake(
 
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One full run of the workflow on SMALL_CONFIG; the folder it ran in."""
+    """One full run of the workflow on SMALL_CONFIG; the folder it ran in.
+
+    What the run printed (stdout, then stderr) is kept in ``console.log`` beside it.
+    """
     workdir = copy_workflow(tmp_path_factory.mktemp("small_run"), SMALL_CONFIG)
-    run_snakemake(workdir)
+    result = run_snakemake(workdir)
+    (workdir / CONSOLE_LOG).write_text(result.stdout + result.stderr, encoding="utf-8")
     return workdir
 
 

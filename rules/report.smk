@@ -1,0 +1,92 @@
+rule plot_probabilities:
+    input:
+        predictions=f"{RESULTS}/predictions/{{prompt}}.json",
+        code=package_modules("plot_probabilities.py"),
+    output:
+        report(
+            directory(f"{RESULTS}/charts/{{prompt}}"),
+            patterns=["{image}.png"],
+            caption="../report/probabilities.rst",
+            category="Probabilities",
+            subcategory="{prompt}",
+            labels={"image": "{image}"},
+        ),
+    log:
+        f"{RESULTS}/logs/plot_probabilities/{{prompt}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot_probabilities/{{prompt}}.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    params:
+        image_ids=get_image_ids,
+    script:
+        "../scripts/plot_probabilities.py"
+
+
+rule contact_sheet:
+    input:
+        images=f"{RESULTS}/images/{{prompt}}",
+        previews=f"{RESULTS}/previews/{{prompt}}",
+        predictions=f"{RESULTS}/predictions/{{prompt}}.json",
+        code=package_modules("contact_sheet.py"),
+    output:
+        report(
+            f"{RESULTS}/contact_sheets/{{prompt}}.png",
+            caption="../report/contact_sheet.rst",
+            category="Contact sheets",
+            labels={"prompt": "{prompt}"},
+        ),
+    log:
+        f"{RESULTS}/logs/contact_sheet/{{prompt}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/contact_sheet/{{prompt}}.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    params:
+        prompt=get_prompt,
+        image_ids=get_image_ids,
+    script:
+        "../scripts/contact_sheet.py"
+
+
+rule summary_page:
+    input:
+        summary=f"{RESULTS}/summary.json",
+        code=package_modules("summary_page.py"),
+    output:
+        report(
+            f"{RESULTS}/summary.html",
+            caption="../report/summary.rst",
+            category="Summary",
+            labels={"table": "all images"},
+        ),
+    log:
+        f"{RESULTS}/logs/summary_page.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    script:
+        "../scripts/summary_page.py"
+
+
+rule run_info:
+    input:
+        code=package_modules("run_info.py"),
+    output:
+        report(
+            f"{RESULTS}/run_info.html",
+            caption="../report/run_info.rst",
+            category="Run info",
+            labels={"page": "configuration and package versions"},
+        ),
+    log:
+        f"{RESULTS}/logs/run_info.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    params:
+        config=config,
+    script:
+        "../scripts/run_info.py"

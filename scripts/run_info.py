@@ -1,0 +1,15 @@
+"""Snakemake entry point: the run's configuration and package versions as an HTML page."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
+
+from sdcnn.step import snakemake_step  # noqa: E402
+
+smk = snakemake  # noqa: F821
+with snakemake_step(smk, threads=smk.threads):
+    from sdcnn.pages import write_run_info
+    from sdcnn.provenance import package_versions
+
+    write_run_info(smk.params.config, package_versions(), smk.output[0])

@@ -1,0 +1,129 @@
+"""Self-contained HTML pages for the Snakemake report: the summary table and the run's info.
+
+Snakemake's report shows an HTML result in a frame but offers a CSV only as a
+download, so the summary table is also rendered here as a page people can read:
+one row per image, the probabilities shaded by size.  Pages carry their own
+CSS, load nothing, and hold no timestamp (same run, same bytes).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sdcnn.fileio import write_bytes_atomic
+from sdcnn.provenance import config_sha256
+
+NOT_INSTALLED = "not installed"
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #1e293b;
+       margin: 1.5rem; background: #fff; }
+h1 { font-size: 1.3rem; margin: 0 0 .3rem; }
+h2 { font-size: 1.05rem; margin: 1.5rem 0 .4rem; }
+p.note { color: #475569; font-size: .85rem; margin: .2rem 0 1rem; }
+table { border-collapse: collapse; font-size: .85rem; }
+th, td { padding: .25rem .55rem; border-bottom: 1px solid #e2e8f0; text-align: left; }
+th { background: #f1f5f9; position: sticky; top: 0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.top { font-weight: 700; outline: 2px solid #059669; outline-offset: -2px; }
+tr.first td { border-top: 2px solid #94a3b8; }
+pre { background: #f8fafc; border: 1px solid #e2e8f0; padding: .8rem; font-size: .8rem;
+      overflow: auto; }
+code { font-size: .8rem; }
+"""
+
+
+def page(title: str, body: str) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
+        f"<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def shade(probability: float, lowest: float, highest: float) -> str:
+    """A green background from pale (the table's lowest probability) to strong (its highest)."""
+    spread = highest - lowest
+    alpha = 0.05 + (0.6 * (probability - lowest) / spread if spread > 0 else 0.0)
+    return f"background: rgba(5, 150, 105, {alpha:.3f})"
+
+
+def summary_page(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    """The summary table as HTML: each image's top label and every label's probability."""
+    labels = [column[2:] for column in columns if column.startswith("p_")]
+    values = [row[f"p_{label}"] for row in rows for label in labels]
+    lowest, highest = min(values, default=0.0), max(values, default=0.0)
+    head = "".join(
+        f"<th>{escape(name)}</th>" for name in ("prompt", "image", "top label", "p(top)")
+    ) + "".join(f"<th>{escape(label)}</th>" for label in labels)
+    lines, previous_prompt = [], None
+    for row in rows:
+        first = row["prompt_id"] != previous_prompt
+        previous_prompt = row["prompt_id"]
+        cells = [
+            f"<td>{escape(row['prompt_id']) if first else ''}</td>",
+            f"<td>{escape(row['image_id'])}</td>",
+            f"<td>{escape(row['top_label'])}</td>",
+            f'<td class="num">{row["top_probability"]:.3f}</td>',
+        ]
+        for label in labels:
+            value = row[f"p_{label}"]
+            top = " top" if label == row["top_label"] else ""
+            cells.append(
+                f'<td class="num{top}" style="{shade(value, lowest, highest)}">{value:.3f}</td>'
+            )
+        row_class = ' class="first"' if first else ""
+        lines.append(f"<tr{row_class}>{''.join(cells)}</tr>")
+    backends = sorted({f"{row['backend']} on {row['device']}" for row in rows})
+    body = (
+        "<h1>Predicted probabilities of every image</h1>\n"
+        f'<p class="note">{len(rows)} images; classifier: {escape(", ".join(backends))}. '
+        "The framed cell is each image's top label; the shading runs from the table's lowest "
+        "probability (pale) to its highest (green). "
+        "The same table is <code>results/summary.csv</code> and "
+        "<code>results/summary.json</code>.</p>\n"
+        f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n"
+        + "\n".join(lines)
+        + "\n</tbody>\n</table>"
+    )
+    return page("sdcnn summary", body)
+
+
+def write_summary_page(summary_json: str | Path, output_path: str | Path) -> None:
+    table = json.loads(Path(summary_json).read_text(encoding="utf-8"))
+    html = summary_page(table["columns"], table["rows"])
+    write_bytes_atomic(output_path, html.encode("utf-8"))
+
+
+def run_info_page(config: Mapping[str, Any], versions: Mapping[str, str | None]) -> str:
+    """The configuration the outputs were made with (defaults filled in) and the versions."""
+    version_rows = "\n".join(
+        f"<tr><td>{escape(name)}</td><td><code>{escape(version or NOT_INSTALLED)}</code></td></tr>"
+        for name, version in versions.items()
+    )
+    config_text = yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True)
+    body = (
+        "<h1>How these results were made</h1>\n"
+        '<p class="note">The configuration after validation, with every default filled in, '
+        f"and its sha256 <code>{config_sha256(dict(config))}</code> (canonical JSON).</p>\n"
+        f"<h2>Configuration</h2>\n<pre>{escape(config_text)}</pre>\n"
+        "<h2>Package versions</h2>\n"
+        '<p class="note">Installed in the Python environment that ran this step; with '
+        "<code>--sdm conda</code> each rule has its own environment, listed under the rule "
+        "in the report's Workflow panel.</p>\n"
+        f"<table>\n<thead><tr><th>package</th><th>version</th></tr></thead>\n<tbody>\n"
+        f"{version_rows}\n</tbody>\n</table>"
+    )
+    return page("sdcnn run info", body)
+
+
+def write_run_info(
+    config: Mapping[str, Any], versions: Mapping[str, str | None], output_path: str | Path
+) -> None:
+    write_bytes_atomic(output_path, run_info_page(config, versions).encode("utf-8"))

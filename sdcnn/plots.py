@@ -1,0 +1,294 @@
+"""Pictures of a prompt's results: a probability chart per image and a contact sheet.
+
+Drawn with matplotlib's object API (``Figure``, rendered by Agg), never
+``pyplot``: no display, no GUI backend, no global figure state, so it runs the
+same on a headless node as on a laptop.  Same inputs, same PNG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdcnn.fileio import atomic_directory, write_bytes_atomic
+from sdcnn.step import StepError
+
+TOP_K = 3  # labels per image on a contact sheet
+MAX_BARS = 20  # a chart shows every label up to this many, else the most probable ones
+DPI = 100
+MAX_PIXELS = 40_000_000  # a contact sheet of very many images is drawn smaller, not refused
+MAX_SIDE = 30_000  # pixels; Agg's own limit is 2**16
+
+TOP_COLOUR = "#059669"  # the most probable label
+BAR_COLOUR = "#94a3b8"
+CHANCE_COLOUR = "#475569"
+TEXT_COLOUR = "#1e293b"
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    """One image on a contact sheet."""
+
+    image_id: str
+    original: np.ndarray  # H x W x 3, uint8
+    preprocessed: np.ndarray  # S x S (grayscale) or S x S x 3, uint8
+    seed: str  # from the PNG's metadata; "" when absent
+    top: list[tuple[str, float]]  # the TOP_K most probable labels, most probable first
+
+
+# ---- reading a prompt's results
+
+
+def read_predictions(path: str | Path, image_ids: Sequence[str]) -> dict[str, Any]:
+    """A prediction document, checked to hold exactly ``image_ids`` in that order."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        found = [image["image_id"] for image in document["images"]]
+        document["labels"]  # noqa: B018 (must be there)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise StepError(f"{path}: not a readable prediction file: {error}") from error
+    if found != list(image_ids):
+        raise StepError(f"{path}: holds images {found}, expected {list(image_ids)}")
+    return document
+
+
+def top_labels(probabilities: dict[str, float], k: int = TOP_K) -> list[tuple[str, float]]:
+    """The ``k`` most probable labels, most probable first; ties keep the labels' order."""
+    ranked = sorted(probabilities.items(), key=lambda item: -item[1])
+    return ranked[:k]
+
+
+def read_rgb(path: Path) -> tuple[np.ndarray, str]:
+    """An image file as uint8 pixels, and the ``seed`` of its PNG metadata ("" if none)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            seed = str(getattr(image, "text", {}).get("seed", ""))
+            pixels = np.asarray(image.convert("L" if image.mode in ("L", "I;16") else "RGB"))
+    except OSError as error:
+        raise StepError(f"{path}: not a readable image: {error}") from error
+    return pixels, seed
+
+
+def sheet_rows(
+    document: dict[str, Any], image_dir: str | Path, preview_dir: str | Path
+) -> list[SheetRow]:
+    rows = []
+    for image in document["images"]:
+        name = f"{image['image_id']}.png"
+        original, seed = read_rgb(Path(image_dir) / name)
+        preprocessed, _ = read_rgb(Path(preview_dir) / name)
+        rows.append(
+            SheetRow(
+                image["image_id"], original, preprocessed, seed, top_labels(image["probabilities"])
+            )
+        )
+    return rows
+
+
+# ---- drawing
+
+
+def figure(width_in: float, height_in: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width_in, height_in), dpi=DPI, facecolor="white")
+
+
+def png_bytes(fig: Any, dpi: float = DPI) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor=fig.get_facecolor())
+    return buffer.getvalue()
+
+
+def chart_labels(probabilities: dict[str, float]) -> tuple[list[str], str]:
+    """The labels a chart shows (top to bottom) and the note that says which they are."""
+    if len(probabilities) <= MAX_BARS:
+        return list(probabilities), f"all {len(probabilities)} labels"
+    shown = [label for label, _ in top_labels(probabilities, MAX_BARS)]
+    return shown, f"the {MAX_BARS} most probable of {len(probabilities)} labels"
+
+
+def probability_figure(image_id: str, probabilities: dict[str, float]) -> Any:
+    """A horizontal bar chart of one image's probabilities; the most probable bar stands out."""
+    labels, which = chart_labels(probabilities)
+    values = [probabilities[label] for label in labels]
+    best = max(probabilities, key=probabilities.get)
+    chance = 1.0 / len(probabilities)
+    fig = figure(6.4, 1.3 + 0.3 * len(labels))
+    ax = fig.add_axes((0.22, 0.75 / fig.get_figheight(), 0.7, 1 - 1.3 / fig.get_figheight()))
+    positions = np.arange(len(labels))[::-1]  # first label on top
+    colours = [TOP_COLOUR if label == best else BAR_COLOUR for label in labels]
+    ax.barh(positions, values, color=colours, height=0.7)
+    ax.set_yticks(positions, labels, color=TEXT_COLOUR)
+    right = min(1.0, max(values + [chance]) * 1.3)
+    ax.set_xlim(0, right)
+    for position, value in zip(positions, values, strict=True):
+        ax.text(
+            value + right * 0.01,
+            position,
+            f"{value:.3f}",
+            va="center",
+            fontsize=8,
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6},  # over the chance line
+            zorder=3,
+        )
+    ax.axvline(chance, color=CHANCE_COLOUR, linestyle="--", linewidth=1, zorder=2)
+    ax.text(chance, positions[0] + 0.6, f" chance 1/{len(probabilities)}", fontsize=7, va="bottom")
+    ax.set_xlabel("predicted probability", color=TEXT_COLOUR)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle(
+        f"{image_id}: {best} ({probabilities[best]:.3f})",
+        x=0.02,
+        ha="left",
+        fontsize=12,
+        fontweight="bold",
+        color=TEXT_COLOUR,
+    )
+    fig.text(0.02, 1 - 0.5 / fig.get_figheight(), which, fontsize=8, color=CHANCE_COLOUR)
+    return fig
+
+
+def sheet_grid(n_images: int) -> tuple[int, int]:
+    """(columns, rows) of images: one column up to 4 images, then roughly square."""
+    columns = max(1, math.ceil(math.sqrt(n_images / 4)))
+    return columns, math.ceil(n_images / columns)
+
+
+def sheet_dpi(width_in: float, height_in: float) -> float:
+    """DPI, lowered only when the sheet would be too large an image."""
+    budget = math.sqrt(MAX_PIXELS / (width_in * height_in))
+    return min(DPI, budget, MAX_SIDE / max(width_in, height_in))
+
+
+def _draw_image(ax: Any, pixels: np.ndarray, title: str) -> None:
+    grey = pixels.ndim == 2
+    ax.imshow(pixels, cmap="gray" if grey else None, vmin=0, vmax=255, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=8, color=TEXT_COLOUR)
+
+
+def _draw_top(ax: Any, row: SheetRow, right: float, chance: float) -> None:
+    labels = [label for label, _ in row.top]
+    values = [p for _, p in row.top]
+    positions = np.arange(len(labels))[::-1]
+    colours = [TOP_COLOUR] + [BAR_COLOUR] * (len(labels) - 1)
+    ax.barh(positions, values, color=colours, height=0.6)
+    for position, label, value in zip(positions, labels, values, strict=True):
+        ax.text(right * 0.02, position, f"{label}  {value:.3f}", va="center", fontsize=9)
+    ax.axvline(chance, color=CHANCE_COLOUR, linestyle="--", linewidth=0.8)
+    ax.set_xlim(0, right)
+    ax.set_ylim(-0.6, TOP_K - 0.4)
+    ax.set_yticks([])
+    ax.tick_params(axis="x", labelsize=7)
+    ax.spines[["top", "right", "left"]].set_visible(False)
+    ax.set_title(f"top {len(labels)} labels", fontsize=8, color=TEXT_COLOUR)
+
+
+def contact_sheet_figure(
+    prompt_id: str, prompt_text: str, negative_prompt: str, rows: Sequence[SheetRow], n_labels: int
+) -> Any:
+    """Per image: the generated picture, the preprocessed one, the top labels as bars."""
+    columns, grid_rows = sheet_grid(len(rows))
+    cell_w, cell_h, header, footer = 9.0, 2.4, 1.0, 0.2
+    fig = figure(cell_w * columns, header + cell_h * grid_rows + footer)
+    height = fig.get_figheight()
+    chance = 1.0 / n_labels
+    right = min(1.0, max([p for row in rows for _, p in row.top] + [chance]) * 1.25)
+    for index, row in enumerate(rows):
+        column, line = index % columns, index // columns
+        left = column / columns
+        bottom = (footer + (grid_rows - line - 1) * cell_h) / height
+        box_h = (cell_h - 0.45) / height
+        width = 1 / columns
+        size = (row.original.shape[1], row.original.shape[0])
+        ax = fig.add_axes((left + 0.02 * width, bottom + 0.1 / height, 0.24 * width, box_h))
+        _draw_image(ax, row.original, f"{row.image_id}  {size[0]}×{size[1]}")
+        if row.seed:
+            ax.set_xlabel(f"seed {row.seed}", fontsize=7, color=CHANCE_COLOUR)
+        side = row.preprocessed.shape[0]
+        kind = "grayscale" if row.preprocessed.ndim == 2 else "RGB"
+        ax = fig.add_axes((left + 0.29 * width, bottom + 0.1 / height, 0.24 * width, box_h))
+        _draw_image(ax, row.preprocessed, f"preprocessed {side}×{side} {kind}")
+        ax = fig.add_axes(
+            (left + 0.58 * width, bottom + 0.3 / height, 0.38 * width, box_h - 0.2 / height)
+        )
+        _draw_top(ax, row, right, chance)
+    title = f"{prompt_id}: “{prompt_text}”"
+    fig.text(0.01, 1 - 0.35 / height, title, fontsize=13, fontweight="bold", color=TEXT_COLOUR)
+    details = f"{len(rows)} image{'s' if len(rows) != 1 else ''} · {n_labels} labels"
+    if negative_prompt:
+        details += f" · negative prompt: “{negative_prompt}”"
+    details += " · dashed line: chance (1/number of labels)"
+    fig.text(0.01, 1 - 0.7 / height, details, fontsize=9, color=CHANCE_COLOUR)
+    return fig
+
+
+def shorten(text: str, limit: int = 90) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# ---- the steps
+
+
+def write_probability_charts(
+    predictions_path: str | Path, output_dir: str | Path, image_ids: Sequence[str]
+) -> list[Path]:
+    """One bar chart PNG per image, ``<image_id>.png`` in ``output_dir`` (created atomically)."""
+    document = read_predictions(predictions_path, image_ids)
+    written = []
+    with atomic_directory(output_dir) as tmp:
+        for image in document["images"]:
+            name = f"{image['image_id']}.png"
+            fig = probability_figure(image["image_id"], image["probabilities"])
+            (tmp / name).write_bytes(png_bytes(fig))
+            written.append(Path(output_dir) / name)
+    return written
+
+
+def write_contact_sheet(
+    *,
+    prompt_id: str,
+    prompt_text: str,
+    negative_prompt: str,
+    predictions_path: str | Path,
+    image_dir: str | Path,
+    preview_dir: str | Path,
+    image_ids: Sequence[str],
+    output_path: str | Path,
+) -> dict[str, Any]:
+    """The contact sheet PNG of one prompt; returns the prediction document it shows."""
+    document = read_predictions(predictions_path, image_ids)
+    rows = sheet_rows(document, image_dir, preview_dir)
+    fig = contact_sheet_figure(
+        prompt_id, shorten(prompt_text), shorten(negative_prompt), rows, len(document["labels"])
+    )
+    dpi = sheet_dpi(fig.get_figwidth(), fig.get_figheight())
+    write_bytes_atomic(output_path, png_bytes(fig, dpi))
+    return document
+
+
+def prompt_summary_line(document: dict[str, Any], sheet_path: str | Path) -> str:
+    """One console line for a prompt: how many images, which labels won, where to look."""
+    images = document["images"]
+    winners: dict[str, int] = {}
+    for image in images:
+        winners[image["top_label"]] = winners.get(image["top_label"], 0) + 1
+    counts = ", ".join(
+        f"{label} ×{count}" for label, count in sorted(winners.items(), key=lambda i: -i[1])
+    )
+    surest = max(images, key=lambda image: image["top_probability"])
+    return (
+        f"{document['prompt_id']}: {len(images)} image{'s' if len(images) != 1 else ''}, "
+        f"top: {counts}; surest {surest['image_id']} {surest['top_label']} "
+        f"({surest['top_probability']:.3f}); contact sheet {sheet_path}"
+    )
