@@ -200,15 +200,27 @@ def get_data_outputs():
         *expand(per_prompt, prompt=PROMPTS),
         f"{RESULTS}/summary.csv",
         f"{RESULTS}/summary.json",
-        *get_report_outputs(),
     ]
 
 
-# ---- the report (snakemake --report) and what only it shows
+def get_manifest_inputs():
+    return get_data_outputs()
+
+
+def output_config():
+    """The validated config, less what never changes an output (the image store)."""
+    return {key: value for key, value in config.items() if key != "store"}
+
+
+def config_hash():
+    from sdcnn.provenance import config_sha256
+
+    return config_sha256(output_config())
 
 
 def get_report_outputs():
-    """Pictures and pages made for people: contact sheets, charts, the HTML pages."""
+    """What is made for people to look at (and shown by snakemake --report): contact
+    sheets, probability charts, the summary table and the run's info as pages."""
     return [
         *expand(f"{RESULTS}/contact_sheets/{{prompt}}.png", prompt=PROMPTS),
         *expand(f"{RESULTS}/charts/{{prompt}}", prompt=PROMPTS),
@@ -217,18 +229,5 @@ def get_report_outputs():
     ]
 
 
-def get_manifest_inputs():
-    return get_data_outputs()
-
-
-def config_hash():
-    """Hash of the validated config, less what never changes an output (the image store)."""
-    from sdcnn.provenance import config_sha256
-
-    return config_sha256(
-        {key: value for key, value in config.items() if key != "store"}
-    )
-
-
 def get_final_outputs():
-    return [*get_data_outputs(), f"{RESULTS}/manifest.json"]
+    return [*get_data_outputs(), f"{RESULTS}/manifest.json", *get_report_outputs()]

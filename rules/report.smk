@@ -73,6 +73,7 @@ rule summary_page:
 
 rule run_info:
     input:
+        manifest=f"{RESULTS}/manifest.json",
         code=package_modules("run_info.py"),
     output:
         report(
@@ -87,6 +88,6 @@ rule run_info:
         "../envs/report.yaml"
     threads: 1
     params:
-        config=config,
+        config=output_config(),
     script:
         "../scripts/run_info.py"

@@ -1,4 +1,4 @@
-"""Snakemake entry point: the run's configuration and package versions as an HTML page."""
+"""Snakemake entry point: the run's configuration, versions and files as an HTML page."""
 
 import sys
 from pathlib import Path
@@ -10,6 +10,5 @@ from sdcnn.step import snakemake_step  # noqa: E402
 smk = snakemake  # noqa: F821
 with snakemake_step(smk, threads=smk.threads):
     from sdcnn.pages import write_run_info
-    from sdcnn.provenance import package_versions
 
-    write_run_info(smk.params.config, package_versions(), smk.output[0])
+    write_run_info(smk.params.config, smk.input.manifest, smk.output[0])

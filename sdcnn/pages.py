@@ -17,9 +17,10 @@ from typing import Any
 import yaml
 
 from sdcnn.fileio import write_bytes_atomic
-from sdcnn.provenance import config_sha256
+from sdcnn.provenance import distribution_version
 
 NOT_INSTALLED = "not installed"
+MAX_FILES_LISTED = 300
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #1e293b;
@@ -101,29 +102,69 @@ def write_summary_page(summary_json: str | Path, output_path: str | Path) -> Non
     write_bytes_atomic(output_path, html.encode("utf-8"))
 
 
-def run_info_page(config: Mapping[str, Any], versions: Mapping[str, str | None]) -> str:
-    """The configuration the outputs were made with (defaults filled in) and the versions."""
-    version_rows = "\n".join(
+def _versions_table(versions: Mapping[str, str | None]) -> str:
+    rows = "\n".join(
         f"<tr><td>{escape(name)}</td><td><code>{escape(version or NOT_INSTALLED)}</code></td></tr>"
         for name, version in versions.items()
     )
+    return (
+        "<table>\n<thead><tr><th>package</th><th>version</th></tr></thead>\n"
+        f"<tbody>\n{rows}\n</tbody>\n</table>"
+    )
+
+
+def _files_table(files: Sequence[Mapping[str, Any]]) -> str:
+    rows = "\n".join(
+        f"<tr><td><code>{escape(entry['path'])}</code></td>"
+        f'<td class="num">{entry["size"]:,}</td>'
+        f"<td><code>{escape(entry['sha256'])}</code></td></tr>"
+        for entry in files[:MAX_FILES_LISTED]
+    )
+    more = len(files) - MAX_FILES_LISTED
+    if more > 0:
+        rows += f'\n<tr><td colspan="3">… and {more:,} more (all in the manifest)</td></tr>'
+    return (
+        "<table>\n<thead><tr><th>file</th><th>bytes</th><th>sha256</th></tr></thead>\n"
+        f"<tbody>\n{rows}\n</tbody>\n</table>"
+    )
+
+
+def run_info_page(
+    config: Mapping[str, Any], manifest: Mapping[str, Any], drawing: Mapping[str, str | None]
+) -> str:
+    """How the results were made: the config, and what ``results/manifest.json`` records
+    (its hash, the backends, the versions, every data file), plus what drew the pictures."""
     config_text = yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True)
+    files = manifest["files"]
+    total = sum(entry["size"] for entry in files)
+    backends = ", ".join(manifest["backends"]) or "none"
     body = (
         "<h1>How these results were made</h1>\n"
-        '<p class="note">The configuration after validation, with every default filled in, '
-        f"and its sha256 <code>{config_sha256(dict(config))}</code> (canonical JSON).</p>\n"
-        f"<h2>Configuration</h2>\n<pre>{escape(config_text)}</pre>\n"
-        "<h2>Package versions</h2>\n"
-        '<p class="note">Installed in the Python environment that ran this step; with '
-        "<code>--sdm conda</code> each rule has its own environment, listed under the rule "
-        "in the report's Workflow panel.</p>\n"
-        f"<table>\n<thead><tr><th>package</th><th>version</th></tr></thead>\n<tbody>\n"
-        f"{version_rows}\n</tbody>\n</table>"
+        '<p class="note">From <code>results/manifest.json</code> and the configuration it was '
+        "made with.</p>\n"
+        "<h2>Configuration</h2>\n"
+        '<p class="note">After validation, with every default filled in (the image-store '
+        "settings, which never change an output, left out). Its sha256 (canonical JSON): "
+        f"<code>{escape(manifest['config_sha256'])}</code>.</p>\n"
+        f"<pre>{escape(config_text)}</pre>\n"
+        f"<h2>Software</h2>\n"
+        f'<p class="note">Classifier backend: {escape(backends)}. Versions recorded by the '
+        "manifest step:</p>\n"
+        f"{_versions_table(manifest['versions'])}\n"
+        '<p class="note">The charts and contact sheets were drawn with:</p>\n'
+        f"{_versions_table(drawing)}\n"
+        f"<h2>Data files</h2>\n"
+        f'<p class="note">{len(files):,} files, {total:,} bytes in all.</p>\n'
+        f"<details><summary>every file with its size and sha256</summary>\n"
+        f"{_files_table(files)}\n</details>"
     )
     return page("sdcnn run info", body)
 
 
 def write_run_info(
-    config: Mapping[str, Any], versions: Mapping[str, str | None], output_path: str | Path
+    config: Mapping[str, Any], manifest_path: str | Path, output_path: str | Path
 ) -> None:
-    write_bytes_atomic(output_path, run_info_page(config, versions).encode("utf-8"))
+    """The run-info page, from the manifest and the config (versions of what drew the plots)."""
+    manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
+    drawing = {"matplotlib": distribution_version(("matplotlib",))}
+    write_bytes_atomic(output_path, run_info_page(config, manifest, drawing).encode("utf-8"))

@@ -21,7 +21,6 @@ DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python", "opencv"),
     "numpy": ("numpy",),
     "safetensors": ("safetensors",),
-    "matplotlib": ("matplotlib",),
 }
 
 

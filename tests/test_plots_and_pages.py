@@ -157,17 +157,29 @@ def test_summary_page_frames_each_top_label() -> None:
     assert "<th>truck</th>" in html and "torch on cpu" in html
 
 
-def test_run_info_page_holds_the_config_its_hash_and_versions() -> None:
+def test_run_info_page_shows_config_and_what_the_manifest_records() -> None:
     config = {
         "prompts": {"city": {"text": "A <b>city</b>", "n_images": 1}},
         "generation": {"steps": 2},
     }
-    html = run_info_page(config, {"python": "3.11.7", "torch": None})
-    assert config_sha256(config) in html
+    files = [
+        {"path": f"results/x/{i}.png", "size": 1000 + i, "sha256": f"{i:064x}"} for i in range(305)
+    ]
+    manifest = {
+        "config_sha256": config_sha256(config),
+        "backends": ["torch"],
+        "versions": {"python": "3.11.7", "torch": None},
+        "files": files,
+    }
+    html = run_info_page(config, manifest, {"matplotlib": "3.11.2"})
+    assert config_sha256(config) in html and "Classifier backend: torch." in html
     assert "A &lt;b&gt;city&lt;/b&gt;" in html  # escaped
     pre = html.split("<pre>")[1].split("</pre>")[0].replace("&lt;", "<").replace("&gt;", ">")
     assert yaml.safe_load(pre) == config
     assert "<td>torch</td><td><code>not installed</code></td>" in html
+    assert "<td>matplotlib</td><td><code>3.11.2</code></td>" in html
+    assert f"305 files, {sum(f['size'] for f in files):,} bytes in all" in html
+    assert html.count("<tr><td><code>results/x/") == 300 and "… and 5 more" in html
 
 
 def test_progress_redraws_become_log_lines(caplog: pytest.LogCaptureFixture) -> None:

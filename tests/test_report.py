@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from chromium import Browser, chromium_or_reason
-from conftest import CONSOLE_LOG, SMALL_CONFIG, run_snakemake
 from PIL import Image
 
+from chromium import Browser, chromium_or_reason
+from conftest import CONSOLE_LOG, SMALL_CONFIG, run_snakemake
 from sdcnn.seeds import image_seed
 
 pytestmark = pytest.mark.pipeline
@@ -123,6 +123,16 @@ def test_captions_say_what_each_item_is(report: Path) -> None:
     for prompt in PROMPTS.values():
         assert prompt["text"] in description
     assert "coloured noise" in description  # the demo model is said to be one
+
+
+def test_run_info_page_agrees_with_the_manifest(small_run: Path) -> None:
+    manifest = json.loads((small_run / "results" / "manifest.json").read_text())
+    page = (small_run / "results" / "run_info.html").read_text(encoding="utf-8")
+    assert f"<code>{manifest['config_sha256']}</code>" in page
+    for name, version in manifest["versions"].items():
+        assert f"<td>{name}</td><td><code>{version or 'not installed'}</code></td>" in page
+    assert f"{len(manifest['files'])} files" in page
+    assert "<td>matplotlib</td>" in page
 
 
 def test_contact_sheet_per_prompt(small_run: Path) -> None:
