@@ -23,13 +23,20 @@ from conftest import SMALL_CONFIG, run_snakemake, write_config
 pytestmark = pytest.mark.pipeline
 
 PROMPT_IDS = list(SMALL_CONFIG["prompts"])
-# the per-prompt chain, in order: a change at one stage re-runs it and every later stage
+# the per-prompt chain, in order: a change at one stage re-runs it and every later stage,
+# and then the prompt's pictures for people (probability charts, contact sheet)
 CHAIN = ["generate", "preprocess", "predict"]
-AGGREGATES = {"summary", "manifest", "all"}
+PICTURES = ["plot_probabilities", "contact_sheet"]
+AGGREGATES = {"summary", "manifest", "all", "summary_page", "run_info"}
 
 
 def chain_from(stage: str, prompts: Iterable[str]) -> set[str]:
-    return {f"{rule}[{p}]" for rule in CHAIN[CHAIN.index(stage) :] for p in prompts}
+    rules = CHAIN[CHAIN.index(stage) :] + PICTURES
+    return {f"{rule}[{p}]" for rule in rules for p in prompts}
+
+
+def pictures(*rules: str) -> set[str]:
+    return {f"{rule}[{p}]" for rule in rules for p in PROMPT_IDS}
 
 
 def planned_jobs(workdir: Path) -> set[str]:
@@ -173,6 +180,10 @@ CODE_CASES = {
     "sdcnn/weights.py": NEW_WEIGHTS | FROM_PREDICT,
     "sdcnn/demo_model.py": {"build_demo_model"} | FROM_GENERATE,
     "sdcnn/codedeps.py": set(),  # used by the Snakefile only, by no step
+    "sdcnn/progress.py": FROM_GENERATE,
+    "sdcnn/plots.py": pictures(*PICTURES),
+    "scripts/contact_sheet.py": pictures("contact_sheet"),
+    "sdcnn/pages.py": set(),  # the summary and run-info pages: aggregates only
 }
 
 
