@@ -163,10 +163,13 @@ def test_switching_to_flux_plans_only_the_julia_setup_and_predict(
     assert {rule: n for rule, n in jobs.items() if rule not in AGGREGATES} == {
         "instantiate_julia": 1,
         "predict": 2,
+        "plot_probabilities": 2,  # each prompt's pictures follow its predictions
+        "contact_sheet": 2,
     }
 
 
-AGGREGATES = {"summary", "manifest", "all", "total"}  # made from every prediction: may re-run
+# made from every prediction (or the whole config): may re-run
+AGGREGATES = {"summary", "manifest", "all", "total", "summary_page", "run_info"}
 
 
 def planned_jobs(dry_run_output: str) -> dict[str, int]:
