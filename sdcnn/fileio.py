@@ -33,6 +33,17 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(*, directory: bool) -> int:
+    """The mode a plain ``open``/``mkdir`` would give (mkstemp/mkdtemp give 0600/0700)."""
+    return (0o777 if directory else 0o666) & ~_current_umask()
+
+
 def remove_stale_temporaries(final: Path) -> None:
     """Delete ``.<name>.*.tmp`` siblings of ``final`` left by a process that was killed.
 
@@ -55,6 +66,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.fchmod(fd, _default_mode(directory=False))
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -75,6 +87,7 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    tmp.chmod(_default_mode(directory=True))
     try:
         yield tmp
         if final.exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +75,17 @@ def test_atomic_directory_clears_what_a_killed_attempt_left(tmp_path: Path) -> N
         (folder / "done.png").write_bytes(b"png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]
     assert [p.name for p in (tmp_path / "images").iterdir()] == ["done.png"]
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
+    from sdcnn.fileio import write_bytes_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_bytes_atomic(tmp_path / "file.json", b"{}")
+        with atomic_directory(tmp_path / "folder") as folder:
+            (folder / "x.png").write_bytes(b"png")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "file.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o755
