@@ -7,12 +7,18 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
-from snakemake.utils import validate
-
-validate(config, "../config/schema.yaml")
 
 WORKFLOW_DIR = Path(workflow.basedir)
 sys.path.insert(0, str(WORKFLOW_DIR))  # the sdcnn package, for the helpers below
+
+from sdcnn.configcheck import ConfigError, check_config
+
+# Before any job: the config files Snakemake read, then the merged config against the
+# schema (defaults filled in), then what a schema cannot check (model folder, weights).
+try:
+    check_config(config, WORKFLOW_DIR / "config" / "schema.yaml", workflow.configfiles)
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
 
 from sdcnn.locks import clear_stale_locks
 

@@ -8,6 +8,7 @@ the default exercises exactly the path a real checkpoint takes.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import time
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DEMO = "demo"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+HUB_PROBE_TIMEOUT_S = 5.0  # one request, no retries, before going online
 
 # config name -> diffusers class; "default" keeps the checkpoint's own scheduler
 SCHEDULERS = {
@@ -79,51 +81,174 @@ def resolve_model_source(source: str, demo_dir: str) -> ModelSource:
         return ModelSource("hub", source, source)
     raise StepError(
         f"model.source {source!r} is neither 'demo', an existing local folder, "
-        "nor a Hugging Face id of the form 'organisation/name'"
+        "nor a Hugging Face id of the form 'organisation/name' "
+        "(write a local folder as ./path or /path)"
+    )
+
+
+def _download_advice(folder: str) -> str:
+    return (
+        f"download a pipeline with 'hf download <organisation/name> --local-dir {folder}' "
+        "on a machine with network access, or set model.source: demo"
     )
 
 
 def check_local_pipeline(folder: str) -> None:
+    """A local model folder exists and holds a complete diffusers pipeline.
+
+    Complete means: ``model_index.json`` is a JSON object and every component it
+    lists (``unet``, ``vae``, ``text_encoder``, ...) has a non-empty folder.
+    """
     path = Path(folder)
-    if not path.is_dir():
-        raise StepError(f"model folder {folder!r} does not exist")
-    if not (path / "model_index.json").is_file():
+    if not path.exists():
         raise StepError(
-            f"model folder {folder!r} is not a diffusers pipeline (it has no model_index.json); "
-            "save one with pipeline.save_pretrained(folder) or download it with "
-            "'hf download <id> --local-dir <folder>'"
+            f"model folder {folder!r} does not exist (relative to {Path.cwd()}); "
+            + _download_advice(folder)
+        )
+    if not path.is_dir():
+        raise StepError(
+            f"model.source {folder!r} is a file; point it at the folder that holds "
+            "model_index.json (a diffusers pipeline saved with save_pretrained)"
+        )
+    index_path = path / "model_index.json"
+    if not index_path.is_file():
+        inside = sorted(str(index.parent) for index in path.glob("*/model_index.json"))
+        hint = f"; did you mean {inside[0]!r}?" if inside else ""
+        raise StepError(
+            f"model folder {folder!r} is not a diffusers pipeline (it has no model_index.json)"
+            f"{hint}; save one with pipeline.save_pretrained(folder) or " + _download_advice(folder)
+        )
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as error:
+        raise StepError(f"{index_path} is not valid JSON ({error}); download it again") from None
+    if not isinstance(index, dict):
+        raise StepError(f"{index_path} is not a JSON object; download the pipeline again")
+    components = [
+        name
+        for name, entry in index.items()
+        if not name.startswith("_") and isinstance(entry, list) and None not in entry
+    ]
+    missing = [
+        name
+        for name in components
+        if not (path / name).is_dir() or not any((path / name).iterdir())
+    ]
+    if missing:
+        raise StepError(
+            f"model folder {folder!r} is incomplete: model_index.json lists "
+            f"{', '.join(missing)}, but their folders are missing or empty; "
+            + _download_advice(folder)
         )
 
 
-def _hub_error(model: ModelSource, error: Exception) -> StepError:
-    return StepError(
-        f"model.source {model.name!r} is not available offline ({type(error).__name__}: {error}). "
-        f"Download it once with 'hf download {model.location} --local-dir models/{model.location}' "
-        f"and set model.source to that folder, or set model.allow_download: true on a machine "
-        "that can reach the Hugging Face Hub"
+def _hub_cache() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def hub_unreachable_reason(repo_id: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
+    """Ask the Hub about ``repo_id`` once, without retries: ``None`` when it answers, else why not.
+
+    ``from_pretrained`` retries a failed connection for about 25 s; this one
+    request tells in a fraction of that whether to go online at all.
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        HfApi().model_info(repo_id, timeout=timeout)
+    except HfHubHTTPError:
+        return None  # the Hub answered (not found, gated, ...): from_pretrained says what
+    except Exception as error:  # DNS, refused, timeout, proxy: all mean "offline" here
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def check_model_available(model: ModelSource, *, allow_download: bool) -> str | None:
+    """Fail at once, before diffusers is imported, for a model that cannot load.
+
+    A local folder must be a complete pipeline.  A Hub id must be in the local
+    cache unless downloads are allowed; then the Hub is asked once, and when it
+    cannot be reached the cache must hold the model.  Returns why the Hub is
+    unreachable (``None`` when it is reachable or not needed).
+    """
+    if model.kind != "hub":
+        check_local_pipeline(model.location)
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = isinstance(try_to_load_from_cache(model.location, "model_index.json"), str)
+    unreachable = hub_unreachable_reason(model.location) if allow_download else None
+    if not cached and (not allow_download or unreachable is not None):
+        missing = FileNotFoundError(f"{model.location}: model_index.json is not in the cache")
+        raise _hub_error(model, missing, allow_download=allow_download, unreachable=unreachable)
+    return unreachable
+
+
+def _hub_error(
+    model: ModelSource,
+    error: Exception,
+    *,
+    allow_download: bool = False,
+    unreachable: str | None = None,
+) -> StepError:
+    """An actionable message for a Hub id that could not be loaded."""
+    text = str(error).strip()
+    cause = f"{type(error).__name__}: {text.splitlines()[0] if text else 'no details'}"
+    local_dir = f"./models/{model.location}"
+    fix = (
+        f"download it once with 'hf download {model.location} --local-dir {local_dir}' on a "
+        f"machine with network access and set model.source: {local_dir}"
     )
+    if not allow_download:
+        problem = (
+            f"model.source {model.name!r} is not (completely) in the local Hugging Face cache "
+            f"{_hub_cache()} ({cause}) and downloads are off (model.allow_download: false). "
+            f"To fix: {fix}; or set model.allow_download: true on a machine that can reach the Hub"
+        )
+    elif unreachable is not None:
+        problem = (
+            f"model.source {model.name!r}: the Hugging Face Hub cannot be reached ({unreachable}) "
+            f"and the model is not (completely) in the local cache {_hub_cache()}. "
+            f"Check the network (or HF_ENDPOINT and the proxy settings), or {fix}"
+        )
+    else:
+        problem = (
+            f"model.source {model.name!r} could not be loaded from the Hugging Face Hub "
+            f"({cause}). Check the id at https://huggingface.co/{model.location}; for a gated "
+            "model accept its licence there and log in with 'hf auth login'"
+        )
+    if Path(model.location.split("/")[0]).is_dir():
+        problem += (
+            f". If you meant a local folder: {model.location!r} does not exist under {Path.cwd()}"
+        )
+    return StepError(problem)
 
 
 def load_pipeline(
     model: ModelSource, *, device: str, dtype: Any, scheduler: str, allow_download: bool
 ) -> Any:
     """Load a text-to-image pipeline once; swap in the configured scheduler."""
+    unreachable = check_model_available(model, allow_download=allow_download)
     from diffusers import AutoPipelineForText2Image
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.disable_progress_bar()
-    if model.kind != "hub":
-        check_local_pipeline(model.location)
+    online = model.kind == "hub" and allow_download
     started = time.perf_counter()
     try:
         pipeline = AutoPipelineForText2Image.from_pretrained(
             model.location,
             dtype=dtype,
-            local_files_only=model.kind != "hub" or not allow_download,
+            local_files_only=not online or unreachable is not None,
         )
     except (OSError, ValueError) as error:
         if model.kind == "hub":
-            raise _hub_error(model, error) from error
+            raise _hub_error(
+                model, error, allow_download=allow_download, unreachable=unreachable
+            ) from error
         raise StepError(f"could not load the pipeline in {model.location!r}: {error}") from error
     tokenizer = getattr(pipeline, "tokenizer", None)
     if tokenizer is not None and len(tokenizer) <= 2:

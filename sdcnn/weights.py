@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +139,18 @@ def _labels_from_metadata(metadata: dict[str, str], source: str) -> list[str] | 
     return labels
 
 
+def _not_safetensors(path: str | Path, error: Exception) -> StepError:
+    with open(path, "rb") as handle:
+        start = handle.read(4)
+    hint = ""
+    if start[:1] == b"\x80" or start == b"PK\x03\x04":
+        hint = (
+            " (it looks like a pickle or torch.save checkpoint, which is never loaded because "
+            "unpickling can run code: save the tensors with safetensors instead)"
+        )
+    return StepError(f"weights file {path} is not a safetensors file{hint}: {error}")
+
+
 def load_weights(path: str | Path) -> CNNWeights:
     """Read and check a weights file; every problem names the file."""
     from safetensors import SafetensorError, safe_open
@@ -149,32 +162,73 @@ def load_weights(path: str | Path) -> CNNWeights:
             metadata = handle.metadata() or {}
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (safe_open is no dict)
     except (SafetensorError, OSError, ValueError) as error:
-        raise StepError(f"weights file {path} is not a safetensors file: {error}") from error
+        raise _not_safetensors(path, error) from error
     weights = CNNWeights(tensors, _labels_from_metadata(metadata, str(path)))
     check_weights(weights, str(path))
     return weights
 
 
-def _dim(array: np.ndarray, axis: int, ndim: int) -> int:
-    return array.shape[axis] if array.ndim == ndim else -1
+@dataclass(frozen=True)
+class WeightsHeader:
+    """What a weights file's header says: tensor shapes and, maybe, labels."""
+
+    shapes: dict[str, tuple[int, ...]]
+    labels: list[str] | None
+
+    @property
+    def in_channels(self) -> int:
+        return self.shapes["conv1.weight"][1]
+
+    @property
+    def n_labels(self) -> int:
+        return self.shapes["dense.weight"][0]
+
+    @property
+    def n_features(self) -> int:
+        return self.shapes["dense.weight"][1]
 
 
-def check_weights(weights: CNNWeights, source: str) -> None:
-    """Names, dtypes, finiteness and mutually consistent shapes."""
-    names = set(weights.tensors)
-    if names != set(TENSOR_NAMES):
+def read_header(path: str | Path) -> WeightsHeader:
+    """Check a weights file's header (names, dtypes, shapes, labels) without reading tensors."""
+    from safetensors import SafetensorError, safe_open
+
+    if not Path(path).is_file():
+        raise StepError(f"weights file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            slices = {name: handle.get_slice(name) for name in handle.keys()}  # noqa: SIM118 (safe_open is no dict)
+            shapes = {name: tuple(piece.get_shape()) for name, piece in slices.items()}
+            dtypes = {name: piece.get_dtype() for name, piece in slices.items()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise _not_safetensors(path, error) from error
+    labels = _labels_from_metadata(metadata, str(path))
+    check_names(shapes, str(path))
+    for name, dtype in dtypes.items():
+        if dtype != "F32":
+            raise StepError(f"weights file {path}: {name} is {dtype}, expected float32 (F32)")
+    check_shapes(shapes, str(path), labels)
+    return WeightsHeader(shapes, labels)
+
+
+def _dim(shape: tuple[int, ...], axis: int, ndim: int) -> int:
+    return shape[axis] if len(shape) == ndim else -1
+
+
+def check_names(names: Iterable[str], source: str) -> None:
+    if set(names) != set(TENSOR_NAMES):
         raise StepError(
             f"weights file {source}: expected tensors {sorted(TENSOR_NAMES)}, found {sorted(names)}"
         )
-    for name, array in weights.tensors.items():
-        if array.dtype != np.float32:
-            raise StepError(f"weights file {source}: {name} is {array.dtype}, expected float32")
-        if not np.isfinite(array).all():
-            raise StepError(f"weights file {source}: {name} has NaN or infinite values")
-    tensors = weights.tensors
-    in_channels = _dim(tensors["conv1.weight"], 1, 4)
-    n_labels = _dim(tensors["dense.weight"], 0, 2)
-    n_features = _dim(tensors["dense.weight"], 1, 2)
+
+
+def check_shapes(
+    shapes: Mapping[str, tuple[int, ...]], source: str, labels: Sequence[str] | None
+) -> None:
+    """The six tensors' shapes agree with each other (and with the labels, when recorded)."""
+    in_channels = _dim(shapes["conv1.weight"], 1, 4)
+    n_labels = _dim(shapes["dense.weight"], 0, 2)
+    n_features = _dim(shapes["dense.weight"], 1, 2)
     expected = {
         "conv1.weight": (CONV1_CHANNELS, in_channels, KERNEL, KERNEL),
         "conv1.bias": (CONV1_CHANNELS,),
@@ -184,9 +238,9 @@ def check_weights(weights: CNNWeights, source: str) -> None:
         "dense.bias": (n_labels,),
     }
     for name, shape in expected.items():
-        if tensors[name].shape != shape or min(shape) < 1:
+        if tuple(shapes[name]) != shape or min(shape) < 1:
             raise StepError(
-                f"weights file {source}: {name} has shape {tensors[name].shape}, expected {shape}"
+                f"weights file {source}: {name} has shape {tuple(shapes[name])}, expected {shape}"
             )
     side = math.isqrt(n_features // CONV2_CHANNELS)
     if CONV2_CHANNELS * side * side != n_features:
@@ -194,11 +248,23 @@ def check_weights(weights: CNNWeights, source: str) -> None:
             f"weights file {source}: dense.weight has {n_features} inputs, "
             f"not {CONV2_CHANNELS}*k*k for a pooled image side k"
         )
-    if weights.labels is not None and len(weights.labels) != n_labels:
+    if labels is not None and len(labels) != n_labels:
         raise StepError(
-            f"weights file {source}: its metadata names {len(weights.labels)} labels "
+            f"weights file {source}: its metadata names {len(labels)} labels "
             f"but dense.weight has {n_labels} outputs"
         )
+
+
+def check_weights(weights: CNNWeights, source: str) -> None:
+    """Names, dtypes, finiteness and mutually consistent shapes."""
+    check_names(weights.tensors, source)
+    for name, array in weights.tensors.items():
+        if array.dtype != np.float32:
+            raise StepError(f"weights file {source}: {name} is {array.dtype}, expected float32")
+        if not np.isfinite(array).all():
+            raise StepError(f"weights file {source}: {name} has NaN or infinite values")
+    shapes = {name: array.shape for name, array in weights.tensors.items()}
+    check_shapes(shapes, source, weights.labels)
 
 
 def check_compatible(

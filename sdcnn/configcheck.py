@@ -1,0 +1,374 @@
+"""The config, checked before any job runs: one message that names the key.
+
+``check_config`` is what ``rules/common.smk`` calls.  It
+
+1. re-reads the config files Snakemake loaded with a strict YAML loader, because
+   Snakemake's loader silently keeps the last of two equal keys;
+2. validates the merged config against ``config/schema.yaml`` (the single source
+   of the rules) and fills in the schema's defaults, as
+   ``snakemake.utils.validate`` does, but turns the most relevant jsonschema
+   error into one sentence ("config key generation.height: 100 is not a
+   multiple of 8") instead of a dump of the schema;
+3. checks what a schema cannot: prompt ids that differ only in case, a local
+   model folder that is missing or is not a diffusers pipeline, and a given
+   weights file whose header does not fit the labels and tensor shape.
+
+Nothing here imports torch or diffusers, so a bad config fails in a second.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MAX_SHOWN_CHARS = 60
+MAX_OTHER_PROBLEMS = 5
+
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+class ConfigError(ValueError):
+    """A problem with the config, phrased for the user (it names the key or file)."""
+
+
+# ---- 1. duplicate keys in the config files
+
+
+class StrictSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping.
+
+    PyYAML (and so Snakemake) keeps the last of two equal keys without a word.
+    The check runs on the composed node tree, where each key's line and its
+    path from the top are known.
+    """
+
+    def compose_document(self) -> yaml.Node:
+        document = super().compose_document()
+        _refuse_duplicate_keys(document, (), set())
+        return document
+
+
+def _refuse_duplicate_keys(node: yaml.Node, path: tuple[Any, ...], visited: set[int]) -> None:
+    if id(node) in visited:  # an alias seen before
+        return
+    visited.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, (*path, index), visited)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first_lines: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+            continue  # '<<: *base' followed by a key is YAML's own way to override
+        line = key_node.start_mark.line + 1
+        if key_node.value in first_lines:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key_name((*path, key_node.value))} is given twice (lines "
+                f"{first_lines[key_node.value]} and {line}); YAML would silently keep "
+                "only the last one, so remove one of them",
+                key_node.start_mark,
+            )
+        first_lines[key_node.value] = line
+        _refuse_duplicate_keys(value_node, (*path, key_node.value), visited)
+
+
+def _reject_duplicate_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in mapping:
+            raise ConfigError(f"key {key!r} is given twice; JSON would keep only the last one")
+        mapping[key] = value
+    return mapping
+
+
+def check_config_file(path: str | os.PathLike[str]) -> None:
+    """Refuse a JSON or YAML config file that gives a key twice.
+
+    Snakemake reads a config file as JSON first, then as YAML; so does this.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        json.loads(text, object_pairs_hook=_reject_duplicate_json_keys)
+        return
+    except ConfigError as error:
+        raise ConfigError(f"config file {path}: {error}") from None
+    except ValueError:
+        pass  # not JSON: read it as YAML
+    try:
+        yaml.load(text, Loader=StrictSafeLoader)
+    except yaml.constructor.ConstructorError as error:  # a duplicate key, from above
+        raise ConfigError(f"config file {path}: {error.problem}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path}: {error}") from None
+
+
+# ---- 2. the schema, with defaults and readable messages
+
+
+def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+def _defaults_filling_validator(schema: dict[str, Any]) -> Any:
+    """A Draft 2020-12 validator that fills in ``default``s while it validates.
+
+    The recipe of the jsonschema FAQ, which ``snakemake.utils.validate`` uses too.
+    """
+    from jsonschema import Draft202012Validator, validators
+
+    validate_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):  # noqa: ANN001, ANN202
+        if isinstance(instance, dict):
+            for name, property_schema in properties.items():
+                if "default" in property_schema:
+                    instance.setdefault(name, _copy(property_schema["default"]))
+        yield from validate_properties(validator, properties, instance, subschema)
+
+    extended = validators.extend(Draft202012Validator, {"properties": set_defaults})
+    return extended(schema)
+
+
+def _copy(value: Any) -> Any:
+    """A fresh copy of a default, so two configs never share a list from the schema."""
+    return json.loads(json.dumps(value))
+
+
+def key_name(path: Iterable[Any]) -> str:
+    """``("classifier", "labels", 2)`` -> ``classifier.labels[2]``."""
+    name = ""
+    for part in path:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name
+
+
+def _shown(value: Any) -> str:
+    """A value as the user wrote it in YAML (null, true), cut to a readable length."""
+    text = json.dumps(value) if value is None or isinstance(value, bool) else repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
+
+
+def _type_of(value: Any) -> str:
+    for name, python_types in (
+        ("null", type(None)),
+        ("true or false", bool),
+        ("an integer", int),
+        ("a number", float),
+        ("a string", str),
+        ("a list", list),
+        ("a mapping", dict),
+    ):
+        if isinstance(value, python_types):
+            return name
+    return type(value).__name__
+
+
+def _closest(word: str, candidates: Iterable[str]) -> str | None:
+    matches = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _expected(schema: dict[str, Any]) -> str:
+    description = schema.get("description")
+    return f"; expected {description[0].lower()}{description[1:]}" if description else ""
+
+
+def _unknown_key_message(error: Any) -> str:
+    known = list(error.schema.get("properties", {}))
+    unknown = [key for key in error.instance if key not in known]
+    key = key_name([*error.absolute_path, unknown[0]])
+    guess = _closest(unknown[0], known)
+    hint = f" (did you mean {key_name([*error.absolute_path, guess])}?)" if guess else ""
+    where = f"of {key_name(error.absolute_path)} " if error.absolute_path else ""
+    return f"config key {key}: unknown key{hint}; the keys {where}are {', '.join(known)}"
+
+
+def _problem(error: Any) -> str:
+    """What is wrong with ``error.instance``, in words, for the usual jsonschema keywords."""
+    kind, limit, value = error.validator, error.validator_value, error.instance
+    if kind == "type":
+        types = [limit] if isinstance(limit, str) else limit
+        wanted = " or ".join(_TYPE_NAMES.get(name, name) for name in types)
+        return f"{_shown(value)} is {_type_of(value)}, expected {wanted}{_expected(error.schema)}"
+    if kind == "required":
+        missing = next(name for name in limit if name not in value)
+        return f"missing, but required{_expected(error.schema['properties'].get(missing, {}))}"
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        relation = {
+            "minimum": "less than the minimum",
+            "exclusiveMinimum": "not above",
+            "maximum": "more than the maximum",
+            "exclusiveMaximum": "not below",
+        }[kind]
+        return f"{_shown(value)} is {relation} {limit}"
+    if kind == "multipleOf":
+        return f"{_shown(value)} is not a multiple of {limit}"
+    if kind == "enum":
+        guess = _closest(value, [str(option) for option in limit])
+        hint = f" (did you mean {guess!r}?)" if guess else ""
+        options = ", ".join(str(option) for option in limit)
+        return f"{_shown(value)} is not one of {options}{hint}"
+    if kind == "minLength":
+        return f"{_shown(value)} is empty" if not value else f"{_shown(value)} is too short"
+    if kind == "maxLength":
+        return f"{_shown(value)} is {len(value)} characters long, more than {limit}"
+    if kind == "pattern":
+        blank = isinstance(value, str) and not value.strip()
+        problem = "is empty or blank" if blank else "is not allowed"
+        return f"{_shown(value)} {problem}{_expected(error.schema)}"
+    if kind == "minItems":
+        return f"{_shown(value)} has {len(value)} items, expected at least {limit}"
+    if kind == "maxItems":
+        return f"{_shown(value)} has {len(value)} items, expected at most {limit}"
+    if kind == "uniqueItems":
+        repeated = next(item for index, item in enumerate(value) if item in value[:index])
+        return f"{_shown(repeated)} appears more than once"
+    if kind == "minProperties":
+        return f"has {len(value)} entries, expected at least {limit}{_expected(error.schema)}"
+    return error.message
+
+
+def describe_error(error: Any) -> str:
+    """One jsonschema ``ValidationError`` as ``config key <path>: <problem>``."""
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        return _unknown_key_message(error)
+    path = list(error.absolute_path)
+    if "propertyNames" in error.absolute_schema_path:  # a bad name, not a bad value
+        parent = key_name(path) or "(top level)"
+        return (
+            f"config key {parent}: the name {_shown(error.instance)} is not allowed"
+            f"{_expected(error.schema)}"
+        )
+    if error.validator == "required":
+        missing = next(name for name in error.validator_value if name not in error.instance)
+        path.append(missing)
+    return f"config key {key_name(path) or '(top level)'}: {_problem(error)}"
+
+
+def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Fill in the schema's defaults in place; raise ``ConfigError`` with the best message."""
+    from jsonschema.exceptions import best_match
+
+    errors = list(_defaults_filling_validator(schema).iter_errors(config))
+    if not errors:
+        return config
+    best = best_match(errors)
+    others = sorted(
+        {describe_error(error) for error in errors} - {describe_error(best)},
+    )[:MAX_OTHER_PROBLEMS]
+    message = describe_error(best)
+    if others:
+        message += "\nother problems:\n" + "\n".join(f"  {other}" for other in others)
+    raise ConfigError(message)
+
+
+# ---- 3. what a schema cannot check
+
+
+def check_prompt_ids(prompts: dict[str, Any]) -> None:
+    """Ids become file names: two that differ only in case collide on macOS and Windows."""
+    by_folded: dict[str, str] = {}
+    for prompt_id in prompts:
+        other = by_folded.setdefault(prompt_id.casefold(), prompt_id)
+        if other != prompt_id:
+            raise ConfigError(
+                f"config key prompts: the ids {other!r} and {prompt_id!r} differ only in case; "
+                "their files would be the same on case-insensitive file systems"
+            )
+
+
+def check_model_source(source: str) -> None:
+    """A local model folder must exist and be a diffusers pipeline (Hub ids load in the job)."""
+    from sdcnn.generation import DEMO, check_local_pipeline, resolve_model_source
+    from sdcnn.step import StepError
+
+    if source == DEMO:
+        return
+    try:
+        if resolve_model_source(source, demo_dir="").kind == "local":
+            check_local_pipeline(os.path.expanduser(source))  # as written, e.g. ./models/sd
+    except StepError as error:
+        raise ConfigError(f"config key model.source: {error}") from None
+
+
+def check_weights_file(path: str, labels: Sequence[str], channels: int, size: int) -> None:
+    """A given weights file fits the labels and tensors; only its header is read."""
+    from sdcnn.step import StepError
+    from sdcnn.weights import dense_inputs, read_header
+
+    try:
+        header = read_header(path)
+    except StepError as error:
+        raise ConfigError(f"config key classifier.weights: {error}") from None
+    if header.n_labels != len(labels):
+        raise ConfigError(
+            f"config key classifier.labels: {len(labels)} labels, but weights file {path} "
+            f"has {header.n_labels} outputs"
+        )
+    if header.labels is not None and list(header.labels) != list(labels):
+        raise ConfigError(
+            f"config key classifier.labels: {list(labels)} do not match the labels recorded "
+            f"in weights file {path}: {header.labels}"
+        )
+    if header.in_channels != channels:
+        raise ConfigError(
+            f"config key preprocess.grayscale: the tensors will have {channels} channel(s), "
+            f"but weights file {path} expects {header.in_channels}"
+        )
+    if header.n_features != dense_inputs(size):
+        raise ConfigError(
+            f"config key preprocess.size: {size} gives {dense_inputs(size)} dense inputs, "
+            f"but weights file {path} has {header.n_features}"
+        )
+
+
+def config_problems_beyond_schema(config: dict[str, Any]) -> None:
+    check_prompt_ids(config["prompts"])
+    check_model_source(config["model"]["source"])
+    classifier, preprocess = config["classifier"], config["preprocess"]
+    if classifier["weights"] is not None:
+        check_weights_file(
+            classifier["weights"],
+            classifier["labels"],
+            channels=1 if preprocess["grayscale"] else 3,
+            size=preprocess["size"],
+        )
+
+
+def check_config(
+    config: dict[str, Any],
+    schema_path: str | os.PathLike[str],
+    config_files: Iterable[str | os.PathLike[str]] = (),
+) -> dict[str, Any]:
+    """Everything above, in order; the config gains its defaults. Raises ``ConfigError``."""
+    for path in _unique(config_files):
+        check_config_file(path)
+    validate_config(config, load_schema(schema_path))
+    config_problems_beyond_schema(config)
+    return config
+
+
+def _unique(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    seen = set()
+    for path in paths:
+        resolved = Path(path).resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            yield Path(path)
