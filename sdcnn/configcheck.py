@@ -185,9 +185,13 @@ def _closest(word: str, candidates: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
+def _described(schema: dict[str, Any]) -> str:
+    description = schema.get("description", "").strip().rstrip(".")
+    return description[:1].lower() + description[1:]
+
+
 def _expected(schema: dict[str, Any]) -> str:
-    description = schema.get("description")
-    return f"; expected {description[0].lower()}{description[1:]}" if description else ""
+    return f"; expected {_described(schema)}" if _described(schema) else ""
 
 
 def _unknown_key_message(error: Any) -> str:
@@ -206,7 +210,9 @@ def _problem(error: Any) -> str:
     if kind == "type":
         types = [limit] if isinstance(limit, str) else limit
         wanted = " or ".join(_TYPE_NAMES.get(name, name) for name in types)
-        return f"{_shown(value)} is {_type_of(value)}, expected {wanted}{_expected(error.schema)}"
+        got = "is empty (null)" if value is None else f"{_shown(value)} is {_type_of(value)}"
+        described = f" ({_described(error.schema)})" if _described(error.schema) else ""
+        return f"{got}, expected {wanted}{described}"
     if kind == "required":
         missing = next(name for name in limit if name not in value)
         return f"missing, but required{_expected(error.schema['properties'].get(missing, {}))}"

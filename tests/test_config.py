@@ -1,15 +1,20 @@
-"""The shipped config validates against the schema, and the schema fills in defaults."""
+"""The config check (sdcnn.configcheck): defaults, and one clear message per bad value."""
 
 from __future__ import annotations
 
 import copy
+import pickle
+import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
-
 from conftest import REPO, SMALL_CONFIG
+from safetensors.numpy import save_file
+
+from sdcnn.configcheck import ConfigError, check_config, check_config_file
+from sdcnn.weights import CNNWeights, init_weights, save_weights
 
 SCHEMA_PATH = REPO / "config" / "schema.yaml"
 
@@ -18,9 +23,28 @@ def load_default_config() -> dict:
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
+def with_value(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """SMALL_CONFIG with one key set (intermediate mappings created as needed)."""
+    config = copy.deepcopy(SMALL_CONFIG)
+    target = config
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    target[path[-1]] = value
+    return config
+
+
+def re_search(pattern: str, text: str) -> bool:
+    return re.search(pattern, text) is not None
+
+
+def config_error(config: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as caught:
+        check_config(config, SCHEMA_PATH)
+    return str(caught.value)
+
+
 def test_default_config_is_valid_and_reproduces_the_seed_project() -> None:
-    config = load_default_config()
-    validate(config, str(SCHEMA_PATH))
+    config = check_config(load_default_config(), SCHEMA_PATH, [REPO / "config" / "config.yaml"])
     city = config["prompts"]["city"]
     assert city["text"] == "A futuristic city at sunset" and city["n_images"] == 3
     assert len(config["prompts"]) >= 2
@@ -30,31 +54,253 @@ def test_default_config_is_valid_and_reproduces_the_seed_project() -> None:
 
 
 def test_defaults_are_filled_in() -> None:
-    config = {"prompts": {"p": {"text": "x"}}}
-    validate(config, str(SCHEMA_PATH))
+    config = check_config({"prompts": {"p": {"text": "x"}}}, SCHEMA_PATH)
     assert config["prompts"]["p"] == {"text": "x", "negative_prompt": "", "n_images": 1}
     assert config["generation"]["steps"] == 25
     assert config["classifier"]["backend"] == "torch"
     assert config["preprocess"]["interpolation"] == "auto"
+    assert config["classifier"]["weights"] is None
+
+
+def test_defaults_are_not_shared_between_configs() -> None:
+    first = check_config({"prompts": {"p": {"text": "x"}}}, SCHEMA_PATH)
+    first["classifier"]["labels"].append("changed")
+    second = check_config({"prompts": {"p": {"text": "x"}}}, SCHEMA_PATH)
+    assert "changed" not in second["classifier"]["labels"]
+
+
+# (key path, bad value, the message: names the key and says what was expected)
+BAD_VALUES = [
+    (("generation", "stepz"), 3, r"^config key generation\.stepz: unknown key \(did you mean "
+     r"generation\.steps\?\); the keys of generation are steps, guidance_scale"),
+    (("promts",), {}, r"^config key promts: unknown key \(did you mean prompts\?\)"),
+    (("prompts",), {}, r"^config key prompts: has 0 entries, expected at least 1"),
+    (("prompts",), None, r"^config key prompts: is empty \(null\), expected a mapping \(at "
+     r"least one named prompt"),
+    (("prompts", "city", "text"), "", r"^config key prompts\.city\.text: '' is empty or blank"),
+    (("prompts", "city", "text"), " \t\n", r"^config key prompts\.city\.text: .* is empty or "
+     r"blank; expected the prompt text, not blank"),
+    (("prompts", "city", "n_images"), 0, r"^config key prompts\.city\.n_images: 0 is less than "
+     r"the minimum 1$"),
+    (("prompts", "city", "n_images"), "3", r"^config key prompts\.city\.n_images: '3' is a "
+     r"string, expected an integer \(number of images made from this prompt\)$"),
+    (("prompts", "city", "negative"), "x", r"^config key prompts\.city\.negative: unknown key "
+     r"\(did you mean prompts\.city\.negative_prompt\?\)"),
+    (("generation", "steps"), 0, r"^config key generation\.steps: 0 is less than the minimum 1$"),
+    (("generation", "guidance_scale"), -0.5, r"^config key generation\.guidance_scale: -0\.5 is "
+     r"less than the minimum 0$"),
+    (("generation", "height"), 100, r"^config key generation\.height: 100 is not a multiple "
+     r"of 8$"),
+    (("generation", "width"), 0, r"^config key generation\.width: 0 is less than the minimum 8$"),
+    (("generation", "height"), -64, r"^config key generation\.height: -64 is less than the "
+     r"minimum 8$"),
+    (("generation", "width"), "64", r"^config key generation\.width: '64' is a string, "
+     r"expected an integer$"),
+    (("generation", "scheduler"), "ddimm", r"^config key generation\.scheduler: 'ddimm' is not "
+     r"one of default, ddim, .* \(did you mean 'ddim'\?\)$"),
+    (("generation",), None, r"^config key generation: is empty \(null\), expected a mapping$"),
+    (("preprocess", "size"), 4, r"^config key preprocess\.size: 4 is less than the minimum 8$"),
+    (("classifier", "backend"), "jax", r"^config key classifier\.backend: 'jax' is not one of "),
+    (("classifier", "labels"), [], r"^config key classifier\.labels: \[\] has 0 items, expected "
+     r"at least 1$"),
+    (("classifier", "labels"), ["cat", "cat"], r"^config key classifier\.labels: 'cat' appears "
+     r"more than once$"),
+    (("classifier", "labels"), ["cat", " "], r"^config key classifier\.labels\[1\]: ' ' is "
+     r"empty or blank"),
+    (("classifier", "weights"), "", r"^config key classifier\.weights: '' is empty or blank"),
+    (("model", "source"), " demo", r"^config key model\.source: ' demo' is not allowed; expected "
+     r"'demo', a local diffusers pipeline folder"),
+    (("model", "source"), "no such model", r"^config key model\.source: model\.source 'no such "
+     r"model' is neither 'demo', an existing local folder, nor a Hugging Face id"),
+    (("model", "source"), "./models/nowhere", r"^config key model\.source: model folder "
+     r"'\./models/nowhere' does not exist .*hf download <organisation/name> --local-dir "
+     r"\./models/nowhere"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    "path, value",
-    [
-        (("generation", "height"), 100),
-        (("generation", "steps"), 0),
-        (("prompts", "city", "n_images"), 0),
-        (("prompts", "city", "text"), "   "),
-        (("classifier", "labels"), []),
-        (("generation", "scheduler"), "nonsense"),
-        (("generation", "stepz"), 3),
-    ],
+    "path, value, message", BAD_VALUES, ids=[".".join(case[0]) for case in BAD_VALUES]
 )
-def test_schema_rejects(path: tuple[str, ...], value: object) -> None:
+def test_bad_value_gets_one_message_naming_the_key(
+    path: tuple[str, ...], value: Any, message: str
+) -> None:
+    text = config_error(with_value(path, value))
+    assert "\n" not in text  # one problem, one line, no jsonschema dump
+    assert re_search(message, text), text
+
+
+def test_prompts_are_required() -> None:
+    text = config_error({"generation": {"steps": 2}})
+    assert text.startswith("config key prompts: missing, but required; expected at least one")
+
+
+@pytest.mark.parametrize(
+    "prompt_id",
+    ["../x", "/abs", "has space", "", "a" * 65, ".hidden", "x/y", "é", "-dash", "a.b", "a\nb"],
+)
+def test_unsafe_prompt_ids_are_refused(prompt_id: str) -> None:
     config = copy.deepcopy(SMALL_CONFIG)
-    target = config
-    for key in path[:-1]:
-        target = target.setdefault(key, {})
-    target[path[-1]] = value
-    with pytest.raises(WorkflowError):
-        validate(config, str(SCHEMA_PATH))
+    config["prompts"][prompt_id] = {"text": "a prompt"}
+    text = config_error(config)
+    assert text.startswith(f"config key prompts: the name {prompt_id[:50]!r}"[:60]), text
+    assert "expected a prompt id of 1 to 64 letters, digits, '_' or '-'" in text
+
+
+def test_longest_safe_prompt_id_is_accepted() -> None:
+    config = copy.deepcopy(SMALL_CONFIG)
+    config["prompts"]["a" * 64] = {"text": "a prompt"}
+    check_config(config, SCHEMA_PATH)
+
+
+def test_prompt_ids_differing_only_in_case_are_refused() -> None:
+    config = copy.deepcopy(SMALL_CONFIG)
+    config["prompts"]["City"] = {"text": "another city"}
+    assert "the ids 'city' and 'City' differ only in case" in config_error(config)
+
+
+def test_several_problems_are_all_listed_under_the_most_relevant() -> None:
+    config = with_value(("generation", "height"), 100)
+    config["preprocess"] = {"size": 2}
+    first, *others = config_error(config).splitlines()
+    assert first.startswith("config key ")
+    assert others[0] == "other problems:"
+    assert len(others) == 2 and others[1].startswith("  config key ")
+
+
+# ---- duplicate keys: Snakemake's YAML loader silently keeps the last one
+
+
+def test_duplicate_yaml_key_is_refused_with_its_path_and_lines(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("prompts:\n  city:\n    text: a\ngeneration:\n  steps: 2\n  steps: 3\n")
+    with pytest.raises(ConfigError) as caught:
+        check_config_file(path)
+    assert str(caught.value) == (
+        f"config file {path}: key generation.steps is given twice (lines 5 and 6); "
+        "YAML would silently keep only the last one, so remove one of them"
+    )
+
+
+def test_duplicate_prompt_id_and_list_item_keys_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("prompts:\n  city: {text: a}\n  city: {text: b}\n")
+    with pytest.raises(ConfigError, match=r"key prompts\.city is given twice \(lines 2 and 3\)"):
+        check_config_file(path)
+    path.write_text("x:\n  - {a: 1, a: 2}\n")
+    with pytest.raises(ConfigError, match=r"key x\[0\]\.a is given twice"):
+        check_config_file(path)
+
+
+def test_duplicate_json_key_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{"prompts": {"a": {"text": "x"}}, "prompts": {}}')
+    with pytest.raises(ConfigError, match=r"config\.json: key 'prompts' is given twice"):
+        check_config_file(path)
+
+
+def test_yaml_merge_keys_may_override(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("base: &b {text: a, n_images: 2}\nprompts:\n  p:\n    <<: *b\n    text: c\n")
+    check_config_file(path)
+
+
+def test_check_config_reads_the_given_files(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("prompts: {a: {text: x}}\nprompts: {b: {text: y}}\n")
+    config = yaml.safe_load(path.read_text())  # what Snakemake would have: only 'b'
+    with pytest.raises(ConfigError, match="key prompts is given twice"):
+        check_config(config, SCHEMA_PATH, [path])
+
+
+# ---- a given weights file: only its header is read
+
+
+def weights_config(path: Path, labels: list[str], **preprocess: Any) -> dict[str, Any]:
+    config = with_value(("classifier", "weights"), str(path))
+    config["classifier"]["labels"] = labels
+    config["preprocess"] = {"size": 16, "grayscale": True, **preprocess}
+    return config
+
+
+@pytest.fixture
+def weights_file(tmp_path: Path) -> Path:
+    """Weights for 1-channel 16x16 tensors and the labels cat, dog."""
+    path = tmp_path / "cnn.safetensors"
+    save_weights(path, CNNWeights(init_weights(1, 1, 16, 2).tensors, labels=["cat", "dog"]))
+    return path
+
+
+def test_fitting_weights_file_is_accepted(weights_file: Path) -> None:
+    check_config(weights_config(weights_file, ["cat", "dog"]), SCHEMA_PATH)
+
+
+@pytest.mark.parametrize(
+    "labels, preprocess, message",
+    [
+        (["cat", "dog", "ship"], {}, r"^config key classifier\.labels: 3 labels, but weights file "
+         r".*cnn\.safetensors has 2 outputs$"),
+        (["dog", "cat"], {}, r"^config key classifier\.labels: \['dog', 'cat'\] do not match the "
+         r"labels recorded in weights file .*cnn\.safetensors: \['cat', 'dog'\]$"),
+        (["cat", "dog"], {"grayscale": False}, r"^config key preprocess\.grayscale: the tensors "
+         r"will have 3 channel\(s\), but weights file .*cnn\.safetensors expects 1$"),
+        (["cat", "dog"], {"size": 32}, r"^config key preprocess\.size: 32 gives 2048 dense "
+         r"inputs, but weights file .*cnn\.safetensors has 512$"),
+    ],
+)  # fmt: skip
+def test_weights_file_that_does_not_fit_is_refused(
+    weights_file: Path, labels: list[str], preprocess: dict[str, Any], message: str
+) -> None:
+    assert re_search(message, config_error(weights_config(weights_file, labels, **preprocess)))
+
+
+def test_weights_file_without_recorded_labels_is_checked_by_shape(tmp_path: Path) -> None:
+    path = tmp_path / "plain.safetensors"
+    save_file(init_weights(1, 1, 16, 2).tensors, str(path))
+    check_config(weights_config(path, ["x", "y"]), SCHEMA_PATH)
+    assert "3 labels" in config_error(weights_config(path, ["x", "y", "z"]))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, r"weights file .*missing\.safetensors does not exist"),
+        (b"", r"is not a safetensors file"),
+        (pickle.dumps({"conv1.weight": [1.0]}), r"is not a safetensors file \(it looks like a "
+         r"pickle or torch\.save checkpoint, which is never loaded"),
+        (b"PK\x03\x04" + bytes(100), r"it looks like a pickle or torch\.save checkpoint"),
+    ],
+)  # fmt: skip
+def test_weights_file_that_is_not_safetensors_is_refused(
+    tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    path = tmp_path / "missing.safetensors"
+    if content is not None:
+        path.write_bytes(content)
+    text = config_error(weights_config(path, ["cat", "dog"]))
+    assert text.startswith("config key classifier.weights: weights file ")
+    assert re_search(message, text), text
+
+
+def test_weights_file_with_wrong_tensors_is_refused(tmp_path: Path) -> None:
+    tensors = init_weights(1, 1, 16, 2).tensors
+    tensors["conv2.weight"] = tensors["conv2.weight"][:, :8]
+    save_file(tensors, str(tmp_path / "w.safetensors"))
+    text = config_error(weights_config(tmp_path / "w.safetensors", ["cat", "dog"]))
+    assert re_search(r"w\.safetensors: conv2\.weight has shape \(32, 8, 3, 3\), expected", text)
+    tensors = init_weights(1, 1, 16, 2).tensors
+    tensors["dense.bias"] = tensors["dense.bias"].astype("float16")
+    save_file(tensors, str(tmp_path / "w.safetensors"))
+    text = config_error(weights_config(tmp_path / "w.safetensors", ["cat", "dog"]))
+    assert "dense.bias is F16, expected float32" in text
+
+
+# ---- a local model folder
+
+
+def test_model_folder_without_model_index_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "sd" / "inner").mkdir(parents=True)
+    (tmp_path / "sd" / "inner" / "model_index.json").write_text("{}")
+    text = config_error(with_value(("model", "source"), str(tmp_path / "sd")))
+    assert text.startswith(f"config key model.source: model folder '{tmp_path / 'sd'}' is not a ")
+    assert f"did you mean '{tmp_path / 'sd' / 'inner'}'?" in text
+    assert "hf download" in text
