@@ -83,10 +83,12 @@ def test_bad_config_is_refused_before_any_job(
 def test_duplicate_key_in_the_config_file_is_refused(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "run", SMALL_CONFIG)
     config_file = workdir / "config" / "config.yaml"
-    config_file.write_text(config_file.read_text() + "generation:\n  steps: 3\n")
+    lines = config_file.read_text().splitlines()
+    config_file.write_text("\n".join([*lines, "generation:", "  steps: 3", ""]))
     output = failed_run(workdir)
     message = (
-        "config file config/config.yaml: key generation is given twice (lines 9 and 22); "
+        f"config file config/config.yaml: key generation is given twice (lines "
+        f"{lines.index('generation:') + 1} and {len(lines) + 1}); "
         "YAML would silently keep only the last one"
     )
     assert_refused_before_any_job(workdir, output, message)
