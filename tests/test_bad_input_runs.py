@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import SMALL_CONFIG, copy_workflow, run_snakemake
 
+from conftest import SMALL_CONFIG, copy_workflow, run_snakemake
 from sdcnn.weights import CNNWeights, init_weights, save_weights
 
 pytestmark = pytest.mark.pipeline
@@ -191,22 +191,12 @@ def finished_run(small_run: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(small_run, tmp_path / "finished", symlinks=True))
 
 
-def rerun_copy(workdir: Path, *args: str) -> str:
-    """Re-run a copied run, expect failure; its output.
-
-    The rules declare the package's modules as inputs by absolute path, so in a
-    copy the set of inputs looks changed; ``--rerun-triggers mtime`` makes the
-    copy as up to date as the original (the copy keeps the files' times).
-    """
-    return failed_run(workdir, "--rerun-triggers", "mtime", *args)
-
-
 def test_corrupt_png_fails_preprocess_and_leaves_no_tensors(finished_run: Path) -> None:
     results = finished_run / "results"
     broken = results / "images" / "city" / "city_001.png"
     broken.write_bytes(broken.read_bytes()[:-100])  # a truncated download or copy
     kept = {path: path.read_bytes() for path in (results / "images").rglob("*.png")}
-    output = rerun_copy(finished_run, "--forcerun", "preprocess")
+    output = failed_run(finished_run, "--forcerun", "preprocess")
     assert "results/images/city/city_001.png: not a readable image" in output
     assert not (results / "tensors" / "city").exists()
     assert not (results / "previews" / "city").exists()
@@ -218,7 +208,7 @@ def test_corrupt_tensor_fails_predict_and_leaves_no_json(finished_run: Path) -> 
     results = finished_run / "results"
     tensor = results / "tensors" / "harbor" / "harbor_001.npy"
     np.save(tensor, np.full((1, 32, 32), np.nan, np.float32), allow_pickle=False)
-    output = rerun_copy(finished_run, "--forcerun", "predict")
+    output = failed_run(finished_run, "--forcerun", "predict")
     assert "results/tensors/harbor/harbor_001.npy: contains NaN or infinite values" in output
     assert not (results / "predictions" / "harbor.json").exists()
     assert leftovers(results) == []
@@ -230,7 +220,7 @@ def test_pickle_tensor_fails_predict_without_running_it(finished_run: Path) -> N
     payload = np.empty(1, dtype=object)
     payload[0] = Path  # any object makes numpy write a pickle
     np.save(results / "tensors" / "city" / "city_000.npy", payload, allow_pickle=True)
-    output = rerun_copy(finished_run, "--forcerun", "predict")
+    output = failed_run(finished_run, "--forcerun", "predict")
     assert "results/tensors/city/city_000.npy: not a readable .npy file" in output
     assert not (results / "predictions" / "city.json").exists()
     assert not marker.exists()

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, SMALL_CONFIG
 from safetensors.numpy import save_file
 
+from conftest import REPO, SMALL_CONFIG
 from sdcnn.configcheck import ConfigError, check_config, check_config_file
 from sdcnn.weights import CNNWeights, init_weights, save_weights
 

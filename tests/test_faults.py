@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import SMALL_CONFIG, copy_workflow, result_files, run_snakemake
 
 pytestmark = pytest.mark.pipeline

@@ -11,8 +11,9 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO, copy_workflow, run_snakemake
 from PIL import Image
+
+from conftest import REPO, copy_workflow, run_snakemake
 
 # What may never appear in the package, the scripts or the rules (why, then the pattern).
 FORBIDDEN = {
