@@ -99,10 +99,11 @@ def test_the_scan_lets_safe_code_pass(code: str) -> None:
 
 # ---- a prompt made of shell syntax is only ever text
 
+# Each context a naive shell command could put the text in runs at least one `touch`:
+# unquoted or "..." runs $(...) and `...`; '...' is left by the '; ... ; ' part.
 SHELL_PROMPT = (
-    "$(touch pwned1); touch pwned2 ; `touch pwned3` && touch pwned4 || touch pwned5 "
-    "| tee pwned6 > pwned7 ; rm -rf results ; \"' \\ ${HOME} %s {prompt} {{x}} \n"
-    "a city at night"
+    "a city at night $(touch pwned1) `touch pwned2` '; touch pwned3; ' \"; touch pwned4; \" "
+    "&& touch pwned5 ; touch pwned6 > pwned7 | cat ${HOME} %s {prompt} {{x}}\nsecond line"
 )
 
 
