@@ -317,32 +317,16 @@ def check_model_source(source: str) -> None:
 def check_weights_file(path: str, labels: Sequence[str], channels: int, size: int) -> None:
     """A given weights file fits the labels and tensors; only its header is read."""
     from sdcnn.step import StepError
-    from sdcnn.weights import dense_inputs, read_header
+    from sdcnn.weights import check_compatible, read_header
 
     try:
         header = read_header(path)
     except StepError as error:
         raise ConfigError(f"config key classifier.weights: {error}") from None
-    if header.n_labels != len(labels):
-        raise ConfigError(
-            f"config key classifier.labels: {len(labels)} labels, but weights file {path} "
-            f"has {header.n_labels} outputs"
-        )
-    if header.labels is not None and list(header.labels) != list(labels):
-        raise ConfigError(
-            f"config key classifier.labels: {list(labels)} do not match the labels recorded "
-            f"in weights file {path}: {header.labels}"
-        )
-    if header.in_channels != channels:
-        raise ConfigError(
-            f"config key preprocess.grayscale: the tensors will have {channels} channel(s), "
-            f"but weights file {path} expects {header.in_channels}"
-        )
-    if header.n_features != dense_inputs(size):
-        raise ConfigError(
-            f"config key preprocess.size: {size} gives {dense_inputs(size)} dense inputs, "
-            f"but weights file {path} has {header.n_features}"
-        )
+    try:
+        check_compatible(header, path, labels, (channels, size, size))
+    except StepError as error:  # its message starts with the key to change
+        raise ConfigError(f"config key {error}") from None
 
 
 def config_problems_beyond_schema(config: dict[str, Any]) -> None:

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -39,6 +40,7 @@ from sdcnn.step import StepError
 FORMAT = "sdcnn-cnn"
 FORMAT_VERSION = 1
 METADATA_KEY = "sdcnn"
+T = TypeVar("T")
 CONV1_CHANNELS = 16
 CONV2_CHANNELS = 32
 KERNEL = 3
@@ -151,18 +153,25 @@ def _not_safetensors(path: str | Path, error: Exception) -> StepError:
     return StepError(f"weights file {path} is not a safetensors file{hint}: {error}")
 
 
-def load_weights(path: str | Path) -> CNNWeights:
-    """Read and check a weights file; every problem names the file."""
+def _read(path: str | Path, what: Callable[[Any], T]) -> tuple[dict[str, str], T]:
+    """A safetensors file's metadata and ``what(handle)``; a clear error for anything else."""
     from safetensors import SafetensorError, safe_open
 
     if not Path(path).is_file():
         raise StepError(f"weights file {path} does not exist")
     try:
         with safe_open(str(path), framework="numpy") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (safe_open is no dict)
+            return handle.metadata() or {}, what(handle)
     except (SafetensorError, OSError, ValueError) as error:
         raise _not_safetensors(path, error) from error
+
+
+def load_weights(path: str | Path) -> CNNWeights:
+    """Read and check a weights file; every problem names the file."""
+    metadata, tensors = _read(
+        path,
+        lambda handle: {name: handle.get_tensor(name) for name in handle.keys()},  # noqa: SIM118 (safe_open is no dict)
+    )
     weights = CNNWeights(tensors, _labels_from_metadata(metadata, str(path)))
     check_weights(weights, str(path))
     return weights
@@ -188,25 +197,24 @@ class WeightsHeader:
         return self.shapes["dense.weight"][1]
 
 
+def _shapes_and_dtypes(handle: Any) -> dict[str, tuple[tuple[int, ...], str]]:
+    """name -> (shape, safetensors dtype such as "F32"), from the header alone."""
+    entries = {}
+    for name in handle.keys():  # noqa: SIM118 (safe_open is no dict)
+        piece = handle.get_slice(name)
+        entries[name] = (tuple(piece.get_shape()), piece.get_dtype())
+    return entries
+
+
 def read_header(path: str | Path) -> WeightsHeader:
     """Check a weights file's header (names, dtypes, shapes, labels) without reading tensors."""
-    from safetensors import SafetensorError, safe_open
-
-    if not Path(path).is_file():
-        raise StepError(f"weights file {path} does not exist")
-    try:
-        with safe_open(str(path), framework="numpy") as handle:
-            metadata = handle.metadata() or {}
-            slices = {name: handle.get_slice(name) for name in handle.keys()}  # noqa: SIM118 (safe_open is no dict)
-            shapes = {name: tuple(piece.get_shape()) for name, piece in slices.items()}
-            dtypes = {name: piece.get_dtype() for name, piece in slices.items()}
-    except (SafetensorError, OSError, ValueError) as error:
-        raise _not_safetensors(path, error) from error
+    metadata, slices = _read(path, _shapes_and_dtypes)
     labels = _labels_from_metadata(metadata, str(path))
-    check_names(shapes, str(path))
-    for name, dtype in dtypes.items():
+    check_names(slices, str(path))
+    for name, (_, dtype) in slices.items():
         if dtype != "F32":
             raise StepError(f"weights file {path}: {name} is {dtype}, expected float32 (F32)")
+    shapes = {name: shape for name, (shape, _) in slices.items()}
     check_shapes(shapes, str(path), labels)
     return WeightsHeader(shapes, labels)
 
@@ -268,27 +276,34 @@ def check_weights(weights: CNNWeights, source: str) -> None:
 
 
 def check_compatible(
-    weights: CNNWeights, source: str, labels: list[str], tensor_shape: tuple[int, ...]
+    weights: CNNWeights | WeightsHeader,
+    source: str,
+    labels: Sequence[str],
+    tensor_shape: tuple[int, ...],
 ) -> None:
-    """The weights fit the configured labels and the tensors' (C, S, S) shape."""
+    """The weights fit the configured labels and the tensors' (C, S, S) shape.
+
+    Each message starts with the config key to change; the config check runs this
+    on the file's header before any job, the predict step on the loaded weights.
+    """
     if weights.n_labels != len(labels):
         raise StepError(
-            f"classifier.labels has {len(labels)} labels but weights file {source} "
+            f"classifier.labels: {len(labels)} labels, but weights file {source} "
             f"has {weights.n_labels} outputs"
         )
     if weights.labels is not None and list(weights.labels) != list(labels):
         raise StepError(
-            f"classifier.labels {labels} do not match the labels recorded in weights file "
-            f"{source}: {weights.labels}"
+            f"classifier.labels: {list(labels)} do not match the labels recorded in "
+            f"weights file {source}: {weights.labels}"
         )
     channels, height, width = tensor_shape
-    if (
-        channels != weights.in_channels
-        or dense_inputs(height) != weights.n_features
-        or height != width
-    ):
+    if channels != weights.in_channels:
         raise StepError(
-            f"weights file {source} expects {weights.in_channels}-channel square images with "
-            f"{weights.n_features} dense inputs; the tensors are {tensor_shape} "
-            "(check preprocess.size and preprocess.grayscale)"
+            f"preprocess.grayscale: the tensors have {channels} channel(s), but weights file "
+            f"{source} expects {weights.in_channels}"
+        )
+    if height != width or dense_inputs(height) != weights.n_features:
+        raise StepError(
+            f"preprocess.size: {height} gives {dense_inputs(height)} dense inputs, but weights "
+            f"file {source} has {weights.n_features}"
         )

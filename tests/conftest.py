@@ -8,11 +8,14 @@ its outputs share it.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
 import shutil
+import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +126,21 @@ def result_files(workdir: Path) -> dict[str, bytes]:
         ):
             files[str(relative)] = path.read_bytes()
     return files
+
+
+def config_with(path: Sequence[str], value: Any) -> dict[str, Any]:
+    """SMALL_CONFIG with one key set, e.g. ``config_with(("generation", "height"), 100)``."""
+    config = copy.deepcopy(SMALL_CONFIG)
+    target = config
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    target[path[-1]] = value
+    return config
+
+
+@contextlib.contextmanager
+def closed_port_url() -> Iterator[str]:
+    """An http URL on this machine that refuses connections at once (bound, not listening)."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{bound.getsockname()[1]}"

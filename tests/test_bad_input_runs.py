@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import SMALL_CONFIG, copy_workflow, run_snakemake
+from conftest import SMALL_CONFIG, closed_port_url, config_with, copy_workflow, run_snakemake
 from sdcnn.weights import CNNWeights, init_weights, save_weights
 
 pytestmark = pytest.mark.pipeline
@@ -39,15 +38,6 @@ def failed_run(workdir: Path, *args: str, timeout: float = 300) -> str:
 def leftovers(results: Path) -> list[str]:
     """Temporary files or folders of an atomic write that were not cleaned up."""
     return sorted(str(path) for path in results.rglob("*.tmp"))
-
-
-def with_value(path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    config = copy.deepcopy(SMALL_CONFIG)
-    target = config
-    for key in path[:-1]:
-        target = target.setdefault(key, {})
-    target[path[-1]] = value
-    return config
 
 
 # ---- config errors: caught before any job runs
@@ -76,7 +66,7 @@ def assert_refused_before_any_job(workdir: Path, output: str, message: str) -> N
 def test_bad_config_is_refused_before_any_job(
     tmp_path: Path, path: tuple[str, ...], value: Any, message: str
 ) -> None:
-    workdir = copy_workflow(tmp_path / "run", with_value(path, value))
+    workdir = copy_workflow(tmp_path / "run", config_with(path, value))
     assert_refused_before_any_job(workdir, failed_run(workdir), message)
 
 
@@ -106,7 +96,7 @@ def test_duplicate_key_in_a_command_line_config_file_is_refused(tmp_path: Path) 
 def test_labels_that_do_not_fit_the_weights_file_are_refused(tmp_path: Path) -> None:
     weights = tmp_path / "cnn.safetensors"
     save_weights(weights, CNNWeights(init_weights(1, 1, 32, 2).tensors, labels=["cat", "dog"]))
-    workdir = copy_workflow(tmp_path / "run", with_value(("classifier", "weights"), str(weights)))
+    workdir = copy_workflow(tmp_path / "run", config_with(("classifier", "weights"), str(weights)))
     message = f"config key classifier.labels: 3 labels, but weights file {weights} has 2 outputs"
     assert_refused_before_any_job(workdir, failed_run(workdir), message)
 
@@ -114,7 +104,7 @@ def test_labels_that_do_not_fit_the_weights_file_are_refused(tmp_path: Path) -> 
 def test_folder_that_is_not_a_pipeline_is_refused(tmp_path: Path) -> None:
     (tmp_path / "sd15").mkdir()
     (tmp_path / "sd15" / "model.ckpt").write_bytes(b"\x80\x02")
-    config = with_value(("model", "source"), str(tmp_path / "sd15"))
+    config = config_with(("model", "source"), str(tmp_path / "sd15"))
     workdir = copy_workflow(tmp_path / "run", config)
     message = f"config key model.source: model folder '{tmp_path / 'sd15'}' is not a diffusers"
     assert_refused_before_any_job(workdir, failed_run(workdir), message)
@@ -136,10 +126,8 @@ def hub_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any
 
 @pytest.fixture
 def closed_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """No network, for sure: the Hub endpoint is a bound port that refuses connections."""
-    with socket.socket() as bound:
-        bound.bind(("127.0.0.1", 0))
-        endpoint = f"http://127.0.0.1:{bound.getsockname()[1]}"
+    """No network, for sure: the Hub endpoint refuses connections."""
+    with closed_port_url() as endpoint:
         monkeypatch.setenv("HF_ENDPOINT", endpoint)
         yield endpoint
 

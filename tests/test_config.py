@@ -12,7 +12,7 @@ import pytest
 import yaml
 from safetensors.numpy import save_file
 
-from conftest import REPO, SMALL_CONFIG
+from conftest import REPO, SMALL_CONFIG, config_with
 from sdcnn.configcheck import ConfigError, check_config, check_config_file
 from sdcnn.weights import CNNWeights, init_weights, save_weights
 
@@ -21,16 +21,6 @@ SCHEMA_PATH = REPO / "config" / "schema.yaml"
 
 def load_default_config() -> dict:
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-
-
-def with_value(path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    """SMALL_CONFIG with one key set (intermediate mappings created as needed)."""
-    config = copy.deepcopy(SMALL_CONFIG)
-    target = config
-    for key in path[:-1]:
-        target = target.setdefault(key, {})
-    target[path[-1]] = value
-    return config
 
 
 def re_search(pattern: str, text: str) -> bool:
@@ -124,7 +114,7 @@ BAD_VALUES = [
 def test_bad_value_gets_one_message_naming_the_key(
     path: tuple[str, ...], value: Any, message: str
 ) -> None:
-    text = config_error(with_value(path, value))
+    text = config_error(config_with(path, value))
     assert "\n" not in text  # one problem, one line, no jsonschema dump
     assert re_search(message, text), text
 
@@ -159,7 +149,7 @@ def test_prompt_ids_differing_only_in_case_are_refused() -> None:
 
 
 def test_several_problems_are_all_listed_under_the_most_relevant() -> None:
-    config = with_value(("generation", "height"), 100)
+    config = config_with(("generation", "height"), 100)
     config["preprocess"] = {"size": 2}
     first, *others = config_error(config).splitlines()
     assert first.startswith("config key ")
@@ -216,7 +206,7 @@ def test_check_config_reads_the_given_files(tmp_path: Path) -> None:
 
 
 def weights_config(path: Path, labels: list[str], **preprocess: Any) -> dict[str, Any]:
-    config = with_value(("classifier", "weights"), str(path))
+    config = config_with(("classifier", "weights"), str(path))
     config["classifier"]["labels"] = labels
     config["preprocess"] = {"size": 16, "grayscale": True, **preprocess}
     return config
@@ -242,7 +232,7 @@ def test_fitting_weights_file_is_accepted(weights_file: Path) -> None:
         (["dog", "cat"], {}, r"^config key classifier\.labels: \['dog', 'cat'\] do not match the "
          r"labels recorded in weights file .*cnn\.safetensors: \['cat', 'dog'\]$"),
         (["cat", "dog"], {"grayscale": False}, r"^config key preprocess\.grayscale: the tensors "
-         r"will have 3 channel\(s\), but weights file .*cnn\.safetensors expects 1$"),
+         r"have 3 channel\(s\), but weights file .*cnn\.safetensors expects 1$"),
         (["cat", "dog"], {"size": 32}, r"^config key preprocess\.size: 32 gives 2048 dense "
          r"inputs, but weights file .*cnn\.safetensors has 512$"),
     ],
@@ -300,7 +290,7 @@ def test_weights_file_with_wrong_tensors_is_refused(tmp_path: Path) -> None:
 def test_model_folder_without_model_index_is_refused(tmp_path: Path) -> None:
     (tmp_path / "sd" / "inner").mkdir(parents=True)
     (tmp_path / "sd" / "inner" / "model_index.json").write_text("{}")
-    text = config_error(with_value(("model", "source"), str(tmp_path / "sd")))
+    text = config_error(config_with(("model", "source"), str(tmp_path / "sd")))
     assert text.startswith(f"config key model.source: model folder '{tmp_path / 'sd'}' is not a ")
     assert f"did you mean '{tmp_path / 'sd' / 'inner'}'?" in text
     assert "hf download" in text

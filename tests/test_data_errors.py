@@ -13,7 +13,7 @@ from safetensors.numpy import save_file
 
 from sdcnn.fileio import atomic_directory, atomic_path
 from sdcnn.prediction import load_batch, load_tensor
-from sdcnn.preprocessing import preprocess_prompt, read_image
+from sdcnn.preprocessing import read_image
 from sdcnn.step import StepError
 from sdcnn.weights import init_weights, load_weights, read_header
 
@@ -55,19 +55,6 @@ def test_text_file_named_png_names_the_file(tmp_path: Path) -> None:
 def test_missing_image_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(StepError, match=r"p_009\.png: not a readable image"):
         read_image(tmp_path / "p_009.png")
-
-
-def test_bad_image_in_a_prompt_leaves_no_tensor_folder(tmp_path: Path) -> None:
-    images = tmp_path / "images"
-    images.mkdir()
-    (images / "p_000.png").write_bytes(png_bytes())
-    (images / "p_001.png").write_bytes(png_bytes()[:-12])
-    with pytest.raises(StepError, match="p_001.png"):
-        preprocess_prompt(
-            images, tmp_path / "tensors", tmp_path / "previews", ["p_000", "p_001"],
-            size=8, grayscale=True, interpolation="auto",
-        )  # fmt: skip
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["images"]
 
 
 # ---- tensors

@@ -6,13 +6,13 @@ Real folders and a real (closed) network port; no mocks of diffusers or the Hub 
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from huggingface_hub import constants
 
+from conftest import closed_port_url
 from sdcnn.generation import (
     ModelSource,
     _hub_error,
@@ -113,10 +113,8 @@ def empty_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def closed_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A Hub endpoint nobody answers: a bound port that does not listen refuses at once."""
-    with socket.socket() as bound:
-        bound.bind(("127.0.0.1", 0))
-        endpoint = f"http://127.0.0.1:{bound.getsockname()[1]}"
+    """A Hub endpoint nobody answers."""
+    with closed_port_url() as endpoint:
         monkeypatch.setattr(constants, "ENDPOINT", endpoint)
         yield endpoint
 
