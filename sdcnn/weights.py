@@ -37,10 +37,11 @@ import numpy as np
 from sdcnn.fileio import atomic_path
 from sdcnn.step import StepError
 
+T = TypeVar("T")
+
 FORMAT = "sdcnn-cnn"
 FORMAT_VERSION = 1
 METADATA_KEY = "sdcnn"
-T = TypeVar("T")
 CONV1_CHANNELS = 16
 CONV2_CHANNELS = 32
 KERNEL = 3
