@@ -1,6 +1,4 @@
 rule init_weights:
-    input:
-        code=package_modules("init_weights.py"),
     output:
         INIT_WEIGHTS_PATH,
     log:
@@ -9,6 +7,7 @@ rule init_weights:
         "../envs/predict-torch.yaml"
     threads: 1
     params:
+        code=package_code("init_weights.py"),
         seed=CLASSIFIER["weights_seed"],
         architecture=cnn_architecture(),
     script:
@@ -19,7 +18,6 @@ rule predict:
     input:
         tensors=f"{RESULTS}/tensors/{{prompt}}",
         weights=get_weights_path(),
-        code=package_modules("predict.py"),
         julia=julia_inputs(),
     output:
         f"{RESULTS}/predictions/{{prompt}}.json",
@@ -31,6 +29,7 @@ rule predict:
         predict_conda_env()
     threads: CLASSIFIER["threads"]
     params:
+        code=package_code("predict.py"),
         image_ids=get_image_ids,
         labels=CLASSIFIER["labels"],
         backend=BACKEND,
@@ -43,7 +42,6 @@ rule predict:
 rule instantiate_julia:
     input:
         project=julia_project_file(),
-        code=package_modules("instantiate_julia.py"),
     output:
         JULIA_ENV_STAMP,
     log:
@@ -54,5 +52,7 @@ rule instantiate_julia:
     conda:
         "../envs/julia.yaml"
     threads: 1
+    params:
+        code=package_code("instantiate_julia.py"),
     script:
         "../scripts/instantiate_julia.py"

@@ -49,15 +49,12 @@ wildcard_constraints:
 # ---- code the steps import: edits to these re-run the step (Snakemake only watches the script)
 
 
-def package_modules(script):
-    """The package files the script imports, relative to the working directory, so that
-    moving the project folder does not look like a change of inputs."""
-    from sdcnn.codedeps import package_modules as imported_package_files
+def package_code(script):
+    """Digest of the package modules the script imports: a params: value, so that editing
+    one of them re-runs the step (Snakemake itself watches only the script)."""
+    from sdcnn.codedeps import code_digest
 
-    files = imported_package_files(
-        WORKFLOW_DIR / "scripts" / script, WORKFLOW_DIR / "sdcnn"
-    )
-    return [os.path.relpath(path) for path in files]
+    return code_digest(WORKFLOW_DIR / "scripts" / script, WORKFLOW_DIR / "sdcnn")
 
 
 # ---- prompts and images
@@ -172,7 +169,7 @@ BACKEND = resolve_backend()
 
 def julia_inputs():
     """The Flux backend's code and installed environment (nothing for torch); relative
-    paths, as package_modules() gives them."""
+    paths, so that moving the project folder changes no input."""
     if BACKEND != "flux":
         return []
     sources = sorted((JULIA_DIR / "src").glob("*.jl"))

@@ -1,7 +1,6 @@
 rule generate:
     input:
         unpack(get_model_input),
-        code=package_modules("generate.py"),
     output:
         report(
             directory(f"{RESULTS}/images/{{prompt}}"),
@@ -19,6 +18,7 @@ rule generate:
         "../envs/diffusion.yaml"
     threads: GENERATION["threads"]
     params:
+        code=package_code("generate.py"),
         prompt=get_prompt,
         seeds=get_image_seeds,
         settings=generation_settings(),

@@ -2,7 +2,6 @@ rule manifest:
     input:
         outputs=get_manifest_inputs(),
         predictions=expand(f"{RESULTS}/predictions/{{prompt}}.json", prompt=PROMPTS),
-        code=package_modules("manifest.py"),
     output:
         f"{RESULTS}/manifest.json",
     log:
@@ -11,6 +10,7 @@ rule manifest:
         "../envs/summary.yaml"
     threads: 1
     params:
+        code=package_code("manifest.py"),
         config_sha256=config_hash(),
     script:
         "../scripts/manifest.py"

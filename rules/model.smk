@@ -1,6 +1,4 @@
 rule build_demo_model:
-    input:
-        code=package_modules("build_demo_model.py"),
     output:
         directory(DEMO_MODEL_DIR),
     log:
@@ -11,6 +9,7 @@ rule build_demo_model:
         "../envs/diffusion.yaml"
     threads: 1
     params:
+        code=package_code("build_demo_model.py"),
         seed=MODEL["demo_seed"],
     script:
         "../scripts/build_demo_model.py"

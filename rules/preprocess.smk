@@ -1,7 +1,6 @@
 rule preprocess:
     input:
         images=f"{RESULTS}/images/{{prompt}}",
-        code=package_modules("preprocess.py"),
     output:
         tensors=directory(f"{RESULTS}/tensors/{{prompt}}"),
         previews=report(
@@ -20,6 +19,7 @@ rule preprocess:
         "../envs/preprocess.yaml"
     threads: PREPROCESS["threads"]
     params:
+        code=package_code("preprocess.py"),
         image_ids=get_image_ids,
         settings=preprocess_settings(),
     script:

@@ -1,7 +1,6 @@
 rule plot_probabilities:
     input:
         predictions=f"{RESULTS}/predictions/{{prompt}}.json",
-        code=package_modules("plot_probabilities.py"),
     output:
         report(
             directory(f"{RESULTS}/charts/{{prompt}}"),
@@ -19,6 +18,7 @@ rule plot_probabilities:
         "../envs/report.yaml"
     threads: 1
     params:
+        code=package_code("plot_probabilities.py"),
         image_ids=get_image_ids,
     script:
         "../scripts/plot_probabilities.py"
@@ -29,7 +29,6 @@ rule contact_sheet:
         images=f"{RESULTS}/images/{{prompt}}",
         previews=f"{RESULTS}/previews/{{prompt}}",
         predictions=f"{RESULTS}/predictions/{{prompt}}.json",
-        code=package_modules("contact_sheet.py"),
     output:
         report(
             f"{RESULTS}/contact_sheets/{{prompt}}.png",
@@ -45,6 +44,7 @@ rule contact_sheet:
         "../envs/report.yaml"
     threads: 1
     params:
+        code=package_code("contact_sheet.py"),
         prompt=get_prompt,
         image_ids=get_image_ids,
     script:
@@ -54,7 +54,6 @@ rule contact_sheet:
 rule summary_page:
     input:
         summary=f"{RESULTS}/summary.json",
-        code=package_modules("summary_page.py"),
     output:
         report(
             f"{RESULTS}/summary.html",
@@ -67,6 +66,8 @@ rule summary_page:
     conda:
         "../envs/report.yaml"
     threads: 1
+    params:
+        code=package_code("summary_page.py"),
     script:
         "../scripts/summary_page.py"
 
@@ -74,7 +75,6 @@ rule summary_page:
 rule run_info:
     input:
         manifest=f"{RESULTS}/manifest.json",
-        code=package_modules("run_info.py"),
     output:
         report(
             f"{RESULTS}/run_info.html",
@@ -88,6 +88,7 @@ rule run_info:
         "../envs/report.yaml"
     threads: 1
     params:
+        code=package_code("run_info.py"),
         config=output_config(),
     script:
         "../scripts/run_info.py"

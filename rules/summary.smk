@@ -1,7 +1,6 @@
 rule summary:
     input:
         predictions=expand(f"{RESULTS}/predictions/{{prompt}}.json", prompt=PROMPTS),
-        code=package_modules("summary.py"),
     output:
         csv=report(
             f"{RESULTS}/summary.csv",
@@ -15,5 +14,7 @@ rule summary:
     conda:
         "../envs/summary.yaml"
     threads: 1
+    params:
+        code=package_code("summary.py"),
     script:
         "../scripts/summary.py"

@@ -51,3 +51,21 @@ def test_code_dependencies_follow_new_imports(tmp_path: Path) -> None:
     script.write_text("from sdcnn.a import thing\n")
     found = sorted(Path(p).name for p in package_modules(script, package))
     assert found == ["__init__.py", "a.py", "b.py", "c.py"]
+
+
+def test_code_digest_follows_imported_sources_only(tmp_path: Path) -> None:
+    from sdcnn.codedeps import code_digest
+
+    package = tmp_path / "sdcnn"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "used.py").write_text("X = 1\n")
+    (package / "unused.py").write_text("Y = 1\n")
+    script = tmp_path / "script.py"
+    script.write_text("from sdcnn.used import X\n")
+    first = code_digest(script, package)
+    (package / "unused.py").write_text("Y = 2\n")
+    (package / "used.py").touch()
+    assert code_digest(script, package) == first
+    (package / "used.py").write_text("X = 2\n")
+    assert code_digest(script, package) != first
