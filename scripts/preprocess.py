@@ -17,4 +17,5 @@ with snakemake_step(smk, threads=smk.threads):
         smk.output.previews,
         smk.params.image_ids,
         **smk.params.settings,
+        threads=smk.threads,
     )

@@ -8,7 +8,7 @@ Tensor layout (the contract with both prediction backends): a C-order float32
 
 from __future__ import annotations
 
-import io
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -35,37 +35,54 @@ def interpolation_flag(name: str, source_hw: tuple[int, int], size: int) -> int:
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image as 8-bit BGR; a clear error for a missing, truncated or non-image file."""
-    data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR) if Path(path).is_file() else None
     if image is None:
         raise StepError(f"{path}: not a readable image (missing, empty, truncated or not an image)")
     return image
 
 
-def to_tensor(image_bgr: np.ndarray, size: int, grayscale: bool, interpolation: str) -> np.ndarray:
-    """An 8-bit BGR image -> float32 ``(C, size, size)`` in [0, 1]."""
+def resize_8bit(
+    image_bgr: np.ndarray, size: int, grayscale: bool, interpolation: str
+) -> np.ndarray:
+    """An 8-bit BGR image -> 8-bit ``size`` x ``size``, gray (H, W) or RGB (H, W, 3)."""
     flag = interpolation_flag(interpolation, image_bgr.shape[:2], size)
     code = cv2.COLOR_BGR2GRAY if grayscale else cv2.COLOR_BGR2RGB
-    resized = cv2.resize(cv2.cvtColor(image_bgr, code), (size, size), interpolation=flag)
-    hwc = resized[:, :, np.newaxis] if grayscale else resized
-    chw = np.ascontiguousarray(hwc.transpose(2, 0, 1))
-    return chw.astype(np.float32) / np.float32(255)
+    return cv2.resize(cv2.cvtColor(image_bgr, code), (size, size), interpolation=flag)
 
 
-def npy_bytes(tensor: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, tensor, allow_pickle=False)
-    return buffer.getvalue()
+def tensor_from_8bit(resized: np.ndarray) -> np.ndarray:
+    """8-bit (H, W) or (H, W, C) -> float32 ``(C, H, W)``, value / 255."""
+    hwc = resized[:, :, np.newaxis] if resized.ndim == 2 else resized
+    return np.ascontiguousarray(hwc.transpose(2, 0, 1)).astype(np.float32) / np.float32(255)
 
 
-def preview_png_bytes(tensor: np.ndarray) -> bytes:
-    """The tensor as an 8-bit PNG, so people can see what the CNN sees."""
-    hwc = np.rint(tensor * 255).astype(np.uint8).transpose(1, 2, 0)
-    image = hwc[:, :, 0] if hwc.shape[2] == 1 else cv2.cvtColor(hwc, cv2.COLOR_RGB2BGR)
+def to_tensor(image_bgr: np.ndarray, size: int, grayscale: bool, interpolation: str) -> np.ndarray:
+    """An 8-bit BGR image -> float32 ``(C, size, size)`` in [0, 1]."""
+    return tensor_from_8bit(resize_8bit(image_bgr, size, grayscale, interpolation))
+
+
+def preview_png_bytes(resized: np.ndarray) -> bytes:
+    """The 8-bit image the tensor holds, as a PNG, so people can see what the CNN sees."""
+    image = resized if resized.ndim == 2 else cv2.cvtColor(resized, cv2.COLOR_RGB2BGR)
     ok, encoded = cv2.imencode(".png", image)
     if not ok:
         raise StepError("could not encode the preview PNG")
     return encoded.tobytes()
+
+
+def preprocess_image(
+    image_path: Path,
+    tensor_path: Path,
+    preview_path: Path,
+    *,
+    size: int,
+    grayscale: bool,
+    interpolation: str,
+) -> None:
+    """One PNG -> its ``.npy`` tensor and its preview PNG."""
+    resized = resize_8bit(read_image(image_path), size, grayscale, interpolation)
+    np.save(tensor_path, tensor_from_8bit(resized), allow_pickle=False)
+    preview_path.write_bytes(preview_png_bytes(resized))
 
 
 def preprocess_prompt(
@@ -77,15 +94,27 @@ def preprocess_prompt(
     size: int,
     grayscale: bool,
     interpolation: str,
+    threads: int = 1,
 ) -> None:
     """A prompt's PNGs -> one ``.npy`` tensor and one preview PNG per image.
 
+    With ``threads`` > 1 images are decoded in parallel (OpenCV releases the GIL);
+    every image is independent, so the outputs are the same for any thread count.
     Both output folders appear only once every image is done.
     """
+    cv2.setNumThreads(1)  # parallel over images, not inside each small resize
+    settings = {"size": size, "grayscale": grayscale, "interpolation": interpolation}
     with atomic_directory(tensor_dir) as tensors, atomic_directory(preview_dir) as previews:
-        for stem in image_ids:
-            tensor = to_tensor(
-                read_image(Path(image_dir) / f"{stem}.png"), size, grayscale, interpolation
-            )
-            (tensors / f"{stem}.npy").write_bytes(npy_bytes(tensor))
-            (previews / f"{stem}.png").write_bytes(preview_png_bytes(tensor))
+
+        def one(stem: str) -> None:
+            preprocess_image(
+                Path(image_dir) / f"{stem}.png", tensors / f"{stem}.npy", previews / f"{stem}.png",
+                **settings,
+            )  # fmt: skip
+
+        if threads > 1:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                list(pool.map(one, image_ids))
+        else:
+            for stem in image_ids:
+                one(stem)
