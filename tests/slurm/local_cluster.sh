@@ -199,7 +199,15 @@ launch() {
     local name=$1
     shift
     setsid "$@" </dev/null >>"$LOG/$name.out" 2>&1 &
-    echo $! >"$(pid_file "$name")"
+    local pid=$! deadline=$((SECONDS + 10))
+    echo "$pid" >"$(pid_file "$name")"
+    # That PID runs bash, then setsid, then the daemon: until the last exec, running_pid
+    # would take it for another program. Wait for it (bounded); an early exit is for
+    # wait_until to report.
+    until [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$name" || ! -e /proc/$pid ]]; do
+        ((SECONDS < deadline)) || die "$name was not running 10 s after its start"
+        sleep 0.05
+    done
 }
 
 # Wait, at most START_TIMEOUT seconds, until "$@" succeeds; fail early if the daemon died.
