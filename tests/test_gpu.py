@@ -12,10 +12,10 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
 from sdcnn.generation import diffusion_dtype
 from sdcnn.step import StepError
 
