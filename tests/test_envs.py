@@ -26,7 +26,11 @@ from sdcnn.codedeps import package_modules
 ENVS = REPO / "envs"
 CHANNELS = ["conda-forge", "nodefaults"]
 # conda-forge name -> PyPI name, where they differ
-PIP_NAMES = {"pytorch": "torch", "py-opencv": "opencv-python-headless"}
+PIP_NAMES = {
+    "pytorch": "torch",
+    "py-opencv": "opencv-python-headless",
+    "matplotlib-base": "matplotlib",
+}
 # an imported top-level module -> the conda-forge package that provides it
 MODULE_PACKAGES = {
     "torch": "pytorch",
@@ -38,6 +42,8 @@ MODULE_PACKAGES = {
     "transformers": "transformers",
     "yaml": "pyyaml",
     "huggingface_hub": "huggingface_hub",
+    "matplotlib": "matplotlib-base",
+    "jsonschema": "jsonschema",
 }
 # Packages that are not Python packages of the pip install: pinned, not compared.
 NON_PIP_PACKAGES = {"julia"}
