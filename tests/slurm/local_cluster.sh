@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A throw-away single-node SLURM cluster on localhost, to test the workflow's SLURM
-# profile for real: munged, MariaDB, slurmdbd, slurmctld and slurmd, with one fake GPU.
+# profile for real: munged, MariaDB, slurmdbd, slurmctld and slurmd, with two fake GPUs.
 #
 #   tests/slurm/local_cluster.sh start  STATE_DIR             install what is missing, write
 #                                                             the configs, start what is not
@@ -12,8 +12,9 @@
 # DAEMON is one of: munged mariadbd slurmdbd slurmctld slurmd.
 #
 # Everything lives in STATE_DIR: configs, database, sockets, spool, logs and the PID of each
-# daemon started; nothing under /etc is changed, no system service is used, and `stop` ends
-# only the processes whose PIDs this script recorded. Clients find the cluster through
+# daemon started. Apart from installing the packages nothing under /etc is changed, no
+# system service is used or started, and `stop` ends only the processes whose PIDs this
+# script recorded (after cancelling the cluster's jobs). Clients find the cluster through
 #   export SLURM_CONF=STATE_DIR/etc/slurm.conf PATH=STATE_DIR/bin:$PATH
 # (STATE_DIR/bin holds an srun that keeps SLURM_CONF inside snakemake's job steps).
 # Ports: SLURM_LOCAL_PORT_BASE (default 26817) for slurmctld, +1 slurmd, +2 slurmdbd,
