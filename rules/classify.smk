@@ -28,12 +28,14 @@ rule predict:
     conda:
         predict_conda_env()
     threads: CLASSIFIER["threads"]
+    resources:
+        gpu=CLASSIFIER["gpu"],
     params:
         code=package_code("predict.py"),
         image_ids=get_image_ids,
         labels=CLASSIFIER["labels"],
         backend=BACKEND,
-        gpus=0,
+        gpus=gpu_request,
         threads=CLASSIFIER["threads"],
     script:
         "../scripts/predict.py"

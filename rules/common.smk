@@ -118,6 +118,16 @@ def get_model_input(wildcards):
     return {}
 
 
+# ---- GPUs
+
+
+def gpu_request(wildcards, resources):
+    """The GPUs the job asked for: its `gpu` resource, which a profile's set-resources
+    may raise (config: generation.gpu, classifier.gpu). The step runs on CUDA only when
+    this is > 0 and CUDA works there; on the CPU otherwise, whatever the request."""
+    return int(resources.get("gpu", 0))
+
+
 # ---- preprocessing
 
 

@@ -17,13 +17,16 @@ rule generate:
     conda:
         "../envs/diffusion.yaml"
     threads: GENERATION["threads"]
+    resources:
+        gpu=GENERATION["gpu"],
     params:
         code=package_code("generate.py"),
         prompt=get_prompt,
         seeds=get_image_seeds,
         settings=generation_settings(),
         model=model_params(),
-        gpus=0,
+        precision=GENERATION["precision"],
+        gpus=gpu_request,
         threads=GENERATION["threads"],
     script:
         "../scripts/generate.py"

@@ -27,6 +27,7 @@ with snakemake_step(smk, threads=params.threads, offline=not params.model["allow
         allow_download=params.model["allow_download"],
         gpus=params.gpus,
         threads=params.threads,
+        precision=params.precision,
         # not a param on purpose: the store never changes an output, only saves recomputing it
         store=store_from_config(smk.config["store"]),
     )

@@ -41,6 +41,10 @@ SCHEDULERS = {
 }
 
 
+# generation.precision -> torch dtype on CUDA; "auto" is fp16, the usual choice for diffusion
+CUDA_DTYPES = {"auto": "float16", "fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+
+
 @dataclass(frozen=True)
 class ModelSource:
     """Where a pipeline comes from: ``kind`` is ``demo``, ``local`` or ``hub``."""
@@ -227,6 +231,23 @@ def _hub_error(
     return StepError(problem)
 
 
+def diffusion_dtype(precision: str, device: str) -> str:
+    """The torch dtype name the pipeline runs in: the configured one on CUDA, float32 elsewhere.
+
+    Half precision on the CPU is slow or unsupported for some operations, so the CPU
+    always runs in float32 whatever ``precision`` says.
+    """
+    if precision not in CUDA_DTYPES:
+        raise StepError(f"generation.precision {precision!r} is not one of {sorted(CUDA_DTYPES)}")
+    if device == "cuda":
+        return CUDA_DTYPES[precision]
+    if precision not in ("auto", "fp32"):
+        log.warning(
+            "generation.precision %s applies on a GPU only: float32 on the %s", precision, device
+        )
+    return "float32"
+
+
 def load_pipeline(
     model: ModelSource, *, device: str, dtype: Any, scheduler: str, allow_download: bool
 ) -> Any:
@@ -382,6 +403,7 @@ def generate_prompt(
     allow_download: bool,
     gpus: int,
     threads: int,
+    precision: str,
     store: ImageStore | None = None,
 ) -> dict[str, int]:
     """The generate step for one prompt: reuse what the store has, make the rest.
@@ -399,7 +421,12 @@ def generate_prompt(
         raise StepError(f"{prompt.prompt_id}: {len(seeds)} seeds for {prompt.n_images} images")
     torch.set_num_threads(threads)
     device = select_device(gpus)
-    dtype = torch.float32
+    dtype_name = diffusion_dtype(precision, device)
+    if dtype_name == "bfloat16" and not torch.cuda.is_bf16_supported():
+        log.warning("this GPU does not support bfloat16: running in float16")
+        dtype_name = "float16"
+    log.info("diffusion pipeline in %s on %s", dtype_name, device)
+    dtype = getattr(torch, dtype_name)
     pipeline = functools.cache(
         lambda: load_pipeline(
             model,

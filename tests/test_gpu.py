@@ -1,0 +1,94 @@
+"""GPU requests: config -> the rule's `gpu` resource -> the step's device and dtype.
+
+There is no GPU here, so the CUDA side is checked as far as it can be: the dtype chosen
+for each precision on CUDA, and that a request reaches the step, which then falls back
+to the CPU and says so.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+import pytest
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
+from sdcnn.generation import diffusion_dtype
+from sdcnn.step import StepError
+
+SCHEMA = str(REPO / "config" / "schema.yaml")
+REQUESTED = "a GPU was requested but CUDA is not available here: running on the CPU"
+NOT_REQUESTED = "no GPU requested: running on the CPU"
+
+
+@pytest.mark.parametrize(
+    "precision, dtype",
+    [("auto", "float16"), ("fp16", "float16"), ("bf16", "bfloat16"), ("fp32", "float32")],
+)
+def test_precision_on_cuda(precision: str, dtype: str) -> None:
+    assert diffusion_dtype(precision, "cuda") == dtype
+
+
+@pytest.mark.parametrize("precision", ["auto", "fp16", "bf16", "fp32"])
+def test_the_cpu_always_runs_in_float32(precision: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="sdcnn.generation"):
+        assert diffusion_dtype(precision, "cpu") == "float32"
+    warned = "applies on a GPU only" in caplog.text
+    assert warned == (precision in ("fp16", "bf16"))
+
+
+def test_unknown_precision_is_an_error() -> None:
+    with pytest.raises(StepError, match="generation.precision 'fp8'"):
+        diffusion_dtype("fp8", "cuda")
+
+
+def test_gpu_and_precision_defaults() -> None:
+    config = {"prompts": {"p": {"text": "x"}}}
+    validate(config, SCHEMA)
+    assert config["generation"]["gpu"] == 0 and config["generation"]["precision"] == "auto"
+    assert config["classifier"]["gpu"] == 0
+
+
+@pytest.mark.parametrize(
+    "section, key, value",
+    [
+        ("generation", "gpu", 2),
+        ("generation", "gpu", -1),
+        ("generation", "gpu", True),
+        ("classifier", "gpu", 2),
+        ("generation", "precision", "fp8"),
+    ],
+)
+def test_schema_rejects(section: str, key: str, value: object) -> None:
+    config = copy.deepcopy(SMALL_CONFIG)
+    config[section] = {**config.get(section, {}), key: value}
+    with pytest.raises(WorkflowError):
+        validate(config, SCHEMA)
+
+
+@pytest.mark.pipeline
+def test_no_gpu_requested_by_default(small_run: Path) -> None:
+    logs = small_run / "results" / "logs"
+    for rule in ("generate", "predict"):
+        assert NOT_REQUESTED in (logs / rule / "city.log").read_text()
+
+
+@pytest.mark.pipeline
+def test_a_gpu_request_reaches_the_step(tmp_path: Path) -> None:
+    """generation.gpu: 1 -> the job asks for a GPU; `--resources gpu=0` takes it back."""
+    config = copy.deepcopy(SMALL_CONFIG)
+    config["generation"] = {**config["generation"], "gpu": 1, "precision": "fp16"}
+    workdir = copy_workflow(tmp_path / "gpu", config)
+    target = "results/images/city"
+    log = workdir / "results" / "logs" / "generate" / "city.log"
+
+    run_snakemake(workdir, target)
+    text = log.read_text()
+    assert REQUESTED in text and "diffusion pipeline in float32 on cpu" in text, text
+
+    run_snakemake(workdir, target, "--forcerun", "generate", "--resources", "gpu=0")
+    text = log.read_text()
+    assert NOT_REQUESTED in text and REQUESTED not in text, text

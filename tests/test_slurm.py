@@ -1,0 +1,245 @@
+"""The workflow on a real SLURM cluster on localhost, through profiles/slurm.
+
+``tests/slurm/local_cluster.sh`` installs (apt-get) and starts munged, MariaDB, slurmdbd,
+slurmctld and slurmd with two fake GPUs; the module fixture starts it once and always
+stops it. The demo pipeline then runs through ``--profile profiles/slurm`` exactly as a
+user would run it on a cluster, and must give the same bytes as a local run. Where the
+machine cannot host the cluster (not root, no apt-get) every test here is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SMALL_CONFIG, copy_workflow, result_files, run_snakemake
+
+pytestmark = [pytest.mark.pipeline, pytest.mark.slurm]
+
+CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "local_cluster.sh"
+GPU_RULES = ("generate", "predict")
+# What every run here adds to the profile: snakemake's defaults are made for real clusters
+# (first status check after 40 s); --verbose prints each sbatch call.
+SLURM_ARGS = (
+    "--profile",
+    "profiles/slurm",
+    "--workflow-profile",
+    "none",
+    "--slurm-init-seconds-before-status-checks",
+    "2",
+    "--verbose",
+)
+# Bounds, not expectations: a run past them is a hang (measured: the pipeline ~2 min,
+# a failing submission under 1 min, on 2 busy cores).
+PIPELINE_TIMEOUT = 600
+FAILURE_TIMEOUT = 240
+
+
+def why_no_cluster() -> str | None:
+    if os.geteuid() != 0:
+        return "it must run as root (it installs packages and starts system daemons)"
+    for tool in ("apt-get", "dpkg-query", "setsid", "timeout"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not available (the cluster script needs Debian or Ubuntu)"
+    return None
+
+
+def free_port_base() -> int:
+    """Four consecutive free ports on 127.0.0.1 for slurmctld, slurmd, slurmdbd, MariaDB,
+    below Linux's ephemeral range (32768-60999), which outgoing connections take from."""
+    for _ in range(50):
+        base = random.randrange(20000, 32000)
+        try:
+            for port in range(base, base + 4):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("found no four consecutive free ports on 127.0.0.1")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    state: Path
+    env: dict[str, str]  # the environment in which snakemake and SLURM's clients find it
+
+    def script(self, *args: str, timeout: float = 900) -> None:
+        result = subprocess.run(
+            ["bash", str(CLUSTER_SCRIPT), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"local_cluster.sh {' '.join(args)} exited {result.returncode}\n{result.stderr}"
+            )
+
+    def client(self, *command: str) -> str:
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+            env=self.env,
+        ).stdout
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    reason = why_no_cluster()
+    if reason:
+        pytest.skip(f"no local SLURM cluster: {reason}")
+    state = tmp_path_factory.mktemp("slurm")
+    env = {
+        **os.environ,
+        "SLURM_LOCAL_PORT_BASE": str(free_port_base()),
+        "SLURM_CONF": str(state / "etc" / "slurm.conf"),
+        "PATH": f"{state / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
+    cluster = Cluster(state, env)
+    try:
+        cluster.script("start", str(state))  # apt-get included on a fresh machine
+        yield cluster
+    finally:
+        cluster.script("stop", str(state), timeout=300)
+        shutil.rmtree(state / "mariadb", ignore_errors=True)  # 100+ MB; the logs stay
+
+
+@dataclass(frozen=True)
+class SlurmRun:
+    workdir: Path
+    output: str  # stdout and stderr of snakemake
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> SlurmRun:
+    """The demo pipeline, SMALL_CONFIG, run through profiles/slurm on the local cluster."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm_run"), SMALL_CONFIG)
+    started = time.monotonic()
+    result = run_snakemake(workdir, *SLURM_ARGS, timeout=PIPELINE_TIMEOUT, env=cluster.env)
+    return SlurmRun(workdir, result.stdout + result.stderr, time.monotonic() - started)
+
+
+def sbatch_calls(output: str) -> dict[str, list[str]]:
+    """rule name -> the sbatch command lines snakemake printed for its jobs."""
+    calls: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        if "sbatch call:" not in line:
+            continue
+        rule = re.search(r"--comment '?rule_([A-Za-z0-9_]+?)(?:_wildcards_\S*)?'? ", line)
+        assert rule, f"an sbatch call without the rule's comment: {line}"
+        calls.setdefault(rule.group(1), []).append(line.split(" --wrap=", 1)[0])
+    return calls
+
+
+def test_slurm_outputs_equal_a_local_run(slurm_run: SlurmRun, small_run: Path) -> None:
+    slurm_files, local_files = result_files(slurm_run.workdir), result_files(small_run)
+    assert any(name.startswith("predictions/") for name in slurm_files)
+    assert sorted(slurm_files) == sorted(local_files)
+    different = [name for name in slurm_files if slurm_files[name] != local_files[name]]
+    assert different == []
+    print(f"the pipeline through SLURM took {slurm_run.seconds:.0f} s")
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """rule name -> job count, from the "Job stats" table snakemake prints before it starts."""
+    table = output[output.index("Job stats:") :].splitlines()[3:]
+    counts = {}
+    for line in table:
+        rule, count = line.split()
+        if rule == "total":
+            return counts
+        counts[rule] = int(count)
+    raise AssertionError("no total line in the Job stats table")
+
+
+def test_every_job_was_a_slurm_job(slurm_run: SlurmRun) -> None:
+    planned = planned_jobs(slurm_run.output)
+    n_prompts = len(SMALL_CONFIG["prompts"])
+    assert planned["generate"] == planned["predict"] == n_prompts
+    submitted = {rule: len(lines) for rule, lines in sbatch_calls(slurm_run.output).items()}
+    assert submitted == {rule: count for rule, count in planned.items() if rule != "all"}
+
+
+def test_gpu_steps_were_submitted_with_one_gpu(slurm_run: SlurmRun) -> None:
+    for rule, lines in sbatch_calls(slurm_run.output).items():
+        for line in lines:
+            if rule in GPU_RULES:
+                assert re.search(r" --gpus=1\b", line), line
+                assert " -p gpu " in line, line
+            else:
+                assert "--gpus" not in line and "--gres" not in line, line
+                assert " -p cpu " in line, line
+
+
+def test_slurm_gave_the_gpu_jobs_a_gpu(slurm_run: SlurmRun, cluster: Cluster) -> None:
+    """Accounting shows the GPU allocated, and the steps saw their request (and no CUDA)."""
+    run_id = re.search(r"SLURM run ID: (\S+)", slurm_run.output)
+    assert run_id, "snakemake printed no SLURM run ID"
+    rows = cluster.client(
+        "sacct", "-X", "-n", "-P", "--name", run_id.group(1), "-o", "JobID,State,AllocTRES"
+    ).splitlines()
+    n_jobs = sum(len(lines) for lines in sbatch_calls(slurm_run.output).values())
+    assert len(rows) == n_jobs and all("|COMPLETED|" in row for row in rows), rows
+    assert sum("gres/gpu=1" in row for row in rows) == 2 * len(SMALL_CONFIG["prompts"]), rows
+    logs = slurm_run.workdir / "results" / "logs"
+    for rule in GPU_RULES:
+        for prompt_id in SMALL_CONFIG["prompts"]:
+            log = (logs / rule / f"{prompt_id}.log").read_text()
+            assert "a GPU was requested but CUDA is not available" in log, log
+
+
+def test_wrong_partition_is_a_clear_error(cluster: Cluster, tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "wrong_partition", SMALL_CONFIG)
+    started = time.monotonic()
+    result = run_snakemake(
+        workdir,
+        *SLURM_ARGS,
+        "--default-resources",
+        "slurm_partition=no_such_partition",
+        "runtime=5",
+        "mem_mb=500",
+        check=False,
+        timeout=FAILURE_TIMEOUT,
+        env=cluster.env,
+    )
+    output = result.stdout + result.stderr
+    seconds = time.monotonic() - started
+    assert result.returncode != 0, output[-3000:]
+    assert "Invalid partition name specified" in output, output[-3000:]
+    assert "-p no_such_partition" in output, output[-3000:]
+    assert not (workdir / "results" / "predictions").exists()
+    print(f"wrong partition: exit {result.returncode} after {seconds:.1f} s")
+
+
+def test_stopped_controller_is_a_clear_error(cluster: Cluster, tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "no_controller", SMALL_CONFIG)
+    cluster.script("stop", str(cluster.state), "slurmctld", timeout=120)
+    try:
+        started = time.monotonic()
+        result = run_snakemake(
+            workdir, *SLURM_ARGS, check=False, timeout=FAILURE_TIMEOUT, env=cluster.env
+        )
+        seconds = time.monotonic() - started
+    finally:
+        cluster.script("start", str(cluster.state), timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "Unable to contact slurm controller" in output, output[-3000:]
+    assert not (workdir / "results" / "predictions").exists()
+    print(f"stopped controller: exit {result.returncode} after {seconds:.1f} s")
