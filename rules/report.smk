@@ -1,8 +1,10 @@
-rule plot_probabilities:
+rule figures:
     input:
+        images=f"{RESULTS}/images/{{prompt}}",
+        previews=f"{RESULTS}/previews/{{prompt}}",
         predictions=f"{RESULTS}/predictions/{{prompt}}.json",
     output:
-        report(
+        charts=report(
             directory(f"{RESULTS}/charts/{{prompt}}"),
             patterns=["{image}.png"],
             caption="../report/probabilities.rst",
@@ -10,45 +12,25 @@ rule plot_probabilities:
             subcategory="{prompt}",
             labels={"image": "{image}"},
         ),
-    log:
-        f"{RESULTS}/logs/plot_probabilities/{{prompt}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/plot_probabilities/{{prompt}}.tsv"
-    conda:
-        "../envs/report.yaml"
-    threads: 1
-    params:
-        code=package_code("plot_probabilities.py"),
-        image_ids=get_image_ids,
-    script:
-        "../scripts/plot_probabilities.py"
-
-
-rule contact_sheet:
-    input:
-        images=f"{RESULTS}/images/{{prompt}}",
-        previews=f"{RESULTS}/previews/{{prompt}}",
-        predictions=f"{RESULTS}/predictions/{{prompt}}.json",
-    output:
-        report(
+        contact_sheet=report(
             f"{RESULTS}/contact_sheets/{{prompt}}.png",
             caption="../report/contact_sheet.rst",
             category="Contact sheets",
             labels={"prompt": "{prompt}"},
         ),
     log:
-        f"{RESULTS}/logs/contact_sheet/{{prompt}}.log",
+        f"{RESULTS}/logs/figures/{{prompt}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/contact_sheet/{{prompt}}.tsv"
+        f"{RESULTS}/benchmarks/figures/{{prompt}}.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
     params:
-        code=package_code("contact_sheet.py"),
+        code=package_code("figures.py"),
         prompt=get_prompt,
         image_ids=get_image_ids,
     script:
-        "../scripts/contact_sheet.py"
+        "../scripts/figures.py"
 
 
 rule summary_page:

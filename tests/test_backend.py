@@ -163,8 +163,7 @@ def test_switching_to_flux_plans_only_the_julia_setup_and_predict(
     assert {rule: n for rule, n in jobs.items() if rule not in AGGREGATES} == {
         "instantiate_julia": 1,
         "predict": 2,
-        "plot_probabilities": 2,  # each prompt's pictures follow its predictions
-        "contact_sheet": 2,
+        "figures": 2,  # each prompt's pictures follow its predictions
     }
 
 

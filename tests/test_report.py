@@ -221,6 +221,14 @@ SHOWN = """(() => {
 
 LOADED = "typeof app !== 'undefined' && document.querySelector('nav a') !== null"
 
+# resolves once every picture of the content area is decoded and two frames were drawn
+PAINTED = """(async () => {
+    const images = [...document.querySelectorAll('#app img')].filter(e => !e.closest('nav'));
+    await Promise.all(images.map(image => image.decode().catch(() => null)));
+    await new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)));
+    return true;
+})()"""
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
@@ -233,12 +241,27 @@ def browser() -> Iterator[Browser]:
 
 
 def shown_item(browser: Browser, previous_src: str | None, screenshot: Path) -> dict[str, Any]:
-    """The one picture or page the content area shows once it changed, with a screenshot."""
+    """The one picture or page the content area shows once it changed and settled, with a
+    screenshot taken while its box stays where it is."""
     changed = f"(s => s.length === 1 && s[0].src !== {json.dumps(previous_src)})({SHOWN})"
     browser.wait_for(changed)
     browser.wait_for(f"{SHOWN}[0].complete")
+    browser.evaluate(PAINTED)
+    return settled(browser, screenshot)
+
+
+def settled(browser: Browser, path: Path, tries: int = 30) -> dict[str, Any]:
+    """What is shown once nothing changes any more (the same box and the same screenshot
+    twice, 0.1 s apart): what a person sees once a transition or a late layout is over."""
     item = browser.evaluate(SHOWN)[0]
-    item["screenshot"] = browser.screenshot(screenshot)
+    item["screenshot"] = browser.screenshot(path)
+    for _ in range(tries):
+        time.sleep(0.1)
+        again = browser.evaluate(SHOWN)[0]
+        again["screenshot"] = browser.screenshot(path)
+        if again["box"] == item["box"] and again["screenshot"] == item["screenshot"]:
+            return again
+        item = again
     return item
 
 

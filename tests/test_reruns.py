@@ -24,9 +24,9 @@ pytestmark = pytest.mark.pipeline
 
 PROMPT_IDS = list(SMALL_CONFIG["prompts"])
 # the per-prompt chain, in order: a change at one stage re-runs it and every later stage,
-# and then the prompt's pictures for people (probability charts, contact sheet)
+# and then the prompt's pictures for people (probability charts and contact sheet)
 CHAIN = ["generate", "preprocess", "predict"]
-PICTURES = ["plot_probabilities", "contact_sheet"]
+PICTURES = ["figures"]
 AGGREGATES = {"summary", "manifest", "all", "summary_page", "run_info"}
 
 
@@ -182,7 +182,7 @@ CODE_CASES = {
     "sdcnn/codedeps.py": set(),  # used by the Snakefile only, by no step
     "sdcnn/progress.py": FROM_GENERATE,
     "sdcnn/plots.py": pictures(*PICTURES),
-    "scripts/contact_sheet.py": pictures("contact_sheet"),
+    "scripts/figures.py": pictures(*PICTURES),
     "sdcnn/pages.py": set(),  # the summary and run-info pages: aggregates only
 }
 

@@ -1,4 +1,5 @@
-"""Snakemake entry point: a prompt's contact sheet, and its one summary line on the console."""
+"""Snakemake entry point: a prompt's probability charts and contact sheet (one matplotlib
+start for both), and its one summary line on the console."""
 
 import sys
 from pathlib import Path
@@ -9,8 +10,9 @@ from sdcnn.step import snakemake_step  # noqa: E402
 
 smk = snakemake  # noqa: F821
 with snakemake_step(smk, threads=smk.threads) as step:
-    from sdcnn.plots import prompt_summary_line, write_contact_sheet
+    from sdcnn.plots import prompt_summary_line, write_contact_sheet, write_probability_charts
 
+    write_probability_charts(smk.input.predictions, smk.output.charts, smk.params.image_ids)
     document = write_contact_sheet(
         prompt_id=smk.wildcards.prompt,
         prompt_text=smk.params.prompt["text"],
@@ -19,6 +21,6 @@ with snakemake_step(smk, threads=smk.threads) as step:
         image_dir=smk.input.images,
         preview_dir=smk.input.previews,
         image_ids=smk.params.image_ids,
-        output_path=smk.output[0],
+        output_path=smk.output.contact_sheet,
     )
-    step.say(prompt_summary_line(document, smk.output[0]))
+    step.say(prompt_summary_line(document, smk.output.contact_sheet))
