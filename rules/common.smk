@@ -97,7 +97,15 @@ def generation_settings():
     """What, besides prompt and seed, decides an image's pixels."""
     return {
         key: GENERATION[key]
-        for key in ("steps", "guidance_scale", "height", "width", "scheduler")
+        for key in (
+            "steps",
+            "guidance_scale",
+            "height",
+            "width",
+            "scheduler",
+            "batch_size",
+            "compile",
+        )
     }
 
 

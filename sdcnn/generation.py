@@ -61,6 +61,8 @@ class GenerationSettings:
     height: int
     width: int
     scheduler: str
+    batch_size: int = 1  # images per pipeline call
+    compile: bool = False  # torch.compile the UNet
 
 
 @dataclass(frozen=True)
@@ -306,27 +308,46 @@ def png_text(
     return {key: str(value) for key, value in fields.items()}
 
 
-def generate_image(
-    pipeline: Any, prompt: PromptSpec, seed: int, settings: GenerationSettings
-) -> Any:
-    """One pipeline call for one image (a PIL image).
+def generate_images(
+    pipeline: Any, prompt: PromptSpec, seeds: Sequence[int], settings: GenerationSettings
+) -> list[Any]:
+    """One pipeline call for the images of ``seeds`` (PIL images, in order).
 
-    One image per call keeps every image a function of its own seed alone: the
-    same prompt and seed give the same pixels whatever ``n_images`` is.
+    Each image has a generator of its own, so its starting noise depends on its
+    seed alone, whatever else is in the call.
     """
     import torch
 
     result = pipeline(
-        prompt=prompt.text,
-        negative_prompt=prompt.negative_prompt or None,
+        prompt=[prompt.text] * len(seeds),
+        negative_prompt=[prompt.negative_prompt] * len(seeds) if prompt.negative_prompt else None,
         num_inference_steps=settings.steps,
         guidance_scale=settings.guidance_scale,
         height=settings.height,
         width=settings.width,
-        generator=torch.Generator(device="cpu").manual_seed(seed),
+        generator=[torch.Generator(device="cpu").manual_seed(seed) for seed in seeds],
         output_type="pil",
     )
-    return result.images[0]
+    return list(result.images)
+
+
+def batches(n_images: int, batch_size: int) -> list[range]:
+    """Consecutive image indices per pipeline call: the same for a given n and batch size."""
+    return [
+        range(start, min(start + batch_size, n_images)) for start in range(0, n_images, batch_size)
+    ]
+
+
+def prepare_for_device(pipeline: Any, device: str, compile_unet: bool) -> Any:
+    """Channels-last convolutions on CUDA, and the UNet compiled if asked."""
+    import torch
+
+    if device == "cuda":
+        pipeline.unet.to(memory_format=torch.channels_last)
+        pipeline.vae.to(memory_format=torch.channels_last)
+    if compile_unet:
+        pipeline.unet = torch.compile(pipeline.unet)
+    return pipeline
 
 
 def save_png(image: Any, path: Path, text: dict[str, str]) -> None:
@@ -365,8 +386,10 @@ def image_key(
     seed: int,
     settings: GenerationSettings,
     runtime: dict[str, Any],
+    call_seeds: Sequence[int],
 ) -> dict[str, Any]:
-    """Everything that decides an image's pixels (see ``sdcnn.imagestore``)."""
+    """Everything that decides an image's pixels (see ``sdcnn.imagestore``), including the
+    seeds of the pipeline call that makes it: the batch's shape can change the numerics."""
     from sdcnn.imagestore import STORE_FORMAT
 
     return {
@@ -375,6 +398,7 @@ def image_key(
         "prompt": prompt.text,
         "negative_prompt": prompt.negative_prompt,
         "seed": seed,
+        "call_seeds": list(call_seeds),
         **asdict(settings),
         **runtime,
     }
@@ -388,6 +412,7 @@ def generation_runtime(device: str, dtype: Any, threads: int) -> dict[str, Any]:
     return {
         "device": device_name(device),
         "dtype": str(dtype).removeprefix("torch."),
+        "memory_format": "channels_last" if device == "cuda" else "contiguous",
         "threads": threads,
         "versions": package_versions(("torch", "diffusers", "transformers")),
     }
@@ -408,10 +433,11 @@ def generate_prompt(
 ) -> dict[str, int]:
     """The generate step for one prompt: reuse what the store has, make the rest.
 
-    The pipeline is loaded once, and only if some image is missing.  Each new
-    image goes into the store as soon as it exists, so a run killed mid-batch
-    loses at most the image in progress.  Returns counts of reused and
-    generated images.
+    Images are made ``settings.batch_size`` at a time, in consecutive index order.
+    The pipeline is loaded once, and only if some batch is missing from the store;
+    a batch is reused only when all its images are there.  Each new batch goes into
+    the store as soon as it exists, so a killed run loses at most the batch in
+    progress.  Returns counts of reused and generated images.
     """
     import torch
 
@@ -428,36 +454,54 @@ def generate_prompt(
     log.info("diffusion pipeline in %s on %s", dtype_name, device)
     dtype = getattr(torch, dtype_name)
     pipeline = functools.cache(
-        lambda: load_pipeline(
-            model,
-            device=device,
-            dtype=dtype,
-            scheduler=settings.scheduler,
-            allow_download=allow_download,
+        lambda: prepare_for_device(
+            load_pipeline(
+                model,
+                device=device,
+                dtype=dtype,
+                scheduler=settings.scheduler,
+                allow_download=allow_download,
+            ),
+            device,
+            settings.compile,
         )
     )
     runtime = generation_runtime(device, dtype, threads)
     model_id = None if store is None else model_identity(model, store.root / "file-hashes.json")
     counts = {"reused": 0, "generated": 0}
     with atomic_directory(output_dir) as tmp:
-        for index, seed in enumerate(seeds):
-            progress = f"{prompt.prompt_id}: image {index + 1}/{len(seeds)} (seed {seed})"
-            key = model_id and image_key(
-                model_id=model_id, prompt=prompt, seed=seed, settings=settings, runtime=runtime
-            )
-            image = store.get(key) if store is not None and key else None
-            if image is not None:
-                counts["reused"] += 1
-                log.info("%s reused from the image store", progress)
+        for indices in batches(len(seeds), settings.batch_size):
+            call_seeds = [seeds[index] for index in indices]
+            keys = [
+                model_id
+                and image_key(
+                    model_id=model_id,
+                    prompt=prompt,
+                    seed=seed,
+                    settings=settings,
+                    runtime=runtime,
+                    call_seeds=call_seeds,
+                )  # fmt: skip
+                for seed in call_seeds
+            ]
+            images = [store.get(key) if store is not None and key else None for key in keys]
+            what = f"{prompt.prompt_id}: image {indices.start + 1}"
+            what += f"-{indices.stop}" if len(indices) > 1 else ""
+            what += f"/{len(seeds)}"
+            if all(image is not None for image in images):
+                counts["reused"] += len(images)
+                log.info("%s reused from the image store", what)
             else:
                 started = time.perf_counter()
-                image = generate_image(pipeline(), prompt, seed, settings)
-                counts["generated"] += 1
-                log.info("%s generated in %.2f s", progress, time.perf_counter() - started)
-                if store is not None and key:
-                    store.put(key, image)
-            name = f"{image_id(prompt.prompt_id, index)}.png"
-            save_png(image, tmp / name, png_text(prompt, index, seed, settings, model))
+                images = generate_images(pipeline(), prompt, call_seeds, settings)
+                counts["generated"] += len(images)
+                log.info("%s generated in %.2f s", what, time.perf_counter() - started)
+                for key, image in zip(keys, images, strict=True):
+                    if store is not None and key:
+                        store.put(key, image)
+            for index, seed, image in zip(indices, call_seeds, images, strict=True):
+                name = f"{image_id(prompt.prompt_id, index)}.png"
+                save_png(image, tmp / name, png_text(prompt, index, seed, settings, model))
     log.info(
         "%s: %d images, %d reused from the image store, %d generated",
         prompt.prompt_id, len(seeds), counts["reused"], counts["generated"],

@@ -89,3 +89,13 @@ def test_atomic_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
         os.umask(old)
     assert (tmp_path / "file.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o755
+
+
+def test_batches_are_consecutive_and_fixed() -> None:
+    from sdcnn.generation import batches
+
+    assert [list(b) for b in batches(5, 2)] == [[0, 1], [2, 3], [4]]
+    assert [list(b) for b in batches(3, 1)] == [[0], [1], [2]]
+    assert [list(b) for b in batches(3, 8)] == [[0, 1, 2]]
+    # one more image changes only the last batch
+    assert batches(6, 2)[:2] == batches(5, 2)[:2]

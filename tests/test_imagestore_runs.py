@@ -66,6 +66,20 @@ def test_one_more_image_computes_only_that_image(run_copy: Path) -> None:
     assert len(list((run_copy / "results" / "images" / "city").glob("*.png"))) == 4
 
 
+def test_batches_are_reused_whole(run_copy: Path) -> None:
+    """Images made two per pipeline call are reused only where the whole call is known."""
+    edit_config(run_copy, batch_size=2)
+    run_snakemake(run_copy)
+    assert generation_counts(run_copy, "city") == (0, 3)  # calls [0, 1] and [2]
+    config = yaml.safe_load((run_copy / "config" / "config.yaml").read_text())
+    config["prompts"]["city"]["n_images"] = 4
+    write_config(run_copy, config)
+    run_snakemake(run_copy)
+    assert generation_counts(run_copy, "city") == (2, 2)  # [0, 1] reused, [2, 3] is new
+    with Image.open(run_copy / "results" / "images" / "city" / "city_003.png") as image:
+        assert image.text["batch_size"] == "2"
+
+
 KILL_CONFIG = {
     "prompts": {"city": {"text": "A futuristic city at sunset", "n_images": 4}},
     # slow enough (about a second an image) to be killed between two images

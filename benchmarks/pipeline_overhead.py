@@ -1,0 +1,133 @@
+"""Pipeline overhead: the default workflow vs one Python process doing the same work.
+
+    .venv/bin/python benchmarks/pipeline_overhead.py [--cores 2] [--repeats 2]
+
+Each repeat runs, from scratch in fresh copies of the workflow (default config, image
+store off):
+- ``snakemake --cores N`` (every step a job of its own: a Python process, its imports,
+  its model load);
+- ``benchmarks/single_process.py``: the same package functions in one process.
+It checks that both made byte-identical data outputs (the same work), prints both wall
+times and their ratio (goal: <= 1.3x), and where the workflow's time goes: each rule's
+job time from Snakemake's benchmark files, and the import cost of each kind of step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+from common import REPO, copy_workflow, machine, snakemake
+
+DATA = ("models", "weights", "images", "tensors", "previews", "predictions", "charts",
+        "contact_sheets")  # fmt: skip
+DATA_FILES = ("summary.csv", "summary.json", "manifest.json", "summary.html", "run_info.html")
+
+IMPORTS = {
+    "python (bare)": "pass",
+    "generate (torch + diffusers)": "import torch; from diffusers import AutoPipelineForText2Image",
+    "predict (torch)": "import torch",
+    "preprocess (cv2)": "import cv2",
+    "figures (matplotlib)": "import matplotlib; matplotlib.use('Agg'); import matplotlib.figure",
+    "snakemake script preamble": "import snakemake.io, snakemake.logging",
+}
+
+
+def data_files(results: Path) -> dict[str, bytes]:
+    files = {}
+    for path in sorted(results.rglob("*")):
+        relative = path.relative_to(results)
+        if (
+            path.is_file()
+            and path.name != ".snakemake_timestamp"
+            and (relative.parts[0] in DATA or relative.name in DATA_FILES)
+        ):
+            files[relative.as_posix()] = path.read_bytes()
+    return files
+
+
+def job_seconds(results: Path) -> dict[str, list[float]]:
+    """Each rule's job wall times, from results/benchmarks/**.tsv."""
+    seconds: dict[str, list[float]] = defaultdict(list)
+    for tsv in (results / "benchmarks").rglob("*.tsv"):
+        rule = tsv.relative_to(results / "benchmarks").parts[0].removesuffix(".tsv")
+        with tsv.open() as handle:
+            seconds[rule] += [float(row["s"]) for row in csv.DictReader(handle, delimiter="\t")]
+    return seconds
+
+
+def import_seconds(statement: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", statement], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["store"] = {"enabled": False}
+    pipeline_times, single_times = [], []
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        for repeat in range(args.repeats):
+            workflow = copy_workflow(scratch / f"workflow{repeat}", config)
+            started = time.perf_counter()
+            snakemake(workflow, "--cores", str(args.cores), "--quiet")
+            pipeline_times.append(time.perf_counter() - started)
+
+            single = copy_workflow(scratch / f"single{repeat}", config)
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, str(REPO / "benchmarks" / "single_process.py"), str(single)],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            single_times.append(time.perf_counter() - started)
+
+            ours, theirs = data_files(workflow / "results"), data_files(single / "results")
+            differing = sorted(name for name in ours if ours[name] != theirs.get(name))
+            missing = sorted(set(ours) ^ set(theirs))
+            if differing or missing:
+                sys.exit(f"not the same work: differing {differing}, missing {missing}")
+        seconds = job_seconds(workflow / "results")
+        nothing_to_do = min(timed_dry_run(workflow) for _ in range(3))
+    imports = {name: min(import_seconds(code) for _ in range(3)) for name, code in IMPORTS.items()}
+
+    pipeline, single = min(pipeline_times), min(single_times)
+    print(machine())
+    print(f"default config ({len(config['prompts'])} prompts, "
+          f"{sum(p['n_images'] for p in config['prompts'].values())} images), image store off, "
+          f"same data outputs byte for byte: yes ({len(ours)} files)")  # fmt: skip
+    print(f"snakemake --cores {args.cores}: best {pipeline:.1f} s "
+          f"(runs: {', '.join(f'{t:.1f}' for t in pipeline_times)})")  # fmt: skip
+    print(f"one Python process:   best {single:.1f} s "
+          f"(runs: {', '.join(f'{t:.1f}' for t in single_times)})")  # fmt: skip
+    print(f"ratio: {pipeline / single:.2f}x (goal <= 1.3x)")
+    print("where the workflow's time goes (last run; jobs overlap on the cores):")
+    for rule, values in sorted(seconds.items(), key=lambda item: -sum(item[1])):
+        print(f"  {rule:18s} {len(values):2d} job(s)  {sum(values):6.2f} s in all, "
+              f"{statistics.mean(values):5.2f} s each")  # fmt: skip
+    print(f"  snakemake start-up + DAG (a dry run with nothing to do): {nothing_to_do:.2f} s")
+    print("start-up of a fresh Python process per kind of step (imports included):")
+    for name, value in imports.items():
+        print(f"  {name:30s} {value:5.2f} s")
+
+
+def timed_dry_run(workflow: Path) -> float:
+    started = time.perf_counter()
+    snakemake(workflow, "-n", "--quiet")
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    main()
