@@ -40,15 +40,25 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        workdir = copy_workflow(Path(scratch), large_config(args.prompts, args.images))
+        workdir = copy_workflow(Path(scratch) / "large", large_config(args.prompts, args.images))
         jobs = job_table(snakemake(workdir, "-n", "--quiet", "rules").stdout)
         plain = timed(lambda: snakemake(workdir, "-n"), args.repeats)
         quiet = timed(lambda: snakemake(workdir, "-n", "--quiet"), args.repeats)
+        until = timed(
+            lambda: snakemake(workdir, "-n", "--quiet", "--until", "predict"), args.repeats
+        )
+        small = copy_workflow(Path(scratch) / "one", large_config(1, args.images))
+        fixed = timed(lambda: snakemake(small, "-n", "--quiet"), args.repeats)
+    n_jobs = int(jobs.splitlines()[-1].split()[-1])
+    per_job = (min(quiet) - min(fixed)) / (n_jobs - 9) * 1000
     print(machine())
     print(f"dry run, {args.prompts} prompts x {args.images} images")
     print(jobs)
-    print(f"snakemake -n          {describe(plain)}")
-    print(f"snakemake -n --quiet  {describe(quiet)}")
+    print(f"snakemake -n                          {describe(plain)}")
+    print(f"snakemake -n --quiet                  {describe(quiet)}")
+    print(f"snakemake -n --quiet --until predict  {describe(until)}  (3 jobs a prompt)")
+    print(f"the same workflow with 1 prompt       {describe(fixed)}  (start-up, parsing)")
+    print(f"=> about {per_job:.2f} ms of Snakemake per job; goal: <= 5 s")
 
 
 if __name__ == "__main__":

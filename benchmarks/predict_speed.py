@@ -7,7 +7,8 @@ the same torch thread count:
 - raw loop: np.load + one eager forward per image (batch 1) of the network written the
   plain way, as an ``nn.Sequential`` of Conv2d/ReLU/MaxPool2d/Flatten/Linear/Softmax;
 - the step's function, ``sdcnn.prediction.predict_prompt_torch``: loads and checks every
-  tensor, one batched forward, and writes the prediction JSON with sha256 of every input.
+  tensor, runs the network (channels-last, one image per forward), and writes the
+  prediction JSON with sha256 of every input.
 It also prints the GFLOP/s reached (FLOPs counted by torch.utils.flop_counter, 2 per
 multiply-add) against this CPU's fp32 peak. Everything stays fp32: the backends must
 agree to 1e-5.
@@ -114,7 +115,7 @@ def main() -> None:
             "raw forward only (batch 1, tensors in memory)": timed(
                 lambda: raw_forward_only(batch), args.repeats
             ),
-            "predict step (checks + batched forward + JSON)": timed(step, args.repeats),
+            "predict step (checks + forward + JSON)": timed(step, args.repeats),
         }
     raw_rate = args.images / min(next(iter(times.values())))
     print(machine())

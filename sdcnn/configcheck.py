@@ -48,18 +48,20 @@ class ConfigError(ValueError):
 # ---- 1. duplicate keys in the config files
 
 
-class StrictSafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping.
+# libyaml's loader where PyYAML was built with it: ten times faster on a large config
+FAST_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def refuse_duplicate_keys(text: str) -> None:
+    """Raise ConstructorError for a key given twice in one YAML mapping.
 
     PyYAML (and so Snakemake) keeps the last of two equal keys without a word.
-    The check runs on the composed node tree, where each key's line and its
-    path from the top are known.
+    The check walks the composed node tree (no values are constructed), where
+    each key's line and its path from the top are known.
     """
-
-    def compose_document(self) -> yaml.Node:
-        document = super().compose_document()
+    document = yaml.compose(text, Loader=FAST_SAFE_LOADER)
+    if document is not None:
         _refuse_duplicate_keys(document, (), set())
-        return document
 
 
 def _refuse_duplicate_keys(node: yaml.Node, path: tuple[Any, ...], visited: set[int]) -> None:
@@ -112,7 +114,7 @@ def check_config_file(path: str | os.PathLike[str]) -> None:
     except ValueError:
         pass  # not JSON: read it as YAML
     try:
-        yaml.load(text, Loader=StrictSafeLoader)
+        refuse_duplicate_keys(text)
     except yaml.constructor.ConstructorError as error:  # a duplicate key, from above
         raise ConfigError(f"config file {path}: {error.problem}") from None
     except yaml.YAMLError as error:

@@ -76,9 +76,10 @@ def load_batch(paths: Sequence[str | Path]) -> np.ndarray:
     return np.stack(tensors)
 
 
-# Images per forward pass on the CPU: a few keep the feature maps in cache (a whole
-# prompt's batch at 224x224 is ~200 MB of activations, and 3x slower per image).
-CPU_CHUNK = 4
+# Images per forward pass on the CPU: one keeps the feature maps in cache (a whole
+# prompt's batch at 224x224 is ~200 MB of activations, and 2-3x slower per image;
+# benchmarks/predict_speed.py measured 1, 2 and 4 alike, 8 and more much slower).
+CPU_CHUNK = 1
 
 
 def predict_torch(model: Any, batch: np.ndarray, device: str) -> np.ndarray:
