@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -13,26 +12,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "sdcnn", "config", "envs", "profiles")
+sys.path.insert(0, str(REPO / "tests"))
 
-
-def copy_workflow(destination: Path, config: dict[str, Any] | None = None) -> Path:
-    """The workflow (without results) in ``destination``, optionally with another config."""
-    destination.mkdir(parents=True, exist_ok=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for part in WORKFLOW_PARTS:
-        source = REPO / part
-        if source.is_dir():
-            shutil.copytree(source, destination / part, ignore=ignore)
-        else:
-            shutil.copy2(source, destination / part)
-    if config is not None:
-        text = yaml.safe_dump(config, sort_keys=False)
-        (destination / "config" / "config.yaml").write_text(text, encoding="utf-8")
-    return destination
+# one definition of what the workflow is made of: the tests' (tests/conftest.py)
+from conftest import WORKFLOW_PARTS, copy_workflow  # noqa: E402, F401
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -74,8 +74,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--config", type=Path, default=REPO / "config" / "config.yaml", help="another config"
+    )
     args = parser.parse_args()
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = yaml.safe_load(args.config.read_text())
     config["store"] = {"enabled": False}
     pipeline_times, single_times = [], []
     with tempfile.TemporaryDirectory() as scratch_name:
@@ -105,7 +108,7 @@ def main() -> None:
 
     pipeline, single = min(pipeline_times), min(single_times)
     print(machine())
-    print(f"default config ({len(config['prompts'])} prompts, "
+    print(f"{args.config.name} ({len(config['prompts'])} prompts, "
           f"{sum(p['n_images'] for p in config['prompts'].values())} images), image store off, "
           f"same data outputs byte for byte: yes ({len(ours)} files)")  # fmt: skip
     print(f"snakemake --cores {args.cores}: best {pipeline:.1f} s "

@@ -19,10 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from conftest import copy_workflow  # noqa: E402 (the tests' copy of the workflow)
+from common import copy_workflow
 
 
 def offline_prefix() -> list[str]:

@@ -5,6 +5,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from snakemake import __version__ as SNAKEMAKE_VERSION
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 
@@ -226,6 +227,11 @@ def get_data_outputs():
 
 def get_manifest_inputs():
     return get_data_outputs()
+
+
+def get_julia_stamp_input(wildcards):
+    """The Julia environment's stamp (its versions) when the flux backend runs."""
+    return {"julia_stamp": JULIA_ENV_STAMP} if BACKEND == "flux" else {}
 
 
 def output_config():

@@ -1,5 +1,6 @@
 rule manifest:
     input:
+        unpack(get_julia_stamp_input),
         outputs=get_manifest_inputs(),
         predictions=expand(f"{RESULTS}/predictions/{{prompt}}.json", prompt=PROMPTS),
     output:
@@ -7,10 +8,11 @@ rule manifest:
     log:
         f"{RESULTS}/logs/manifest.log",
     conda:
-        "../envs/summary.yaml"
+        "../envs/manifest.yaml"
     threads: 1
     params:
         code=package_code("manifest.py"),
         config_sha256=config_hash(),
+        snakemake_version=SNAKEMAKE_VERSION,
     script:
         "../scripts/manifest.py"

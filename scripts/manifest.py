@@ -12,5 +12,10 @@ with snakemake_step(smk, threads=smk.threads):
     from sdcnn.manifest import write_manifest
 
     write_manifest(
-        smk.output[0], smk.input.outputs, smk.input.predictions, smk.params.config_sha256
+        smk.output[0],
+        smk.input.outputs,
+        smk.input.predictions,
+        smk.params.config_sha256,
+        julia_stamp=smk.input.get("julia_stamp"),
+        snakemake_version=smk.params.snakemake_version,
     )

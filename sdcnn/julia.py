@@ -139,3 +139,22 @@ def instantiate_environment(project_dir: Path, stamp_path: str) -> None:
     command = [*julia_base_command(julia, project_dir), "-e", INSTANTIATE_CODE]
     versions = run_julia(command, "instantiate the Julia environment")
     write_bytes_atomic(stamp_path, versions.encode("utf-8"))
+
+
+JULIA_PACKAGES = ("Flux", "NNlib", "CUDA", "cuDNN", "SafeTensors", "NPZ", "JSON3")
+
+
+def versions_from_stamp(text: str) -> dict[str, str]:
+    """Julia's and the backend packages' versions from the instantiate stamp.
+
+    The stamp is ``julia <version>`` then ``Pkg.status`` of the manifest, whose lines
+    read ``  [587475ba] Flux v0.16.5``.
+    """
+    versions = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == "julia":
+            versions["julia"] = words[1]
+        elif len(words) >= 3 and words[0].startswith("[") and words[1] in JULIA_PACKAGES:
+            versions[words[1]] = words[2].removeprefix("v")
+    return versions

@@ -40,13 +40,27 @@ def backends_used(prediction_paths: Sequence[str | Path]) -> list[str]:
 
 
 def manifest_document(
-    outputs: Iterable[str | Path], prediction_paths: Sequence[str | Path], config_sha256: str
+    outputs: Iterable[str | Path],
+    prediction_paths: Sequence[str | Path],
+    config_sha256: str,
+    julia_stamp: str | Path | None = None,
+    snakemake_version: str | None = None,
 ) -> dict[str, Any]:
+    """``julia_stamp``: the Julia environment's stamp, when the flux backend ran;
+    ``snakemake_version``: the Snakemake that ran the workflow (the job's environment
+    may not hold Snakemake at all, e.g. with --sdm conda)."""
+    versions: dict[str, str | None] = package_versions()
+    if snakemake_version is not None:
+        versions["snakemake"] = snakemake_version
+    if julia_stamp is not None:
+        from sdcnn.julia import versions_from_stamp
+
+        versions.update(versions_from_stamp(Path(julia_stamp).read_text(encoding="utf-8")))
     return {
         "schema": SCHEMA,
         "config_sha256": config_sha256,
         "backends": backends_used(prediction_paths),
-        "versions": package_versions(),
+        "versions": versions,
         "files": [
             {"path": path.as_posix(), "sha256": sha256_file(path), "size": path.stat().st_size}
             for path in output_files(outputs)
@@ -55,6 +69,14 @@ def manifest_document(
 
 
 def write_manifest(
-    path: str, outputs: Iterable[str | Path], prediction_paths: Sequence[str], config_sha256: str
+    path: str,
+    outputs: Iterable[str | Path],
+    prediction_paths: Sequence[str],
+    config_sha256: str,
+    julia_stamp: str | Path | None = None,
+    snakemake_version: str | None = None,
 ) -> None:
-    write_json_atomic(path, manifest_document(outputs, prediction_paths, config_sha256))
+    document = manifest_document(
+        outputs, prediction_paths, config_sha256, julia_stamp, snakemake_version
+    )
+    write_json_atomic(path, document)
