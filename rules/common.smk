@@ -225,10 +225,6 @@ def get_data_outputs():
     ]
 
 
-def get_manifest_inputs():
-    return get_data_outputs()
-
-
 def get_julia_stamp_input(wildcards):
     """The Julia environment's stamp (its versions) when the flux backend runs."""
     return {"julia_stamp": JULIA_ENV_STAMP} if BACKEND == "flux" else {}

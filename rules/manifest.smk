@@ -1,7 +1,7 @@
 rule manifest:
     input:
         unpack(get_julia_stamp_input),
-        outputs=get_manifest_inputs(),
+        outputs=get_data_outputs(),
         predictions=expand(f"{RESULTS}/predictions/{{prompt}}.json", prompt=PROMPTS),
     output:
         f"{RESULTS}/manifest.json",

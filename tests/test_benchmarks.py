@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,10 @@ def test_pipeline_overhead_same_work(tmp_path: Path) -> None:
     assert "ratio:" in output
 
 
-def test_report_build(small_run: Path) -> None:
-    output = run_benchmark("report_build.py", "--workdir", str(small_run), "--repeat", "1")
-    assert "report" in output.lower()
+def test_report_build(small_run: Path, tmp_path: Path) -> None:
+    finished = tmp_path / "run"  # a copy: the shared run must not gain a report.html
+    shutil.copytree(small_run, finished, symlinks=True)
+    output = run_benchmark("report_build.py", "--workdir", str(finished), "--repeat", "1")
+    assert "snakemake --report" in output and "MB" in output
+    assert (finished / "results" / "report.html").is_file()
+    assert not (small_run / "results" / "report.html").exists()
