@@ -27,9 +27,14 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def timed(function: Callable[[], Any], repeats: int) -> list[float]:
+def timed(
+    function: Callable[[], Any], repeats: int, setup: Callable[[], Any] | None = None
+) -> list[float]:
+    """Wall times of ``repeats`` calls; ``setup`` runs before each, untimed."""
     times = []
     for _ in range(repeats):
+        if setup is not None:
+            setup()
         started = time.perf_counter()
         function()
         times.append(time.perf_counter() - started)

@@ -35,7 +35,6 @@ rule predict:
         image_ids=get_image_ids,
         labels=CLASSIFIER["labels"],
         backend=BACKEND,
-        gpus=gpu_request,
         threads=CLASSIFIER["threads"],
     script:
         "../scripts/predict.py"

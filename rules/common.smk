@@ -114,8 +114,10 @@ def model_params():
     return {"source": MODEL["source"], "allow_download": MODEL["allow_download"]}
 
 
-def get_model_input(wildcards):
-    """The demo folder (built by a rule), or a local pipeline's model_index.json, or nothing for a Hub id."""
+def model_input():
+    """The demo folder (built by a rule), or a local pipeline's model_index.json, or
+    nothing for a Hub id.  The same for every prompt: a dict, not an input function
+    (1,000 prompts would be 1,000 calls while Snakemake builds the DAG)."""
     if MODEL["source"] == "demo":
         return {"model": DEMO_MODEL_DIR}
     from sdcnn.generation import looks_like_path
@@ -125,16 +127,6 @@ def get_model_input(wildcards):
             "model_index": str(Path(MODEL["source"]).expanduser() / "model_index.json")
         }
     return {}
-
-
-# ---- GPUs
-
-
-def gpu_request(wildcards, resources):
-    """The GPUs the job asked for: its `gpu` resource, which a profile's set-resources
-    may raise (config: generation.gpu, classifier.gpu). The step runs on CUDA only when
-    this is > 0 and CUDA works there; on the CPU otherwise, whatever the request."""
-    return int(resources.get("gpu", 0))
 
 
 # ---- preprocessing

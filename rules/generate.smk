@@ -1,6 +1,6 @@
 rule generate:
     input:
-        unpack(get_model_input),
+        **model_input(),
     output:
         report(
             directory(f"{RESULTS}/images/{{prompt}}"),
@@ -26,7 +26,6 @@ rule generate:
         settings=generation_settings(),
         model=model_params(),
         precision=GENERATION["precision"],
-        gpus=gpu_request,
         threads=GENERATION["threads"],
     script:
         "../scripts/generate.py"

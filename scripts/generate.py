@@ -5,6 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
 
+from sdcnn.device import gpus_requested  # noqa: E402
 from sdcnn.step import snakemake_step  # noqa: E402
 
 smk = snakemake  # noqa: F821
@@ -25,7 +26,7 @@ with snakemake_step(smk, threads=params.threads, offline=not params.model["allow
         settings=GenerationSettings(**params.settings),
         model=resolve_model_source(params.model["source"], demo_dir=smk.input.get("model", "")),
         allow_download=params.model["allow_download"],
-        gpus=params.gpus,
+        gpus=gpus_requested(smk.resources),
         threads=params.threads,
         precision=params.precision,
         # not a param on purpose: the store never changes an output, only saves recomputing it

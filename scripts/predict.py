@@ -5,6 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
 
+from sdcnn.device import gpus_requested  # noqa: E402
 from sdcnn.step import snakemake_step  # noqa: E402
 
 smk = snakemake  # noqa: F821
@@ -20,7 +21,7 @@ with snakemake_step(smk, threads=params.threads):
         weights_path=smk.input.weights,
         labels=params.labels,
         output_path=smk.output[0],
-        gpus=params.gpus,
+        gpus=gpus_requested(smk.resources),
         threads=params.threads,
         julia_project=Path(smk.scriptdir).parent / "julia",
     )

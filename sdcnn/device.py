@@ -9,8 +9,26 @@ log line when CUDA is not there.
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+
+class JobResources(Protocol):
+    """What the step needs of ``snakemake.resources`` (a named list) or a dict."""
+
+    def get(self, key: str, default: object = ...) -> object: ...
+
+
+def gpus_requested(resources: JobResources) -> int:
+    """The GPUs a job asked for: its ``gpu`` resource (config: ``generation.gpu``,
+    ``classifier.gpu``; a profile's ``set-resources`` may raise it), 0 when unset.
+
+    Read from the job's resources, not passed as a param: where a job runs is not
+    what decides its outputs, and a param that reads resources makes Snakemake
+    evaluate every job's resources while it builds the DAG (0.4 s at 2,000 jobs).
+    """
+    return int(resources.get("gpu", 0) or 0)
 
 
 def select_device(gpus_requested: int) -> str:

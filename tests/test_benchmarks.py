@@ -29,6 +29,7 @@ def test_dry_run_scale() -> None:
     output = run_benchmark("dry_run_scale.py", "--prompts", "3", "--images", "2", "--repeats", "1")
     assert re.search(r"^generate +3$", output, re.MULTILINE)
     assert "ms of Snakemake per job" in output
+    assert re.search(r"^  script: rules only +median", output, re.MULTILINE)
 
 
 def test_preprocess_speed() -> None:

@@ -92,3 +92,11 @@ def test_a_gpu_request_reaches_the_step(tmp_path: Path) -> None:
     run_snakemake(workdir, target, "--forcerun", "generate", "--resources", "gpu=0")
     text = log.read_text()
     assert NOT_REQUESTED in text and REQUESTED not in text, text
+
+
+def test_gpus_requested_reads_the_gpu_resource() -> None:
+    from sdcnn.device import gpus_requested
+
+    assert gpus_requested({}) == 0
+    assert gpus_requested({"gpu": 1}) == 1
+    assert gpus_requested({"gpu": 0, "mem_mb": 1000}) == 0
