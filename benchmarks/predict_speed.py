@@ -6,7 +6,7 @@ Both classify the same .npy tensors (1x224x224 float32) with the same network an
 the same torch thread count:
 - raw loop: np.load + one eager forward per image (batch 1) of the network written the
   plain way, as an ``nn.Sequential`` of Conv2d/ReLU/MaxPool2d/Flatten/Linear/Softmax;
-- the step's function, ``sdcnn.prediction.predict_prompt_torch``: loads and checks every
+- the step's function, ``sdcnn.prediction.predict_prompt`` (torch): loads and checks every
   tensor, runs the network (channels-last, one image per forward), and writes the
   prediction JSON with sha256 of every input.
 It also prints the GFLOP/s reached (FLOPs counted by torch.utils.flop_counter, 2 per
@@ -69,7 +69,7 @@ def main() -> None:
     import torch
 
     from sdcnn.cnn import FluxCNN
-    from sdcnn.prediction import predict_prompt_torch
+    from sdcnn.prediction import predict_prompt
     from sdcnn.weights import init_weights, save_weights
 
     torch.set_num_threads(args.threads)
@@ -102,7 +102,8 @@ def main() -> None:
                     model(batch[index : index + 1])
 
         def step() -> None:
-            predict_prompt_torch(
+            predict_prompt(
+                backend="torch", julia_project="julia",
                 prompt_id="bench", tensor_dir=str(scratch / "tensors"), image_ids=stems,
                 weights_path=str(scratch / "w.safetensors"), labels=labels,
                 output_path=str(scratch / "bench.json"), gpus=0, threads=args.threads,

@@ -1,9 +1,10 @@
-# The command line of the Flux backend. For one prompt's batch the workflow runs
+# The command line of the Flux backend. For one shard's prompts the workflow runs
 #
-#     julia --project=julia julia/predict.jl --prompt-id ID --weights W.safetensors \
-#         --output P.json --label L1 --label L2 ... [--gpus N] -- T1.npy T2.npy ...
+#     julia --project=julia julia/predict.jl --plan PLAN.json
 #
-# which writes the `sdcnn-predictions/1` JSON of docs/equivalence.md (see SDCNN.main).
+# where PLAN.json (`sdcnn-predict-plan/1`, written by sdcnn/julia.py) names the weights,
+# the labels, the GPUs to ask for, and every prompt's tensors and output file; it writes
+# each prompt's `sdcnn-predictions/1` JSON of docs/equivalence.md (see SDCNN.main).
 # Including this file, as julia/test/runtests.jl does, runs nothing.
 using SDCNN: SDCNN
 

@@ -16,15 +16,15 @@ rule init_weights:
 
 rule predict:
     input:
-        tensors=f"{RESULTS}/tensors/{{prompt}}",
+        tensors=shard_folder("tensors"),
         weights=get_weights_path(),
         julia=julia_inputs(),
     output:
-        f"{RESULTS}/predictions/{{prompt}}.json",
+        shard_file_output("predictions", ".json"),
     log:
-        f"{RESULTS}/logs/predict/{{prompt}}.log",
+        f"{RESULTS}/logs/predict/{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/predict/{{prompt}}.tsv"
+        f"{RESULTS}/benchmarks/predict/{{shard}}.tsv"
     conda:
         predict_conda_env()
     threads: CLASSIFIER["threads"]
@@ -32,10 +32,11 @@ rule predict:
         gpu=CLASSIFIER["gpu"],
     params:
         code=package_code("predict.py"),
-        image_ids=get_image_ids,
+        images=get_shard_images,
         labels=CLASSIFIER["labels"],
         backend=BACKEND,
         threads=CLASSIFIER["threads"],
+        sharded=SHARDED,
     script:
         "../scripts/predict.py"
 

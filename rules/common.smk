@@ -9,15 +9,22 @@ from snakemake import __version__ as SNAKEMAKE_VERSION
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 
-WORKFLOW_DIR = Path(workflow.basedir)
+WORKFLOW_DIR = Path(workflow.current_basedir).parent  # this file is rules/common.smk
 sys.path.insert(0, str(WORKFLOW_DIR))  # the sdcnn package, for the helpers below
 
-from sdcnn.configcheck import ConfigError, check_config
+from sdcnn.configcheck import ConfigError, check_config, load_schema
+from sdcnn.prompts import PromptRules, assign_shards, load_prompts
+
+SCHEMA_PATH = WORKFLOW_DIR / "config" / "schema.yaml"
 
 # Before any job: the config files Snakemake read, then the merged config against the
-# schema (defaults filled in), then what a schema cannot check (model folder, weights).
+# schema (defaults filled in), then what a schema cannot check (model folder, weights),
+# and the prompts: the mapping, or the rows of the prompt sheet it names.
 try:
-    check_config(config, WORKFLOW_DIR / "config" / "schema.yaml", workflow.configfiles)
+    check_config(config, SCHEMA_PATH, workflow.configfiles)
+    PROMPTS = load_prompts(
+        config["prompts"], PromptRules.from_schema(load_schema(SCHEMA_PATH))
+    )
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
@@ -25,11 +32,16 @@ from sdcnn.locks import clear_stale_locks
 
 clear_stale_locks(Path.cwd())  # a killed run's lock must not block the next run
 
-PROMPTS = config["prompts"]
 GENERATION = config["generation"]
 MODEL = config["model"]
 PREPROCESS = config["preprocess"]
 CLASSIFIER = config["classifier"]
+
+# The unit of work of generate, preprocess, predict and figures: a shard of prompts
+# (config `shards`), or, without shards, each prompt on its own (its shard is named
+# after it).  Shard name -> its prompt ids, in the config's order.
+SHARDED = config["shards"] is not None
+SHARDS = assign_shards(PROMPTS, config["shards"])
 
 PROMPT_ID_PATTERN = "[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 RESULTS = "results"
@@ -40,11 +52,12 @@ JULIA_DIR = WORKFLOW_DIR / "julia"  # the Flux backend's Julia project
 JULIA_ENV_STAMP = f"{RESULTS}/julia/instantiated.txt"
 
 
-# The id pattern of config/schema.yaml: no slash, no "..", so a prompt wildcard never
-# spans folders.  (Listing the ids themselves as an alternation costs seconds of DAG
-# building at 1,000 prompts; unknown ids are reported by prompt_config() instead.)
+# Shard names and prompt ids share the prompt id pattern of config/schema.yaml ("03-of-16"
+# fits it): no slash, no "..", so a wildcard never spans folders.  (Listing the names
+# themselves as an alternation costs seconds of DAG building at 1,000 shards; unknown
+# names are reported by shard_prompt_ids() instead.)
 wildcard_constraints:
-    prompt=PROMPT_ID_PATTERN,
+    shard=PROMPT_ID_PATTERN,
 
 
 # ---- code the steps import: edits to these re-run the step (Snakemake only watches the script)
@@ -58,60 +71,111 @@ def package_code(script):
     return code_digest(WORKFLOW_DIR / "scripts" / script, WORKFLOW_DIR / "sdcnn")
 
 
-# ---- prompts and images
+# ---- shards and their prompts
 
 
-def prompt_config(prompt_id):
-    if prompt_id not in PROMPTS:
+def shard_prompt_ids(wildcards):
+    if wildcards.shard not in SHARDS:
         raise WorkflowError(
-            f"prompt id {prompt_id!r} is not in the config's prompts ({', '.join(PROMPTS)})"
+            f"{wildcards.shard!r} is not a shard of this config"
+            + (
+                ""
+                if SHARDED
+                else " (without `shards`, each prompt id is its own shard)"
+            )
         )
-    return PROMPTS[prompt_id]
+    return SHARDS[wildcards.shard]
 
 
-def get_prompt(wildcards):
-    prompt = prompt_config(wildcards.prompt)
+def get_shard_prompts(wildcards):
+    """What decides the shard's images, prompt by prompt (a params: value, so editing one
+    prompt re-runs its shard only): id, text, negative prompt, number of images."""
+    return [
+        {
+            "prompt_id": prompt_id,
+            "text": PROMPTS[prompt_id]["text"],
+            "negative_prompt": PROMPTS[prompt_id]["negative_prompt"],
+            "n_images": PROMPTS[prompt_id]["n_images"],
+        }
+        for prompt_id in shard_prompt_ids(wildcards)
+    ]
+
+
+def get_shard_images(wildcards):
+    """The shard's prompts and how many images each has: {prompt id: n_images}."""
     return {
-        "text": prompt["text"],
-        "negative_prompt": prompt["negative_prompt"],
-        "n_images": prompt["n_images"],
+        prompt_id: PROMPTS[prompt_id]["n_images"]
+        for prompt_id in shard_prompt_ids(wildcards)
     }
 
 
-def get_image_seeds(wildcards):
-    from sdcnn.seeds import image_seeds
-
-    n_images = prompt_config(wildcards.prompt)["n_images"]
-    return image_seeds(GENERATION["base_seed"], wildcards.prompt, n_images)
+# ---- where a shard's outputs go: results/<kind>/<shard>/ holds one folder (or file) per
+# prompt; without shards, results/<kind>/<prompt>/ (or <prompt>.json) is the prompt's own.
 
 
-def get_image_ids(wildcards):
-    from sdcnn.naming import image_ids
+def shard_folder(kind):
+    return f"{RESULTS}/{kind}/{{shard}}"
 
-    return image_ids(wildcards.prompt, prompt_config(wildcards.prompt)["n_images"])
+
+def shard_file(kind, suffix):
+    """One file per prompt: the prompt's own file, or, with shards, a folder of them."""
+    return shard_folder(kind) if SHARDED else f"{RESULTS}/{kind}/{{shard}}{suffix}"
+
+
+def shard_file_output(kind, suffix):
+    path = shard_file(kind, suffix)
+    return directory(path) if SHARDED else path
+
+
+def image_patterns():
+    """Report patterns of an image folder's PNGs, relative to the shard's folder."""
+    return ["{prompt}/{image}.png"] if SHARDED else ["{image}.png"]
+
+
+def report_prompt():
+    """The prompt a report item belongs to: a pattern wildcard with shards, else the shard."""
+    return "{prompt}" if SHARDED else "{shard}"
+
+
+def contact_sheet_output():
+    """One contact sheet PNG per prompt: the prompt's own file, or a shard's folder of them."""
+    shown = {"caption": "../report/contact_sheet.rst", "category": "Contact sheets"}
+    if SHARDED:
+        folder = directory(shard_folder("contact_sheets"))
+        return report(
+            folder, patterns=["{prompt}.png"], labels={"prompt": "{prompt}"}, **shown
+        )
+    return report(
+        shard_file("contact_sheets", ".png"), labels={"prompt": "{shard}"}, **shown
+    )
+
+
+def per_shard(path):
+    return expand(path, shard=SHARDS)
+
+
+def get_prediction_outputs():
+    return per_shard(shard_file("predictions", ".json"))
 
 
 # ---- generation
 
 
 def generation_settings():
-    """What, besides prompt and seed, decides an image's pixels."""
-    return {
-        key: GENERATION[key]
-        for key in (
-            "steps",
-            "guidance_scale",
-            "height",
-            "width",
-            "scheduler",
-            "batch_size",
-            "compile",
-        )
-    }
+    """Every generation setting that decides an image's pixels: the generate step's
+    params and, the same values, part of each image's key in the image store (one
+    definition, sdcnn.generation.GenerationSettings)."""
+    from dataclasses import asdict
+
+    from sdcnn.generation import GenerationSettings
+
+    return asdict(GenerationSettings.from_config(GENERATION))
 
 
 def model_params():
-    return {"source": MODEL["source"], "allow_download": MODEL["allow_download"]}
+    # model.allow_download is left out on purpose: it decides whether a model may be
+    # fetched, never what it draws (the generate script reads it from the config).
+    return {"source": MODEL["source"]}
 
 
 def model_input():
@@ -199,19 +263,19 @@ def predict_conda_env():
 # ---- what the workflow delivers
 
 
+def get_shard_data_outputs():
+    """The data outputs of the shards: images, tensors, previews, predictions."""
+    folders = [shard_folder(kind) for kind in ("images", "tensors", "previews")]
+    return per_shard([*folders, shard_file("predictions", ".json")])
+
+
 def get_data_outputs():
     """Every data output of the workflow (what the manifest lists)."""
-    per_prompt = [
-        f"{RESULTS}/images/{{prompt}}",
-        f"{RESULTS}/tensors/{{prompt}}",
-        f"{RESULTS}/previews/{{prompt}}",
-        f"{RESULTS}/predictions/{{prompt}}.json",
-    ]
     built = [DEMO_MODEL_DIR] if MODEL["source"] == "demo" else []
     built += [] if CLASSIFIER["weights"] else [INIT_WEIGHTS_PATH]
     return [
         *built,
-        *expand(per_prompt, prompt=PROMPTS),
+        *get_shard_data_outputs(),
         f"{RESULTS}/summary.csv",
         f"{RESULTS}/summary.json",
     ]
@@ -228,17 +292,19 @@ def output_config():
 
 
 def config_hash():
+    """sha256 of the output config with the prompts themselves (a sheet's rows, not its
+    path): a sheet and the mapping it holds have the same hash."""
     from sdcnn.provenance import config_sha256
 
-    return config_sha256(output_config())
+    return config_sha256({**output_config(), "prompts": PROMPTS})
 
 
 def get_report_outputs():
     """What is made for people to look at (and shown by snakemake --report): contact
     sheets, probability charts, the summary table and the run's info as pages."""
     return [
-        *expand(f"{RESULTS}/contact_sheets/{{prompt}}.png", prompt=PROMPTS),
-        *expand(f"{RESULTS}/charts/{{prompt}}", prompt=PROMPTS),
+        *per_shard(shard_file("contact_sheets", ".png")),
+        *per_shard(shard_folder("charts")),
         f"{RESULTS}/summary.html",
         f"{RESULTS}/run_info.html",
     ]

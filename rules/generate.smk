@@ -3,17 +3,17 @@ rule generate:
         **model_input(),
     output:
         report(
-            directory(f"{RESULTS}/images/{{prompt}}"),
-            patterns=["{image}.png"],
+            directory(shard_folder("images")),
+            patterns=image_patterns(),
             caption="../report/generated.rst",
             category="Images",
-            subcategory="{prompt}",
+            subcategory=report_prompt(),
             labels={"image": "{image}", "stage": "generated"},
         ),
     log:
-        f"{RESULTS}/logs/generate/{{prompt}}.log",
+        f"{RESULTS}/logs/generate/{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/generate/{{prompt}}.tsv"
+        f"{RESULTS}/benchmarks/generate/{{shard}}.tsv"
     conda:
         "../envs/diffusion.yaml"
     threads: GENERATION["threads"]
@@ -21,11 +21,9 @@ rule generate:
         gpu=GENERATION["gpu"],
     params:
         code=package_code("generate.py"),
-        prompt=get_prompt,
-        seeds=get_image_seeds,
+        prompts=get_shard_prompts,
         settings=generation_settings(),
         model=model_params(),
-        precision=GENERATION["precision"],
-        threads=GENERATION["threads"],
+        sharded=SHARDED,
     script:
         "../scripts/generate.py"

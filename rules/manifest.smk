@@ -2,7 +2,7 @@ rule manifest:
     input:
         unpack(get_julia_stamp_input),
         outputs=get_data_outputs(),
-        predictions=expand(f"{RESULTS}/predictions/{{prompt}}.json", prompt=PROMPTS),
+        predictions=get_prediction_outputs(),
     output:
         f"{RESULTS}/manifest.json",
     log:

@@ -1,26 +1,27 @@
 rule preprocess:
     input:
-        images=f"{RESULTS}/images/{{prompt}}",
+        images=shard_folder("images"),
     output:
-        tensors=directory(f"{RESULTS}/tensors/{{prompt}}"),
+        tensors=directory(shard_folder("tensors")),
         previews=report(
-            directory(f"{RESULTS}/previews/{{prompt}}"),
-            patterns=["{image}.png"],
+            directory(shard_folder("previews")),
+            patterns=image_patterns(),
             caption="../report/preprocessed.rst",
             category="Images",
-            subcategory="{prompt}",
+            subcategory=report_prompt(),
             labels={"image": "{image}", "stage": "preprocessed"},
         ),
     log:
-        f"{RESULTS}/logs/preprocess/{{prompt}}.log",
+        f"{RESULTS}/logs/preprocess/{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/preprocess/{{prompt}}.tsv"
+        f"{RESULTS}/benchmarks/preprocess/{{shard}}.tsv"
     conda:
         "../envs/preprocess.yaml"
     threads: PREPROCESS["threads"]
     params:
         code=package_code("preprocess.py"),
-        image_ids=get_image_ids,
+        images=get_shard_images,
         settings=preprocess_settings(),
+        sharded=SHARDED,
     script:
         "../scripts/preprocess.py"

@@ -1,34 +1,29 @@
 rule figures:
     input:
-        images=f"{RESULTS}/images/{{prompt}}",
-        previews=f"{RESULTS}/previews/{{prompt}}",
-        predictions=f"{RESULTS}/predictions/{{prompt}}.json",
+        images=shard_folder("images"),
+        previews=shard_folder("previews"),
+        predictions=shard_file("predictions", ".json"),
     output:
         charts=report(
-            directory(f"{RESULTS}/charts/{{prompt}}"),
-            patterns=["{image}.png"],
+            directory(shard_folder("charts")),
+            patterns=image_patterns(),
             caption="../report/probabilities.rst",
             category="Probabilities",
-            subcategory="{prompt}",
+            subcategory=report_prompt(),
             labels={"image": "{image}"},
         ),
-        contact_sheet=report(
-            f"{RESULTS}/contact_sheets/{{prompt}}.png",
-            caption="../report/contact_sheet.rst",
-            category="Contact sheets",
-            labels={"prompt": "{prompt}"},
-        ),
+        contact_sheets=contact_sheet_output(),
     log:
-        f"{RESULTS}/logs/figures/{{prompt}}.log",
+        f"{RESULTS}/logs/figures/{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/figures/{{prompt}}.tsv"
+        f"{RESULTS}/benchmarks/figures/{{shard}}.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
     params:
         code=package_code("figures.py"),
-        prompt=get_prompt,
-        image_ids=get_image_ids,
+        prompts=get_shard_prompts,
+        sharded=SHARDED,
     script:
         "../scripts/figures.py"
 

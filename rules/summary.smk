@@ -1,6 +1,6 @@
 rule summary:
     input:
-        predictions=expand(f"{RESULTS}/predictions/{{prompt}}.json", prompt=PROMPTS),
+        predictions=get_prediction_outputs(),
     output:
         csv=report(
             f"{RESULTS}/summary.csv",
@@ -16,5 +16,6 @@ rule summary:
     threads: 1
     params:
         code=package_code("summary.py"),
+        prompt_order=list(PROMPTS),
     script:
         "../scripts/summary.py"

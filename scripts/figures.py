@@ -1,5 +1,5 @@
-"""Snakemake entry point: a prompt's probability charts and contact sheet (one matplotlib
-start for both), and its one summary line on the console."""
+"""Snakemake entry point: a shard's probability charts and contact sheets (one matplotlib
+start for all), and a summary line per prompt on the console."""
 
 import sys
 from pathlib import Path
@@ -8,19 +8,27 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the wor
 
 from sdcnn.step import snakemake_step  # noqa: E402
 
+MAX_CONSOLE_LINES = 10  # per shard; the rest are in the job's log
+
 smk = snakemake  # noqa: F821
 with snakemake_step(smk, threads=smk.threads) as step:
-    from sdcnn.plots import prompt_summary_line, write_contact_sheet, write_probability_charts
+    import logging
 
-    write_probability_charts(smk.input.predictions, smk.output.charts, smk.params.image_ids)
-    document = write_contact_sheet(
-        prompt_id=smk.wildcards.prompt,
-        prompt_text=smk.params.prompt["text"],
-        negative_prompt=smk.params.prompt["negative_prompt"],
-        predictions_path=smk.input.predictions,
+    from sdcnn.layout import ShardLayout
+    from sdcnn.plots import write_shard_figures
+
+    lines = write_shard_figures(
+        prompts=smk.params.prompts,
+        layout=ShardLayout(smk.params.sharded),
+        predictions=smk.input.predictions,
         image_dir=smk.input.images,
         preview_dir=smk.input.previews,
-        image_ids=smk.params.image_ids,
-        output_path=smk.output.contact_sheet,
+        charts_dir=smk.output.charts,
+        contact_sheets=smk.output.contact_sheets,
     )
-    step.say(prompt_summary_line(document, smk.output.contact_sheet))
+    for line in lines:
+        logging.getLogger("sdcnn").info("%s", line)
+    for line in lines[:MAX_CONSOLE_LINES]:
+        step.say(line)
+    if len(lines) > MAX_CONSOLE_LINES:
+        step.say(f"... and {len(lines) - MAX_CONSOLE_LINES} more prompts (in the figures log)")

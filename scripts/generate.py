@@ -1,4 +1,4 @@
-"""Snakemake entry point: generate one prompt's images with one pipeline load."""
+"""Snakemake entry point: generate one shard's images with (at most) one pipeline load."""
 
 import sys
 from pathlib import Path
@@ -6,29 +6,31 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
 
 from sdcnn.device import gpus_requested  # noqa: E402
-from sdcnn.step import snakemake_step  # noqa: E402
+from sdcnn.step import snakemake_step, warn_if_threads_differ  # noqa: E402
 
 smk = snakemake  # noqa: F821
 params = smk.params
-with snakemake_step(smk, threads=params.threads, offline=not params.model["allow_download"]):
+# not a param on purpose: whether a model may be downloaded never changes what it draws
+allow_download = smk.config["model"]["allow_download"]
+with snakemake_step(smk, threads=params.settings["threads"], offline=not allow_download):
     from sdcnn.generation import (
         GenerationSettings,
         PromptSpec,
-        generate_prompt,
+        generate_shard,
         resolve_model_source,
     )
     from sdcnn.imagestore import store_from_config
+    from sdcnn.layout import ShardLayout
 
-    generate_prompt(
+    warn_if_threads_differ("generation.threads", params.settings["threads"], smk.threads)
+    generate_shard(
         output_dir=smk.output[0],
-        prompt=PromptSpec(prompt_id=smk.wildcards.prompt, **params.prompt),
-        seeds=params.seeds,
+        prompts=[PromptSpec(**prompt) for prompt in params.prompts],
+        layout=ShardLayout(params.sharded),
         settings=GenerationSettings(**params.settings),
         model=resolve_model_source(params.model["source"], demo_dir=smk.input.get("model", "")),
-        allow_download=params.model["allow_download"],
+        allow_download=allow_download,
         gpus=gpus_requested(smk.resources),
-        threads=params.threads,
-        precision=params.precision,
         # not a param on purpose: the store never changes an output, only saves recomputing it
         store=store_from_config(smk.config["store"]),
     )

@@ -1,4 +1,4 @@
-"""Snakemake entry point: classify one prompt's batch of tensors, write its JSON."""
+"""Snakemake entry point: classify one shard's tensors (one model load), a JSON per prompt."""
 
 import sys
 from pathlib import Path
@@ -6,21 +6,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
 
 from sdcnn.device import gpus_requested  # noqa: E402
-from sdcnn.step import snakemake_step  # noqa: E402
+from sdcnn.step import snakemake_step, warn_if_threads_differ  # noqa: E402
 
 smk = snakemake  # noqa: F821
 params = smk.params
 with snakemake_step(smk, threads=params.threads):
-    from sdcnn.prediction import predict_prompt
+    from sdcnn.layout import ShardLayout, shard_batches
+    from sdcnn.prediction import predict_shard
 
-    predict_prompt(
+    warn_if_threads_differ("classifier.threads", params.threads, smk.threads)
+    layout = ShardLayout(params.sharded)
+    predict_shard(
         backend=params.backend,
-        prompt_id=smk.wildcards.prompt,
-        tensor_dir=smk.input.tensors,
-        image_ids=params.image_ids,
+        batches=shard_batches(smk.input.tensors, params.images, layout),
         weights_path=smk.input.weights,
         labels=params.labels,
-        output_path=smk.output[0],
+        output=smk.output[0],
+        layout=layout,
         gpus=gpus_requested(smk.resources),
         threads=params.threads,
         julia_project=Path(smk.scriptdir).parent / "julia",

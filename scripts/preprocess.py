@@ -1,4 +1,4 @@
-"""Snakemake entry point: one prompt's PNGs -> float32 .npy tensors and preview PNGs."""
+"""Snakemake entry point: one shard's PNGs -> float32 .npy tensors and preview PNGs."""
 
 import sys
 from pathlib import Path
@@ -8,14 +8,18 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the wor
 from sdcnn.step import snakemake_step  # noqa: E402
 
 smk = snakemake  # noqa: F821
+# threads: Snakemake's reservation (the outputs are the same for any thread count)
 with snakemake_step(smk, threads=smk.threads):
-    from sdcnn.preprocessing import preprocess_prompt
+    from sdcnn.layout import ShardLayout
+    from sdcnn.naming import image_ids
+    from sdcnn.preprocessing import preprocess_shard
 
-    preprocess_prompt(
+    preprocess_shard(
         smk.input.images,
         smk.output.tensors,
         smk.output.previews,
-        smk.params.image_ids,
+        {prompt_id: image_ids(prompt_id, n) for prompt_id, n in smk.params.images.items()},
+        ShardLayout(smk.params.sharded),
         **smk.params.settings,
         threads=smk.threads,
     )

@@ -1,4 +1,5 @@
-"""Snakemake entry point: one table (CSV and JSON) over every prompt's predictions."""
+"""Snakemake entry point: one table (CSV and JSON) over every prompt's predictions,
+in the config's order of the prompts."""
 
 import sys
 from pathlib import Path
@@ -11,4 +12,6 @@ smk = snakemake  # noqa: F821
 with snakemake_step(smk, threads=smk.threads):
     from sdcnn.summary import write_summary
 
-    write_summary(smk.input.predictions, smk.output.csv, smk.output.json)
+    write_summary(
+        smk.input.predictions, smk.output.csv, smk.output.json, smk.params.prompt_order
+    )

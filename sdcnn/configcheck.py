@@ -19,6 +19,7 @@ Nothing here imports torch or diffusers, so a bad config fails in a second.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -125,6 +126,11 @@ def check_config_file(path: str | os.PathLike[str]) -> None:
 
 
 def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
+    return _load_schema(str(path))
+
+
+@functools.cache
+def _load_schema(path: str) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
@@ -294,6 +300,8 @@ def check_prompt_ids(prompts: dict[str, Any]) -> None:
     """Ids become file names: two that differ only in case collide on macOS and Windows."""
     by_folded: dict[str, str] = {}
     for prompt_id in prompts:
+        if prompt_id.endswith("\n"):  # the schema's "$" lets one final newline through
+            raise ConfigError(f"config key prompts: the id {prompt_id!r} ends in a newline")
         other = by_folded.setdefault(prompt_id.casefold(), prompt_id)
         if other != prompt_id:
             raise ConfigError(
@@ -332,7 +340,8 @@ def check_weights_file(path: str, labels: Sequence[str], channels: int, size: in
 
 
 def config_problems_beyond_schema(config: dict[str, Any]) -> None:
-    check_prompt_ids(config["prompts"])
+    if isinstance(config["prompts"], dict):  # a sheet's ids are checked as it is read
+        check_prompt_ids(config["prompts"])
     check_model_source(config["model"]["source"])
     classifier, preprocess = config["classifier"], config["preprocess"]
     if classifier["weights"] is not None:

@@ -13,12 +13,13 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from sdcnn.fileio import atomic_directory
 from sdcnn.imagestore import ImageStore
+from sdcnn.layout import ShardLayout
 from sdcnn.naming import image_id
 from sdcnn.progress import log_progress_bar
 from sdcnn.step import StepError
@@ -56,13 +57,29 @@ class ModelSource:
 
 @dataclass(frozen=True)
 class GenerationSettings:
+    """Every key of the config's ``generation`` that decides an image's pixels.
+
+    The one definition of them: the generate rule's params are ``asdict`` of this,
+    and an image's key in the image store holds all of them (``image_key``), so a
+    setting can be neither tracked by Snakemake but missing from the store key, nor
+    the reverse.  (``gpu`` is not here: it is a resource, and the device an image
+    was made on is in the key as the device actually used.)
+    """
+
     steps: int
     guidance_scale: float
     height: int
     width: int
     scheduler: str
+    base_seed: int  # the seeds of the images derive from it (sdcnn.seeds)
+    threads: int  # torch threads: 1 vs 2 changes a few pixels
+    precision: str  # the dtype on CUDA
     batch_size: int = 1  # images per pipeline call
     compile: bool = False  # torch.compile the UNet
+
+    @classmethod
+    def from_config(cls, generation: dict[str, Any]) -> GenerationSettings:
+        return cls(**{field.name: generation[field.name] for field in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -388,8 +405,11 @@ def image_key(
     runtime: dict[str, Any],
     call_seeds: Sequence[int],
 ) -> dict[str, Any]:
-    """Everything that decides an image's pixels (see ``sdcnn.imagestore``), including the
-    seeds of the pipeline call that makes it: the batch's shape can change the numerics."""
+    """Everything that decides an image's pixels (see ``sdcnn.imagestore``): the model,
+    the prompt's text and negative prompt, the seed, every generation setting, and the
+    seeds of the pipeline call that makes it (the batch's shape can change the numerics).
+    Not the prompt's id or its number of images: they decide which images there are,
+    not what one of them looks like."""
     from sdcnn.imagestore import STORE_FORMAT
 
     return {
@@ -404,8 +424,8 @@ def image_key(
     }
 
 
-def generation_runtime(device: str, dtype: Any, threads: int) -> dict[str, Any]:
-    """The parts of the environment that can change pixels."""
+def generation_runtime(device: str, dtype: Any) -> dict[str, Any]:
+    """The parts of the environment that can change pixels (threads are a setting)."""
     from sdcnn.device import device_name
     from sdcnn.provenance import package_versions
 
@@ -413,97 +433,154 @@ def generation_runtime(device: str, dtype: Any, threads: int) -> dict[str, Any]:
         "device": device_name(device),
         "dtype": str(dtype).removeprefix("torch."),
         "memory_format": "channels_last" if device == "cuda" else "contiguous",
-        "threads": threads,
         "versions": package_versions(("torch", "diffusers", "transformers")),
     }
 
 
-def generate_prompt(
-    *,
-    output_dir: str,
-    prompt: PromptSpec,
-    seeds: Sequence[int],
-    settings: GenerationSettings,
-    model: ModelSource,
-    allow_download: bool,
-    gpus: int,
-    threads: int,
-    precision: str,
-    store: ImageStore | None = None,
-) -> dict[str, int]:
-    """The generate step for one prompt: reuse what the store has, make the rest.
+@dataclass
+class ShardGenerator:
+    """Makes the images of a shard's prompts with at most one pipeline load.
 
-    Images are made ``settings.batch_size`` at a time, in consecutive index order.
-    The pipeline is loaded once, and only if some batch is missing from the store;
-    a batch is reused only when all its images are there.  Each new batch goes into
-    the store as soon as it exists, so a killed run loses at most the batch in
-    progress.  Returns counts of reused and generated images.
+    The pipeline is loaded the first time an image is missing from the store, so a
+    shard whose every image is in the store loads none.
     """
+
+    settings: GenerationSettings
+    model: ModelSource
+    allow_download: bool
+    device: str
+    dtype: Any
+    store: ImageStore | None = None
+    counts: dict[str, int] = field(default_factory=lambda: {"reused": 0, "generated": 0})
+
+    def __post_init__(self) -> None:
+        self.runtime = generation_runtime(self.device, self.dtype)
+        self.model_id = (
+            None
+            if self.store is None
+            else model_identity(self.model, self.store.root / "file-hashes.json")
+        )
+
+    @functools.cached_property
+    def pipeline(self) -> Any:
+        pipeline = load_pipeline(
+            self.model,
+            device=self.device,
+            dtype=self.dtype,
+            scheduler=self.settings.scheduler,
+            allow_download=self.allow_download,
+        )
+        return prepare_for_device(pipeline, self.device, self.settings.compile)
+
+    def keys(self, prompt: PromptSpec, call_seeds: Sequence[int]) -> list[dict[str, Any] | None]:
+        if self.store is None or self.model_id is None:
+            return [None] * len(call_seeds)
+        return [
+            image_key(
+                model_id=self.model_id,
+                prompt=prompt,
+                seed=seed,
+                settings=self.settings,
+                runtime=self.runtime,
+                call_seeds=call_seeds,
+            )
+            for seed in call_seeds
+        ]
+
+    def batch(self, prompt: PromptSpec, call_seeds: Sequence[int], what: str) -> list[Any]:
+        """The images of one pipeline call: from the store when all are there, else made."""
+        keys = self.keys(prompt, call_seeds)
+        images = [self.store.get(key) if self.store and key else None for key in keys]
+        if all(image is not None for image in images):
+            self.counts["reused"] += len(images)
+            log.info("%s reused from the image store", what)
+            return images
+        pipeline = self.pipeline  # loaded here the first time (not part of the timing)
+        started = time.perf_counter()
+        images = generate_images(pipeline, prompt, call_seeds, self.settings)
+        self.counts["generated"] += len(images)
+        log.info("%s generated in %.2f s", what, time.perf_counter() - started)
+        for key, image in zip(keys, images, strict=True):
+            if self.store is not None and key:
+                self.store.put(key, image)
+        return images
+
+    def prompt_images(self, prompt: PromptSpec, folder: Path) -> dict[str, int]:
+        """A prompt's PNGs in ``folder``, ``settings.batch_size`` consecutive images a call;
+        each new batch goes into the store as soon as it exists, so a killed run loses at
+        most the batch in progress.  Returns the prompt's reused and generated counts."""
+        from sdcnn.seeds import image_seeds
+
+        before = dict(self.counts)
+        seeds = image_seeds(self.settings.base_seed, prompt.prompt_id, prompt.n_images)
+        for indices in batches(len(seeds), self.settings.batch_size):
+            call_seeds = [seeds[index] for index in indices]
+            what = f"{prompt.prompt_id}: image {indices.start + 1}"
+            what += f"-{indices.stop}" if len(indices) > 1 else ""
+            what += f"/{len(seeds)}"
+            images = self.batch(prompt, call_seeds, what)
+            for index, seed, image in zip(indices, call_seeds, images, strict=True):
+                name = f"{image_id(prompt.prompt_id, index)}.png"
+                text = png_text(prompt, index, seed, self.settings, self.model)
+                save_png(image, folder / name, text)
+        counts = {kind: self.counts[kind] - before[kind] for kind in self.counts}
+        log.info(
+            "%s: %d images, %d reused from the image store, %d generated",
+            prompt.prompt_id, len(seeds), counts["reused"], counts["generated"],
+        )  # fmt: skip
+        return counts
+
+
+def generation_dtype(precision: str, device: str) -> Any:
+    """The torch dtype of the pipeline: ``precision`` on CUDA (bf16 only where supported)."""
     import torch
 
-    from sdcnn.device import select_device
-
-    if len(seeds) != prompt.n_images:
-        raise StepError(f"{prompt.prompt_id}: {len(seeds)} seeds for {prompt.n_images} images")
-    torch.set_num_threads(threads)
-    device = select_device(gpus)
     dtype_name = diffusion_dtype(precision, device)
     if dtype_name == "bfloat16" and not torch.cuda.is_bf16_supported():
         log.warning("this GPU does not support bfloat16: running in float16")
         dtype_name = "float16"
     log.info("diffusion pipeline in %s on %s", dtype_name, device)
-    dtype = getattr(torch, dtype_name)
-    pipeline = functools.cache(
-        lambda: prepare_for_device(
-            load_pipeline(
-                model,
-                device=device,
-                dtype=dtype,
-                scheduler=settings.scheduler,
-                allow_download=allow_download,
-            ),
-            device,
-            settings.compile,
-        )
+    return getattr(torch, dtype_name)
+
+
+def generate_shard(
+    *,
+    output_dir: str | Path,
+    prompts: Sequence[PromptSpec],
+    layout: ShardLayout,
+    settings: GenerationSettings,
+    model: ModelSource,
+    allow_download: bool,
+    gpus: int,
+    store: ImageStore | None = None,
+) -> dict[str, int]:
+    """The generate step for one shard: every prompt's images, with one pipeline load
+    at most (none when the store holds every image).  ``output_dir`` appears, with each
+    prompt's folder in it (``layout``), only once every image is written.  Returns the
+    shard's counts of reused and generated images."""
+    import torch
+
+    from sdcnn.device import select_device
+
+    torch.set_num_threads(settings.threads)
+    device = select_device(gpus)
+    generator = ShardGenerator(
+        settings=settings,
+        model=model,
+        allow_download=allow_download,
+        device=device,
+        dtype=generation_dtype(settings.precision, device),
+        store=store,
     )
-    runtime = generation_runtime(device, dtype, threads)
-    model_id = None if store is None else model_identity(model, store.root / "file-hashes.json")
-    counts = {"reused": 0, "generated": 0}
     with atomic_directory(output_dir) as tmp:
-        for indices in batches(len(seeds), settings.batch_size):
-            call_seeds = [seeds[index] for index in indices]
-            keys = [
-                model_id
-                and image_key(
-                    model_id=model_id,
-                    prompt=prompt,
-                    seed=seed,
-                    settings=settings,
-                    runtime=runtime,
-                    call_seeds=call_seeds,
-                )  # fmt: skip
-                for seed in call_seeds
-            ]
-            images = [store.get(key) if store is not None and key else None for key in keys]
-            what = f"{prompt.prompt_id}: image {indices.start + 1}"
-            what += f"-{indices.stop}" if len(indices) > 1 else ""
-            what += f"/{len(seeds)}"
-            if all(image is not None for image in images):
-                counts["reused"] += len(images)
-                log.info("%s reused from the image store", what)
-            else:
-                started = time.perf_counter()
-                images = generate_images(pipeline(), prompt, call_seeds, settings)
-                counts["generated"] += len(images)
-                log.info("%s generated in %.2f s", what, time.perf_counter() - started)
-                for key, image in zip(keys, images, strict=True):
-                    if store is not None and key:
-                        store.put(key, image)
-            for index, seed, image in zip(indices, call_seeds, images, strict=True):
-                name = f"{image_id(prompt.prompt_id, index)}.png"
-                save_png(image, tmp / name, png_text(prompt, index, seed, settings, model))
+        for prompt in prompts:
+            folder = layout.folder(tmp, prompt.prompt_id)
+            folder.mkdir(exist_ok=True)
+            generator.prompt_images(prompt, folder)
+    counts = generator.counts
     log.info(
-        "%s: %d images, %d reused from the image store, %d generated",
-        prompt.prompt_id, len(seeds), counts["reused"], counts["generated"],
+        "%d prompts, %d images: %d reused from the image store, %d generated (%s)",
+        len(prompts), sum(counts.values()), counts["reused"], counts["generated"],
+        "pipeline loaded once" if "pipeline" in generator.__dict__ else "pipeline not loaded",
     )  # fmt: skip
     return counts

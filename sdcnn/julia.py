@@ -3,8 +3,8 @@
 pyjulia is not used (its development moved to PythonCall.jl/juliacall), and
 Snakemake's ``script:`` directive cannot select a Julia project environment
 (Snakemake issue #2215), so the predict step starts one ``julia`` process per
-prompt batch with an argument list, never a shell string.  Julia's start-up and
-package loading are paid once per batch.  The contract the Julia code follows
+shard, with an argument list, never a shell string.  Julia's start-up and
+package loading are paid once per shard.  The contract the Julia code follows
 is docs/equivalence.md.
 """
 
@@ -14,11 +14,13 @@ import json
 import logging
 import shutil
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sdcnn.fileio import write_bytes_atomic
+from sdcnn.fileio import dumps_json, write_bytes_atomic
+from sdcnn.layout import PromptBatch
 from sdcnn.step import StepError
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ MISSING_JULIA = (
     "classifier.backend to torch (or auto)"
 )
 _TAIL_LINES = 20
+PLAN_SCHEMA = "sdcnn-predict-plan/1"
 
 
 def find_julia() -> str:
@@ -46,25 +49,39 @@ def julia_base_command(julia: str, project_dir: Path, threads: int = 1) -> list[
     return [julia, f"--project={project_dir}", f"--threads={threads}", "--startup-file=no"]
 
 
-def predict_command(
+def predict_command(*, julia: str, project_dir: Path, plan_path: str, threads: int) -> list[str]:
+    """The argument list of one ``julia/predict.jl`` run over a plan (see its header)."""
+    command = julia_base_command(julia, project_dir, threads)
+    return [*command, str(project_dir / "predict.jl"), "--plan", plan_path]
+
+
+def prediction_plan(
     *,
-    julia: str,
-    project_dir: Path,
-    prompt_id: str,
+    batches: Sequence[PromptBatch],
     weights_path: str,
     labels: Sequence[str],
-    tensor_paths: Sequence[str],
-    output_path: str,
+    path_of: Callable[[str], Path],
     gpus: int,
-    threads: int,
-) -> list[str]:
-    """The argument list of one ``julia/predict.jl`` run (see its header for the options)."""
-    command = julia_base_command(julia, project_dir, threads)
-    command += [str(project_dir / "predict.jl"), "--prompt-id", prompt_id]
-    command += ["--weights", weights_path, "--output", output_path, "--gpus", str(gpus)]
-    for label in labels:
-        command += ["--label", label]
-    return [*command, "--", *tensor_paths]
+) -> dict[str, Any]:
+    """What one Julia process is asked to do: every prompt's batch of a shard.
+
+    A file rather than arguments: a shard of thousands of images would overflow the
+    command line (ARG_MAX), and prompt text or paths never meet a shell either way.
+    """
+    return {
+        "schema": PLAN_SCHEMA,
+        "weights": str(weights_path),
+        "labels": list(labels),
+        "gpus": gpus,
+        "prompts": [
+            {
+                "prompt_id": batch.prompt_id,
+                "output": str(path_of(batch.prompt_id)),
+                "tensors": list(batch.tensor_paths),
+            }
+            for batch in batches
+        ],
+    }
 
 
 def run_julia(command: Sequence[str], what: str) -> str:
@@ -87,40 +104,40 @@ def run_julia(command: Sequence[str], what: str) -> str:
     return result.stdout
 
 
-def predict_prompt_flux(
+def predict_batches_flux(
     *,
-    prompt_id: str,
-    tensor_paths: Sequence[str],
+    batches: Sequence[PromptBatch],
     weights_path: str,
     labels: Sequence[str],
-    output_path: str,
+    path_of: Callable[[str], Path],
     gpus: int,
     threads: int,
     project_dir: Path,
-) -> dict[str, Any]:
-    """The Flux backend for one prompt's batch: julia writes ``output_path`` (atomically)."""
+) -> None:
+    """The Flux backend for a shard: one Julia process (one start-up, one package load,
+    one model) writes every prompt's JSON to ``path_of(prompt_id)``, atomically."""
     julia = find_julia()
     if not (project_dir / "Project.toml").is_file():
         raise StepError(f"the flux backend's Julia project {project_dir}/Project.toml is missing")
-    command = predict_command(
-        julia=julia,
-        project_dir=project_dir,
-        prompt_id=prompt_id,
-        weights_path=weights_path,
-        labels=labels,
-        tensor_paths=tensor_paths,
-        output_path=output_path,
-        gpus=gpus,
-        threads=threads,
+    plan = prediction_plan(
+        batches=batches, weights_path=weights_path, labels=labels, path_of=path_of, gpus=gpus
     )
-    run_julia(command, f"predict {prompt_id} with flux")
-    try:
-        document = json.loads(Path(output_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise StepError(f"julia wrote no readable JSON to {output_path}: {error}") from error
-    if document.get("backend") != "flux" or document.get("prompt_id") != prompt_id:
-        raise StepError(f"{output_path} is not the flux prediction of {prompt_id}")
-    return document
+    with tempfile.TemporaryDirectory(prefix="sdcnn-plan-") as folder:
+        plan_path = Path(folder) / "plan.json"
+        plan_path.write_text(dumps_json(plan), encoding="utf-8")
+        command = predict_command(
+            julia=julia, project_dir=project_dir, plan_path=str(plan_path), threads=threads
+        )
+        run_julia(command, f"predict {len(batches)} prompt(s) with flux")
+    for batch in batches:
+        output = path_of(batch.prompt_id)
+        try:
+            document = json.loads(output.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise StepError(f"julia wrote no readable JSON to {output}: {error}") from error
+        if document.get("backend") != "flux" or document.get("prompt_id") != batch.prompt_id:
+            raise StepError(f"{output} is not the flux prediction of {batch.prompt_id}")
+    log.info("%d prompts predicted with flux", len(batches))
 
 
 INSTANTIATE_CODE = (

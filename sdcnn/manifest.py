@@ -33,9 +33,14 @@ def output_files(outputs: Iterable[str | Path]) -> list[Path]:
     return sorted(files)
 
 
-def backends_used(prediction_paths: Sequence[str | Path]) -> list[str]:
+def backends_used(prediction_outputs: Sequence[str | Path]) -> list[str]:
+    from sdcnn.summary import prediction_files
+
     return sorted(
-        {json.loads(Path(p).read_text(encoding="utf-8"))["backend"] for p in prediction_paths}
+        {
+            json.loads(path.read_text(encoding="utf-8"))["backend"]
+            for path in prediction_files(prediction_outputs)
+        }
     )
 
 

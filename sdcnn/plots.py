@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from sdcnn.fileio import atomic_directory, write_bytes_atomic
+from sdcnn.layout import ShardLayout
+from sdcnn.naming import image_ids
 from sdcnn.step import StepError
 
 TOP_K = 3  # labels per image on a contact sheet
@@ -240,19 +242,43 @@ def shorten(text: str, limit: int = 90) -> str:
 # ---- the steps
 
 
+def draw_probability_charts(document: dict[str, Any], folder: Path) -> list[Path]:
+    """One bar chart PNG per image of ``document``, ``<image_id>.png`` in ``folder``."""
+    written = []
+    for image in document["images"]:
+        path = folder / f"{image['image_id']}.png"
+        path.write_bytes(png_bytes(probability_figure(image["image_id"], image["probabilities"])))
+        written.append(path)
+    return written
+
+
+def contact_sheet_png(
+    document: dict[str, Any],
+    prompt_text: str,
+    negative_prompt: str,
+    image_dir: str | Path,
+    preview_dir: str | Path,
+) -> bytes:
+    """The contact sheet of one prompt's prediction document, as PNG bytes."""
+    rows = sheet_rows(document, image_dir, preview_dir)
+    fig = contact_sheet_figure(
+        document["prompt_id"],
+        shorten(prompt_text),
+        shorten(negative_prompt),
+        rows,
+        len(document["labels"]),
+    )
+    return png_bytes(fig, sheet_dpi(fig.get_figwidth(), fig.get_figheight()))
+
+
 def write_probability_charts(
     predictions_path: str | Path, output_dir: str | Path, image_ids: Sequence[str]
 ) -> list[Path]:
     """One bar chart PNG per image, ``<image_id>.png`` in ``output_dir`` (created atomically)."""
     document = read_predictions(predictions_path, image_ids)
-    written = []
     with atomic_directory(output_dir) as tmp:
-        for image in document["images"]:
-            name = f"{image['image_id']}.png"
-            fig = probability_figure(image["image_id"], image["probabilities"])
-            (tmp / name).write_bytes(png_bytes(fig))
-            written.append(Path(output_dir) / name)
-    return written
+        written = draw_probability_charts(document, tmp)
+    return [Path(output_dir) / path.name for path in written]
 
 
 def write_contact_sheet(
@@ -268,13 +294,50 @@ def write_contact_sheet(
 ) -> dict[str, Any]:
     """The contact sheet PNG of one prompt; returns the prediction document it shows."""
     document = read_predictions(predictions_path, image_ids)
-    rows = sheet_rows(document, image_dir, preview_dir)
-    fig = contact_sheet_figure(
-        prompt_id, shorten(prompt_text), shorten(negative_prompt), rows, len(document["labels"])
-    )
-    dpi = sheet_dpi(fig.get_figwidth(), fig.get_figheight())
-    write_bytes_atomic(output_path, png_bytes(fig, dpi))
+    png = contact_sheet_png(document, prompt_text, negative_prompt, image_dir, preview_dir)
+    write_bytes_atomic(output_path, png)
     return document
+
+
+def write_shard_figures(
+    *,
+    prompts: Sequence[dict[str, Any]],
+    layout: ShardLayout,
+    predictions: str | Path,
+    image_dir: str | Path,
+    preview_dir: str | Path,
+    charts_dir: str | Path,
+    contact_sheets: str | Path,
+) -> list[str]:
+    """A shard's charts and contact sheets (one matplotlib for all): both outputs appear
+    once every prompt's pictures are drawn.  Returns one console line per prompt."""
+    lines = []
+    with (
+        atomic_directory(charts_dir) as charts,
+        layout.files(contact_sheets, ".png") as sheet_of,
+    ):
+        for prompt in prompts:
+            prompt_id = prompt["prompt_id"]
+            document = read_predictions(
+                layout.file(predictions, prompt_id, ".json"),
+                image_ids(prompt_id, prompt["n_images"]),
+            )
+            folder = layout.folder(charts, prompt_id)
+            folder.mkdir(exist_ok=True)
+            draw_probability_charts(document, folder)
+            sheet_of(prompt_id).write_bytes(
+                contact_sheet_png(
+                    document,
+                    prompt["text"],
+                    prompt["negative_prompt"],
+                    layout.folder(image_dir, prompt_id),
+                    layout.folder(preview_dir, prompt_id),
+                )
+            )
+            lines.append(
+                prompt_summary_line(document, layout.file(contact_sheets, prompt_id, ".png"))
+            )
+    return lines
 
 
 def prompt_summary_line(document: dict[str, Any], sheet_path: str | Path) -> str:

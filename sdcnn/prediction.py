@@ -15,14 +15,16 @@ Two backends compute them, the same network either way (docs/equivalence.md):
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sdcnn.fileio import sha256_file
+from sdcnn.fileio import dumps_json, sha256_file
+from sdcnn.layout import PromptBatch, ShardLayout
 from sdcnn.step import StepError
 
 log = logging.getLogger(__name__)
@@ -140,45 +142,86 @@ def prediction_document(
     }
 
 
-def predict_prompt_torch(
+def predict_batches_torch(
     *,
-    prompt_id: str,
-    tensor_dir: str,
-    image_ids: Sequence[str],
+    batches: Sequence[PromptBatch],
     weights_path: str,
     labels: Sequence[str],
-    output_path: str,
+    path_of: Callable[[str], Path],
     gpus: int,
     threads: int,
-) -> dict[str, Any]:
-    """The torch backend end to end for one prompt's batch; writes ``output_path``."""
+) -> str:
+    """The torch backend for a shard: one model for every prompt's batch, one JSON each
+    (written to ``path_of(prompt_id)``).  Returns the device it ran on."""
     import torch
 
     from sdcnn.cnn import FluxCNN
     from sdcnn.device import select_device
-    from sdcnn.fileio import write_json_atomic
     from sdcnn.weights import check_compatible, load_weights
 
     torch.set_num_threads(threads)
     weights = load_weights(weights_path)
-    tensor_paths = [f"{tensor_dir}/{stem}.npy" for stem in image_ids]
-    batch = load_batch(tensor_paths)
-    check_compatible(weights, weights_path, list(labels), batch.shape[1:])
     device = select_device(gpus)
-    probabilities = predict_torch(FluxCNN(weights), batch, device)
-    document = prediction_document(
-        prompt_id=prompt_id,
-        labels=labels,
-        image_ids=image_ids,
-        tensor_paths=tensor_paths,
-        weights_path=weights_path,
-        probabilities=probabilities,
-        backend="torch",
-        device=device,
-    )
-    write_json_atomic(output_path, document)
-    log.info("%s: %d images predicted with torch on %s", prompt_id, len(image_ids), device)
-    return document
+    model = FluxCNN(weights)
+    for batch in batches:
+        tensors = load_batch(batch.tensor_paths)
+        check_compatible(weights, weights_path, list(labels), tensors.shape[1:])
+        document = prediction_document(
+            prompt_id=batch.prompt_id,
+            labels=labels,
+            image_ids=batch.image_ids,
+            tensor_paths=batch.tensor_paths,
+            weights_path=weights_path,
+            probabilities=predict_torch(model, tensors, device),
+            backend="torch",
+            device=device,
+        )
+        path_of(batch.prompt_id).write_bytes(dumps_json(document).encode("utf-8"))
+    log.info(
+        "%d prompts, %d images predicted with torch on %s",
+        len(batches), sum(len(batch.image_ids) for batch in batches), device,
+    )  # fmt: skip
+    return device
+
+
+def predict_shard(
+    *,
+    backend: str,
+    batches: Sequence[PromptBatch],
+    weights_path: str,
+    labels: Sequence[str],
+    output: str | Path,
+    layout: ShardLayout,
+    gpus: int,
+    threads: int,
+    julia_project: str | Path,
+) -> None:
+    """A shard's predictions with the resolved ``backend``: one model load (one Julia
+    process for ``flux``) for all its prompts; ``output`` appears once all are written."""
+    if backend not in BACKENDS:
+        raise StepError(f"unknown prediction backend {backend!r}; one of {BACKENDS}")
+    with layout.files(output, ".json") as path_of:
+        if backend == "torch":
+            predict_batches_torch(
+                batches=batches,
+                weights_path=weights_path,
+                labels=labels,
+                path_of=path_of,
+                gpus=gpus,
+                threads=threads,
+            )
+        else:
+            from sdcnn.julia import predict_batches_flux
+
+            predict_batches_flux(
+                batches=batches,
+                weights_path=weights_path,
+                labels=labels,
+                path_of=path_of,
+                gpus=gpus,
+                threads=threads,
+                project_dir=Path(julia_project),
+            )
 
 
 def predict_prompt(
@@ -194,31 +237,17 @@ def predict_prompt(
     threads: int,
     julia_project: str | Path,
 ) -> dict[str, Any]:
-    """One prompt's batch with the resolved ``backend``; writes ``output_path``."""
-    if backend == "torch":
-        return predict_prompt_torch(
-            prompt_id=prompt_id,
-            tensor_dir=tensor_dir,
-            image_ids=image_ids,
-            weights_path=weights_path,
-            labels=labels,
-            output_path=output_path,
-            gpus=gpus,
-            threads=threads,
-        )
-    if backend == "flux":
-        from sdcnn.julia import predict_prompt_flux
-
-        document = predict_prompt_flux(
-            prompt_id=prompt_id,
-            tensor_paths=[f"{tensor_dir}/{stem}.npy" for stem in image_ids],
-            weights_path=weights_path,
-            labels=labels,
-            output_path=output_path,
-            gpus=gpus,
-            threads=threads,
-            project_dir=Path(julia_project),
-        )
-        log.info("%s: %d images predicted with flux", prompt_id, len(image_ids))
-        return document
-    raise StepError(f"unknown prediction backend {backend!r}; one of {BACKENDS}")
+    """One prompt's batch (a shard of one prompt); writes and returns its document."""
+    batch = PromptBatch(prompt_id, list(image_ids), [f"{tensor_dir}/{s}.npy" for s in image_ids])
+    predict_shard(
+        backend=backend,
+        batches=[batch],
+        weights_path=weights_path,
+        labels=labels,
+        output=output_path,
+        layout=ShardLayout(sharded=False),
+        gpus=gpus,
+        threads=threads,
+        julia_project=julia_project,
+    )
+    return json.loads(Path(output_path).read_text(encoding="utf-8"))

@@ -8,6 +8,7 @@ Tensor layout (the contract with both prediction backends): a C-order float32
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import cv2
 import numpy as np
 
 from sdcnn.fileio import atomic_directory
+from sdcnn.layout import ShardLayout
 from sdcnn.step import StepError
 
 INTERPOLATIONS = {
@@ -85,36 +87,66 @@ def preprocess_image(
     preview_path.write_bytes(preview_png_bytes(resized))
 
 
-def preprocess_prompt(
+def preprocess_shard(
     image_dir: str | Path,
     tensor_dir: str | Path,
     preview_dir: str | Path,
-    image_ids: list[str],
+    stems_by_prompt: Mapping[str, Sequence[str]],
+    layout: ShardLayout,
     *,
     size: int,
     grayscale: bool,
     interpolation: str,
     threads: int = 1,
-) -> None:
-    """A prompt's PNGs -> one ``.npy`` tensor and one preview PNG per image.
+) -> int:
+    """A shard's PNGs -> one ``.npy`` tensor and one preview PNG per image.
 
-    With ``threads`` > 1 images are decoded in parallel (OpenCV releases the GIL);
-    every image is independent, so the outputs are the same for any thread count.
-    Both output folders appear only once every image is done.
+    ``stems_by_prompt`` maps each prompt of the shard to its image ids; ``layout`` says
+    where each prompt's files are inside the shard's folders.  With ``threads`` > 1
+    images are decoded in parallel (OpenCV releases the GIL); every image is
+    independent, so the outputs are the same for any thread count.  Both output
+    folders appear only once every image is done.  Returns the number of images.
     """
     cv2.setNumThreads(1)  # parallel over images, not inside each small resize
     settings = {"size": size, "grayscale": grayscale, "interpolation": interpolation}
     with atomic_directory(tensor_dir) as tensors, atomic_directory(preview_dir) as previews:
+        work = []
+        for prompt_id, stems in stems_by_prompt.items():
+            source = layout.folder(image_dir, prompt_id)
+            to_tensors = layout.folder(tensors, prompt_id)
+            to_previews = layout.folder(previews, prompt_id)
+            to_tensors.mkdir(exist_ok=True)
+            to_previews.mkdir(exist_ok=True)
+            work += [
+                (source / f"{stem}.png", to_tensors / f"{stem}.npy", to_previews / f"{stem}.png")
+                for stem in stems
+            ]
 
-        def one(stem: str) -> None:
-            preprocess_image(
-                Path(image_dir) / f"{stem}.png", tensors / f"{stem}.npy", previews / f"{stem}.png",
-                **settings,
-            )  # fmt: skip
+        def one(paths: tuple[Path, Path, Path]) -> None:
+            preprocess_image(*paths, **settings)
 
         if threads > 1:
             with ThreadPoolExecutor(max_workers=threads) as pool:
-                list(pool.map(one, image_ids))
+                list(pool.map(one, work))
         else:
-            for stem in image_ids:
-                one(stem)
+            for paths in work:
+                one(paths)
+    return len(work)
+
+
+def preprocess_prompt(
+    image_dir: str | Path,
+    tensor_dir: str | Path,
+    preview_dir: str | Path,
+    stems: Sequence[str],
+    *,
+    size: int,
+    grayscale: bool,
+    interpolation: str,
+    threads: int = 1,
+) -> int:
+    """One folder of PNGs (``<stem>.png``) -> a folder of tensors and one of previews."""
+    return preprocess_shard(
+        image_dir, tensor_dir, preview_dir, {"": stems}, ShardLayout(sharded=False),
+        size=size, grayscale=grayscale, interpolation=interpolation, threads=threads,
+    )  # fmt: skip

@@ -38,6 +38,22 @@ def pin_threads(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
+def warn_if_threads_differ(key: str, configured: int, reserved: int) -> None:
+    """Log a warning when a step runs more threads than Snakemake reserved for it.
+
+    The configured count runs, because the thread count can change the last bits of
+    the outputs: with fewer threads, the same config would give other bytes on a
+    machine with fewer cores.  Snakemake reserves ``min(threads, --cores)``.
+    """
+    if configured != reserved:
+        log.warning(
+            "%s is %d but Snakemake reserved %d core(s) for this job (--cores, or the "
+            "cluster's CPUs): running %d threads anyway, so that the outputs are the same "
+            "as with %d cores; raise --cores or lower %s to avoid oversubscribing",
+            key, configured, reserved, configured, configured, key,
+        )  # fmt: skip
+
+
 def set_hub_mode(*, offline: bool) -> None:
     """Quiet the Hugging Face libraries; with ``offline`` never touch the network."""
     os.environ.update(_QUIET_ENV)

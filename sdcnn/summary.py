@@ -15,8 +15,28 @@ from sdcnn.step import StepError
 FIXED_COLUMNS = ("prompt_id", "image_id", "top_label", "top_probability", "backend", "device")
 
 
-def read_predictions(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    documents = [json.loads(Path(path).read_text(encoding="utf-8")) for path in paths]
+def prediction_files(outputs: Sequence[str | Path]) -> list[Path]:
+    """The JSON files behind the predict outputs: files, or shards' folders of them."""
+    files: list[Path] = []
+    for output in map(Path, outputs):
+        files += sorted(output.glob("*.json")) if output.is_dir() else [output]
+    return files
+
+
+def read_predictions(
+    outputs: Sequence[str | Path], prompt_order: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """The prediction documents of ``outputs``, in ``prompt_order`` when it is given (the
+    config's order), else in the order found; they must all name the same labels."""
+    documents = [
+        json.loads(path.read_text(encoding="utf-8")) for path in prediction_files(outputs)
+    ]
+    if prompt_order is not None:
+        by_id = {document["prompt_id"]: document for document in documents}
+        missing = [prompt_id for prompt_id in prompt_order if prompt_id not in by_id]
+        if missing:
+            raise StepError(f"no predictions for the prompt(s) {', '.join(missing[:10])}")
+        documents = [by_id[prompt_id] for prompt_id in prompt_order]
     label_sets = {tuple(document["labels"]) for document in documents}
     if len(label_sets) > 1:
         raise StepError(f"prediction files disagree on the labels: {sorted(label_sets)}")
@@ -49,8 +69,13 @@ def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
-def write_summary(prediction_paths: Sequence[str | Path], csv_path: str, json_path: str) -> None:
-    documents = read_predictions(prediction_paths)
+def write_summary(
+    prediction_outputs: Sequence[str | Path],
+    csv_path: str,
+    json_path: str,
+    prompt_order: Sequence[str] | None = None,
+) -> None:
+    documents = read_predictions(prediction_outputs, prompt_order)
     labels = documents[0]["labels"] if documents else []
     columns = [*FIXED_COLUMNS, *(f"p_{label}" for label in labels)]
     rows = summary_rows(documents)

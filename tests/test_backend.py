@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
-from sdcnn.julia import predict_command
+from sdcnn.julia import predict_command, prediction_plan
+from sdcnn.layout import PromptBatch
 from sdcnn.prediction import predict_prompt, resolve_backend
 from sdcnn.step import StepError
 
@@ -43,26 +44,42 @@ def test_flux_without_julia_names_the_missing_julia() -> None:
         resolve_backend("jax", julia_found=True, julia_ready=True)
 
 
-def test_predict_command_is_an_argument_list() -> None:
+def test_predict_command_is_an_argument_list_and_the_plan_holds_the_rest() -> None:
     command = predict_command(
         julia="/opt/julia/bin/julia",
         project_dir=Path("/wf/julia"),
-        prompt_id="city",
-        weights_path="results/weights/cnn.safetensors",
-        labels=["cat", "--odd label; rm -rf /"],
-        tensor_paths=["results/tensors/city/city_000.npy", "results/tensors/city/city_001.npy"],
-        output_path="results/predictions/city.json",
-        gpus=0,
+        plan_path="/tmp/sdcnn-plan-x/plan.json",
         threads=2,
     )
     assert command == [
         "/opt/julia/bin/julia", "--project=/wf/julia", "--threads=2", "--startup-file=no",
-        "/wf/julia/predict.jl", "--prompt-id", "city",
-        "--weights", "results/weights/cnn.safetensors",
-        "--output", "results/predictions/city.json", "--gpus", "0",
-        "--label", "cat", "--label", "--odd label; rm -rf /",
-        "--", "results/tensors/city/city_000.npy", "results/tensors/city/city_001.npy",
+        "/wf/julia/predict.jl", "--plan", "/tmp/sdcnn-plan-x/plan.json",
     ]  # fmt: skip
+    batches = [
+        PromptBatch("city", ["city_000", "city_001"],
+                    ["results/tensors/s/city/city_000.npy", "results/tensors/s/city/city_001.npy"]),
+        PromptBatch("bike", ["bike_000"], ["results/tensors/s/bike/bike_000.npy"]),
+    ]  # fmt: skip
+    plan = prediction_plan(
+        batches=batches,
+        weights_path="results/weights/cnn.safetensors",
+        labels=["cat", "--odd label; rm -rf /"],
+        path_of=lambda prompt_id: Path("results/predictions/.s.tmp") / f"{prompt_id}.json",
+        gpus=0,
+    )
+    assert plan == {
+        "schema": "sdcnn-predict-plan/1",
+        "weights": "results/weights/cnn.safetensors",
+        "labels": ["cat", "--odd label; rm -rf /"],
+        "gpus": 0,
+        "prompts": [
+            {"prompt_id": "city", "output": "results/predictions/.s.tmp/city.json",
+             "tensors": ["results/tensors/s/city/city_000.npy",
+                         "results/tensors/s/city/city_001.npy"]},
+            {"prompt_id": "bike", "output": "results/predictions/.s.tmp/bike.json",
+             "tensors": ["results/tensors/s/bike/bike_000.npy"]},
+        ],
+    }  # fmt: skip
 
 
 def test_flux_job_without_julia_fails_before_writing(

@@ -65,7 +65,8 @@ BAD_VALUES = [
      r"generation\.steps\?\); the keys of generation are steps, guidance_scale"),
     (("promts",), {}, r"^config key promts: unknown key \(did you mean prompts\?\)"),
     (("prompts",), {}, r"^config key prompts: has 0 entries, expected at least 1"),
-    (("prompts",), None, r"^config key prompts: is empty \(null\), expected a mapping \(at "
+    (("prompts",), None, r"^config key prompts: is empty \(null\), expected a mapping or a "
+     r"string \(at "
      r"least one named prompt"),
     (("prompts", "city", "text"), "", r"^config key prompts\.city\.text: '' is empty or blank"),
     (("prompts", "city", "text"), " \t\n", r"^config key prompts\.city\.text: .* is empty or "

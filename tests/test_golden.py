@@ -20,7 +20,7 @@ import torch
 
 from conftest import REPO
 from sdcnn.cnn import FluxCNN
-from sdcnn.prediction import load_batch, predict_prompt_torch
+from sdcnn.prediction import load_batch, predict_prompt
 from sdcnn.weights import load_weights
 
 GOLDEN = REPO / make_golden.GOLDEN_DIR
@@ -85,7 +85,9 @@ def test_torch_prediction_document_matches_the_golden_document(
     golden = json.loads((GOLDEN / name / "prediction.json").read_text(encoding="utf-8"))
     monkeypatch.chdir(REPO)  # the golden document records paths relative to the repository
     written = tmp_path / "prediction.json"
-    predict_prompt_torch(
+    predict_prompt(
+        backend="torch",
+        julia_project="julia",
         prompt_id=name,
         tensor_dir=f"{make_golden.GOLDEN_DIR}/{name}/tensors",
         image_ids=[image["image_id"] for image in golden["images"]],

@@ -47,7 +47,7 @@ def planned_jobs(workdir: Path) -> set[str]:
         if match := re.match(r"^(?:local)?rule (\w+):$", line):
             current = match.group(1)
             jobs.append(current)
-        elif current and (match := re.match(r"^\s+wildcards: prompt=(\S+)$", line)):
+        elif current and (match := re.match(r"^\s+wildcards: shard=(\S+)$", line)):
             jobs[-1] = f"{current}[{match.group(1)}]"
     return {job for job in jobs if job.split("[")[0] not in AGGREGATES}
 

@@ -416,94 +416,124 @@ end
 
 # ---- the command line
 
-"""
-    Options
+const PLAN_SCHEMA = "sdcnn-predict-plan/1"
 
-What one run of `julia/predict.jl` is asked to do: classify one prompt's batch.
 """
-Base.@kwdef struct Options
-    prompt_id::String       # the prompt's id, recorded in the JSON
-    weights::String         # the .safetensors weights file
-    labels::Vector{String}  # the classifier's labels, in order (one --label each)
-    output::String          # where the prediction JSON is written
-    gpus::Int = 1           # 0: stay on the CPU; ≥ 1: CUDA when functional
-    tensors::Vector{String} # the batch's .npy tensors, in order
+    PromptJob
+
+One prompt's batch in a [`Plan`](@ref): its id (recorded in the JSON), where its prediction
+JSON goes, and its `.npy` tensors in image order.
+"""
+struct PromptJob
+    prompt_id::String
+    output::String
+    tensors::Vector{String}
 end
 
-const USAGE = """
-usage: julia --project=julia julia/predict.jl --prompt-id ID --weights WEIGHTS.safetensors
-           --output PREDICTIONS.json --label LABEL [--label LABEL ...] [--gpus N]
-           [--] TENSOR.npy [TENSOR.npy ...]"""
+"""
+    Plan
 
-const VALUE_OPTIONS = ("--prompt-id", "--weights", "--output", "--label", "--gpus")
+What one run of `julia/predict.jl` is asked to do: every prompt's batch of one shard, with
+one set of weights, so Julia starts, loads its packages and builds the model once a shard.
+Read from the JSON file the workflow writes (`$PLAN_SCHEMA`, `sdcnn/julia.py`).
+"""
+Base.@kwdef struct Plan
+    weights::String            # the .safetensors weights file
+    labels::Vector{String}     # the classifier's labels, in order
+    gpus::Int = 1              # 0: stay on the CPU; ≥ 1: CUDA when functional
+    prompts::Vector{PromptJob} # the batches, in order
+end
+
+const USAGE = "usage: julia --project=julia julia/predict.jl --plan PLAN.json"
 
 """
-    parse_options(args) -> Options
+    parse_options(args) -> String
 
-Read the command line; a missing or unknown option is an [`InputError`](@ref).
+The plan file named on the command line; anything else is an [`InputError`](@ref).
 """
 function parse_options(args::AbstractVector{<:AbstractString})
-    given = Dict{String, String}()
-    labels, tensors = String[], String[]
-    index = 1
-    while index <= length(args)
-        arg = args[index]
-        if arg == "--"
-            append!(tensors, args[(index + 1):end])
-            break
-        elseif arg in VALUE_OPTIONS
-            index < length(args) || throw(InputError("$arg needs a value\n$USAGE"))
-            value = args[index + 1]
-            arg == "--label" ? push!(labels, value) : (given[arg] = value)
-            index += 2
-        elseif startswith(arg, "--")
-            throw(InputError("unknown option $arg\n$USAGE"))
-        else
-            push!(tensors, arg)
-            index += 1
-        end
+    if length(args) != 2 || args[1] != "--plan"
+        throw(InputError("expected --plan PLAN.json, got $(repr(args))\n$USAGE"))
     end
-    for required in ("--prompt-id", "--weights", "--output")
-        haskey(given, required) || throw(InputError("missing $required\n$USAGE"))
+    return String(args[2])
+end
+
+function plan_value(plan, key::Symbol, type::Type, path::AbstractString)
+    value = get(plan, key, nothing)
+    value isa type ||
+        throw(InputError("plan $path: $key is $(repr(value)), expected $(type)"))
+    return value
+end
+
+function plan_strings(plan, key::Symbol, path::AbstractString)
+    values = plan_value(plan, key, AbstractVector, path)
+    all(value -> value isa AbstractString, values) ||
+        throw(InputError("plan $path: $key must be a list of strings"))
+    return String.(values)
+end
+
+"""
+    read_plan(path) -> Plan
+
+The plan file, checked key by key; a problem is an [`InputError`](@ref) naming the key.
+"""
+function read_plan(path::AbstractString)
+    isfile(path) || throw(InputError("plan $path does not exist"))
+    plan = try
+        JSON3.read(read(path, String))
+    catch err
+        throw(InputError("plan $path is not JSON: $(sprint(showerror, err))"))
     end
-    isempty(labels) && throw(InputError("missing --label\n$USAGE"))
-    isempty(tensors) && throw(InputError("no tensors given\n$USAGE"))
-    gpus = tryparse(Int, get(given, "--gpus", "1"))
-    isnothing(gpus) &&
-        throw(InputError("--gpus takes an integer, not $(repr(given["--gpus"]))"))
-    return Options(;
-        prompt_id = given["--prompt-id"],
-        weights = given["--weights"],
+    plan isa AbstractDict || throw(InputError("plan $path is not a JSON object"))
+    schema = get(plan, :schema, nothing)
+    schema == PLAN_SCHEMA ||
+        throw(InputError("plan $path: schema $(repr(schema)), not $(repr(PLAN_SCHEMA))"))
+    jobs = map(plan_value(plan, :prompts, AbstractVector, path)) do job
+        job isa AbstractDict || throw(InputError("plan $path: a prompt is not an object"))
+        return PromptJob(
+            plan_value(job, :prompt_id, AbstractString, path),
+            plan_value(job, :output, AbstractString, path),
+            plan_strings(job, :tensors, path),
+        )
+    end
+    isempty(jobs) && throw(InputError("plan $path: no prompts"))
+    labels = plan_strings(plan, :labels, path)
+    isempty(labels) && throw(InputError("plan $path: no labels"))
+    return Plan(;
+        weights = plan_value(plan, :weights, AbstractString, path),
         labels = labels,
-        output = given["--output"],
-        gpus = gpus,
-        tensors = tensors,
+        gpus = plan_value(plan, :gpus, Integer, path),
+        prompts = collect(PromptJob, jobs),
     )
 end
 
 """
-    predict_prompt(options::Options)
+    predict_plan(plan::Plan) -> Vector
 
-The Flux backend end to end for one prompt's batch: read and check the weights and the
-tensors, run the model, write `options.output`. Returns the document written.
+The Flux backend end to end for one shard: read and check the weights once, then for each
+prompt read and check its tensors, run the model, write its JSON (atomically). Returns the
+documents written.
 """
-function predict_prompt(options::Options)
-    weights = load_weights(options.weights)
-    batch = load_batch(options.tensors)
-    check_compatible(weights, options.weights, options.labels, size(batch)[1:3])
-    device = select_device(options.gpus)
-    probabilities = predict(cnn(weights), batch, device)
-    document = prediction_document(;
-        prompt_id = options.prompt_id,
-        labels = options.labels,
-        tensor_paths = options.tensors,
-        weights_path = options.weights,
-        probabilities = probabilities,
-        device = device,
-    )
-    write_json_atomic(options.output, document)
-    @info "$(options.prompt_id): $(size(batch, 4)) images predicted with flux on $device"
-    return document
+function predict_plan(plan::Plan)
+    weights = load_weights(plan.weights)
+    device = select_device(plan.gpus)
+    model = cnn(weights)
+    documents = map(plan.prompts) do job
+        batch = load_batch(job.tensors)
+        check_compatible(weights, plan.weights, plan.labels, size(batch)[1:3])
+        document = prediction_document(;
+            prompt_id = job.prompt_id,
+            labels = plan.labels,
+            tensor_paths = job.tensors,
+            weights_path = plan.weights,
+            probabilities = predict(model, batch, device),
+            device = device,
+        )
+        write_json_atomic(job.output, document)
+        @info "$(job.prompt_id): $(size(batch, 4)) images predicted with flux on $device"
+        return document
+    end
+    return documents
 end
 
 """
@@ -514,7 +544,7 @@ for an [`InputError`](@ref). Any other exception propagates, with its stack trac
 """
 function main(args::AbstractVector{<:AbstractString} = ARGS)
     try
-        predict_prompt(parse_options(args))
+        predict_plan(read_plan(parse_options(args)))
     catch err
         err isa InputError || rethrow()
         println(stderr, "ERROR: ", err.message)

@@ -57,19 +57,20 @@ function cross_correlation_model(weights::CNNWeights)
     )
 end
 
-cli_args(case, weights, output, labels, tensors) = [
-    "--prompt-id",
-    case,
-    "--weights",
-    weights,
-    "--output",
-    output,
-    "--gpus",
-    "0",
-    collect(Iterators.flatten(("--label", label) for label in labels))...,
-    "--",
-    tensors...,
-]
+"""Write the plan of a one-prompt shard into `folder`; the command line that runs it."""
+function cli_args(folder, case, weights, output, labels, tensors)
+    plan = joinpath(folder, "plan-$(length(readdir(folder))).json")
+    prompts = [(prompt_id = case, output = output, tensors = tensors)]
+    document = (
+        schema = SDCNN.PLAN_SCHEMA,
+        weights = weights,
+        labels = labels,
+        gpus = 0,
+        prompts = prompts,
+    )
+    write(plan, JSON3.write(document))
+    return ["--plan", plan]
+end
 
 @testset "SDCNN" begin
     @testset "golden probabilities: $case" for case in CASES
@@ -102,7 +103,7 @@ cli_args(case, weights, output, labels, tensors) = [
         weights = String(golden.weights.path)
         mktempdir() do folder
             output = joinpath(folder, "predictions", "$case.json")
-            args = cli_args(case, weights, output, String.(golden.labels), tensors)
+            args = cli_args(folder, case, weights, output, String.(golden.labels), tensors)
             @test cd(() -> SDCNN.main(args), REPO) == 0
             document = read_json(output)
             @test document.backend == "flux"
@@ -131,25 +132,22 @@ cli_args(case, weights, output, labels, tensors) = [
             labels = String.(expected.labels)
             cases = (
                 cli_args(
+                    folder,
                     "gray8",
                     weights_path,
                     output,
                     labels[1:2],
                     tensors,
-                ), # too few labels
-                cli_args(
-                    "gray8",
-                    weights_path,
-                    output,
-                    reverse(labels),
-                    tensors,
-                ),                                                      # other order
-                cli_args("gray8", weights_path, output, labels, [rgb]), # 3 channels, not 1
-                cli_args("gray8", "missing.safetensors", output, labels, tensors),
-                ["--prompt-id", "gray8", "--bogus"],
-                ["--prompt-id", "gray8", "--weights", weights_path, "--output", output],
+                ), # too few
+                cli_args(folder, "gray8", weights_path, output, reverse(labels), tensors),
+                cli_args(folder, "gray8", weights_path, output, labels, [rgb]), # 3 channels
+                cli_args(folder, "gray8", "missing.safetensors", output, labels, tensors),
+                ["--plan", joinpath(folder, "missing-plan.json")],
+                ["--bogus"],
+                ["--plan"],
             )
-            for args in cases
+            write(joinpath(folder, "not-a-plan.json"), "[1, 2]")
+            for args in (cases..., ["--plan", joinpath(folder, "not-a-plan.json")])
                 status = redirect_stderr(devnull) do
                     cd(() -> SDCNN.main(args), REPO)
                 end

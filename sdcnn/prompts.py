@@ -1,0 +1,297 @@
+"""The prompts of a run: a mapping in the config, or a sheet (.tsv/.csv), and their shards.
+
+``prompts:`` in the config is either a mapping (id -> settings) or the path of a
+sheet with a header row (``prompt_id``, ``text``, optional ``negative_prompt`` and
+``n_images``).  Both give the same thing: an ordered mapping from prompt id to
+its settings, with the schema's defaults filled in.  A sheet is checked row by
+row against the same rules as the mapping (config/schema.yaml, ``prompts``); a
+bad row is refused with one line naming the file, the row and the column.
+
+A sheet of 100,000 rows is read and checked in a fraction of a second: the
+schema's rules for one prompt are compiled once into plain checks, and only a
+row that fails them goes through jsonschema, for its message.
+
+Shards: with ``shards: N`` the prompts are spread over at most N shards by a
+hash of the prompt id alone, so adding or removing a prompt moves no other
+prompt to another shard.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import io
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdcnn.configcheck import ConfigError, check_prompt_ids, describe_error
+
+SHEET_DELIMITERS = {".tsv": "\t", ".csv": ","}
+ID_COLUMN = "prompt_id"
+
+
+# ---- the schema's rules for one prompt
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """What the schema says of one prompt setting, as a plain check."""
+
+    name: str
+    kind: str  # "string" or "integer"
+    required: bool
+    default: Any
+    pattern: re.Pattern[str] | None = None
+    max_length: int | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+
+    def parse(self, cell: str) -> Any:
+        """The cell's value: integers parsed, an empty optional cell is the default."""
+        if cell == "" and not self.required:
+            return self.default
+        if self.kind == "integer":
+            try:
+                return int(cell.strip())
+            except ValueError:
+                return cell  # left as the string, so the check below names the problem
+        return cell
+
+    def accepts(self, value: Any) -> bool:
+        if self.kind == "integer":
+            return (
+                isinstance(value, int)
+                and (self.minimum is None or value >= self.minimum)
+                and (self.maximum is None or value <= self.maximum)
+            )
+        return (
+            isinstance(value, str)
+            and (self.pattern is None or self.pattern.search(value) is not None)
+            and (self.max_length is None or len(value) <= self.max_length)
+        )
+
+
+@dataclass(frozen=True)
+class PromptRules:
+    """The rules of ``prompts`` in config/schema.yaml: the id pattern and one rule a setting."""
+
+    id_pattern: re.Pattern[str]
+    columns: dict[str, ColumnRule]
+    item_schema: dict[str, Any]
+    id_schema: dict[str, Any]
+
+    @classmethod
+    def from_schema(cls, schema: Mapping[str, Any]) -> PromptRules:
+        prompts = schema["properties"]["prompts"]
+        item = prompts["additionalProperties"]
+        required = set(item.get("required", ()))
+        columns = {
+            name: ColumnRule(
+                name=name,
+                kind=spec["type"],
+                required=name in required,
+                default=spec.get("default"),
+                pattern=re.compile(spec["pattern"]) if "pattern" in spec else None,
+                max_length=spec.get("maxLength"),
+                minimum=spec.get("minimum"),
+                maximum=spec.get("maximum"),
+            )
+            for name, spec in item["properties"].items()
+        }
+        id_schema = prompts["propertyNames"]
+        return cls(re.compile(id_schema["pattern"]), columns, item, id_schema)
+
+    @property
+    def sheet_columns(self) -> list[str]:
+        return [ID_COLUMN, *self.columns]
+
+    def problem(self, value: Any, schema: dict[str, Any]) -> str | None:
+        """The schema's own message for ``value`` (the text after ``config key ...:``)."""
+        from jsonschema import Draft202012Validator
+
+        errors = list(Draft202012Validator(schema).iter_errors(value))
+        if not errors:
+            return None
+        return describe_error(errors[0]).split(": ", 1)[1]
+
+
+# ---- sheets
+
+
+class SheetError(ConfigError):
+    """A problem in a prompt sheet; the message names the file, row and column."""
+
+
+def _where(path: str, row: int | None = None, column: str | None = None) -> str:
+    where = f"prompt sheet {path}"
+    if row is not None:
+        where += f", row {row}"
+    if column is not None:
+        where += f", column {column}"
+    return where
+
+
+def _decode(path: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")  # a byte-order mark, as spreadsheets write, is fine
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise SheetError(
+            f"{_where(path)}: line {line} is not UTF-8 (byte 0x{data[error.start]:02x}); "
+            "save the sheet as UTF-8"
+        ) from None
+
+
+def _header(path: str, names: list[str], rules: PromptRules) -> list[str]:
+    header = [name.strip() for name in names]
+    known = rules.sheet_columns
+    for index, name in enumerate(header):
+        if not name:
+            raise SheetError(f"{_where(path, 1)}: header cell {index + 1} is empty")
+        if name in header[:index]:
+            raise SheetError(f"{_where(path, 1, name)}: the column is given twice")
+    unknown = [name for name in header if name not in known]
+    if unknown:
+        guesses = [difflib.get_close_matches(name, known, n=1) for name in unknown]
+        hints = "".join(f" (did you mean {guess[0]}?)" for guess in guesses if guess)
+        raise SheetError(
+            f"{_where(path, 1)}: unknown column(s) {', '.join(unknown)}{hints}; "
+            f"the columns are {', '.join(known)}"
+        )
+    missing = [name for name in (ID_COLUMN, *_required(rules)) if name not in header]
+    if missing:
+        raise SheetError(
+            f"{_where(path, 1)}: missing column(s) {', '.join(missing)}; a sheet needs "
+            f"{ID_COLUMN} and {', '.join(_required(rules))}, and may have "
+            f"{', '.join(name for name in rules.columns if name not in _required(rules))}"
+        )
+    return header
+
+
+def _required(rules: PromptRules) -> list[str]:
+    return [name for name, rule in rules.columns.items() if rule.required]
+
+
+def _row_prompt(
+    path: str, row: int, cells: dict[str, str], rules: PromptRules
+) -> tuple[str, dict[str, Any]]:
+    prompt_id = cells[ID_COLUMN]
+    if not rules.id_pattern.search(prompt_id):
+        problem = rules.problem(prompt_id, {"type": "string", **rules.id_schema})
+        raise SheetError(f"{_where(path, row, ID_COLUMN)}: {problem}")
+    prompt = {}
+    for name, rule in rules.columns.items():
+        value = rule.parse(cells.get(name, ""))
+        if not rule.accepts(value):
+            schema = rules.item_schema["properties"][name]
+            problem = rules.problem(value, schema) or f"{value!r} is not allowed"
+            raise SheetError(f"{_where(path, row, name)}: {problem}")
+        prompt[name] = value
+    return prompt_id, prompt
+
+
+def parse_prompt_sheet(path: str, text: str, rules: PromptRules) -> dict[str, dict[str, Any]]:
+    """The prompts of a sheet's text, in row order; ``path`` names it in messages."""
+    delimiter = SHEET_DELIMITERS[Path(path).suffix.lower()]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = _header(path, next(reader), rules)
+    except StopIteration:
+        raise SheetError(f"{_where(path)}: the file is empty (it needs a header row)") from None
+    except csv.Error as error:
+        raise SheetError(f"{_where(path)}: line {reader.line_num}: {error}") from None
+    prompts: dict[str, dict[str, Any]] = {}
+    first_row: dict[str, int] = {}
+    row = 1
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            raise SheetError(
+                f"{_where(path)}: line {reader.line_num}: {error} (a quoting problem: a "
+                'field that contains quotes must be quoted as a whole, with "" for each ")'
+            ) from None
+        row += 1
+        if not any(field.strip() for field in fields):
+            continue  # a blank line, as spreadsheets export them
+        if len(fields) != len(header):
+            raise SheetError(
+                f"{_where(path, row)}: {len(fields)} fields, but the header has {len(header)} "
+                f"({', '.join(header)})"
+            )
+        prompt_id, prompt = _row_prompt(path, row, dict(zip(header, fields, strict=True)), rules)
+        if prompt_id in prompts:
+            raise SheetError(
+                f"{_where(path, row, ID_COLUMN)}: {prompt_id!r} is given twice "
+                f"(rows {first_row[prompt_id]} and {row})"
+            )
+        prompts[prompt_id] = prompt
+        first_row[prompt_id] = row
+    if not prompts:
+        raise SheetError(f"{_where(path)}: no prompts (at least one row after the header)")
+    try:
+        check_prompt_ids(prompts)
+    except ConfigError as error:
+        raise SheetError(f"{_where(path)}: {str(error).split(': ', 1)[1]}") from None
+    return prompts
+
+
+def read_prompt_sheet(path: str, rules: PromptRules) -> dict[str, dict[str, Any]]:
+    """The prompts of the sheet at ``path`` (relative to the working directory)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in SHEET_DELIMITERS:
+        raise SheetError(
+            f"config key prompts: {path!r} is not a prompt sheet: a sheet's name ends in "
+            f"{' or '.join(SHEET_DELIMITERS)} (or give the prompts as a mapping)"
+        )
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise SheetError(
+            f"config key prompts: prompt sheet {path!r} does not exist (relative to {Path.cwd()})"
+        ) from None
+    except OSError as error:
+        message = f"config key prompts: cannot read prompt sheet {path!r}: {error}"
+        raise SheetError(message) from None
+    return parse_prompt_sheet(path, _decode(path, data), rules)
+
+
+def load_prompts(prompts: Any, rules: PromptRules) -> dict[str, dict[str, Any]]:
+    """The config's ``prompts``: the validated mapping itself, or the prompts of its sheet."""
+    if isinstance(prompts, str):
+        return read_prompt_sheet(prompts, rules)
+    return prompts
+
+
+# ---- shards
+
+
+def shard_index(prompt_id: str, n_shards: int) -> int:
+    """The shard of a prompt: a hash of its id alone (0-based), the same in every run."""
+    digest = hashlib.sha256(prompt_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % n_shards
+
+
+def shard_name(index: int, n_shards: int) -> str:
+    """``02-of-16``: 1-based, zero-padded so that the shard folders sort in order."""
+    width = len(str(n_shards))
+    return f"{index + 1:0{width}d}-of-{n_shards:0{width}d}"
+
+
+def assign_shards(prompt_ids: Iterable[str], n_shards: int | None) -> dict[str, list[str]]:
+    """Shard name -> its prompt ids (in the given order); only non-empty shards.
+
+    Without ``n_shards`` every prompt is a shard of its own, named after the prompt.
+    """
+    if n_shards is None:
+        return {prompt_id: [prompt_id] for prompt_id in prompt_ids}
+    shards: dict[int, list[str]] = {}
+    for prompt_id in prompt_ids:
+        shards.setdefault(shard_index(prompt_id, n_shards), []).append(prompt_id)
+    return {shard_name(index, n_shards): shards[index] for index in sorted(shards)}
