@@ -149,7 +149,7 @@ def test_hub_id_not_in_the_cache_fails_fast_offline(
     record_property("seconds_to_failure", round(seconds, 2))
     print(f"offline Hub id: snakemake exited after {seconds:.1f} s")
     assert (
-        "Error in generate[prompt=city]: model.source 'sdcnn-test/no-such-model' is not "
+        "Error in generate[shard=city]: model.source 'sdcnn-test/no-such-model' is not "
         "(completely) in the local Hugging Face cache" in output
     )
     assert "hf download sdcnn-test/no-such-model --local-dir" in output
