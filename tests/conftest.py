@@ -113,6 +113,45 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return workdir
 
 
+# A sheet of 40 prompts in 4 shards, with the small config's settings; its first two rows
+# are the small config's prompts, so their outputs must equal the small run's byte for byte.
+SHEET_PROMPTS = 40
+SHARDED_CONFIG: dict[str, Any] = {
+    **{key: value for key, value in SMALL_CONFIG.items() if key != "prompts"},
+    "prompts": "prompts.tsv",
+    "shards": 4,
+}
+
+
+def sheet_rows() -> list[dict[str, Any]]:
+    rows = [
+        {"prompt_id": prompt_id, "negative_prompt": "", **prompt}
+        for prompt_id, prompt in SMALL_CONFIG["prompts"].items()
+    ]
+    rows += [
+        {"prompt_id": f"p{i:02d}", "text": f"a picture number {i}", "negative_prompt": "",
+         "n_images": 1}
+        for i in range(SHEET_PROMPTS - len(rows))
+    ]  # fmt: skip
+    return rows
+
+
+def write_sheet(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    columns = ["prompt_id", "text", "negative_prompt", "n_images"]
+    lines = ["\t".join(columns)] + ["\t".join(str(row[c]) for c in columns) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def sharded_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One full run of a 40-prompt sheet in 4 shards (SHARDED_CONFIG); the folder it ran in."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("sharded_run"), SHARDED_CONFIG)
+    write_sheet(workdir / "prompts.tsv", sheet_rows())
+    result = run_snakemake(workdir)
+    (workdir / CONSOLE_LOG).write_text(result.stdout + result.stderr, encoding="utf-8")
+    return workdir
+
+
 def result_files(workdir: Path) -> dict[str, bytes]:
     """Every data output under results/ (not logs, benchmarks or Snakemake's markers)."""
     results = workdir / "results"

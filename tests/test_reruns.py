@@ -8,6 +8,7 @@ Aggregates (summary, manifest, all, and later report rules) may always run.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import re
 import shutil
@@ -18,9 +19,21 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import SMALL_CONFIG, run_snakemake, write_config
+from conftest import REPO, SMALL_CONFIG, run_snakemake, write_config
+from sdcnn.configcheck import check_config, key_name, load_schema
+from sdcnn.effects import (
+    ALL_PROMPTS,
+    SHARD_RULES,
+    Effect,
+    UndeclaredEffect,
+    declared_effects,
+    leaf_keys,
+    rerun_table,
+)
+from sdcnn.prompts import PromptRules, assign_shards, load_prompts
 
 pytestmark = pytest.mark.pipeline
+RULES = PromptRules.from_schema(load_schema(REPO / "config" / "schema.yaml"))
 
 PROMPT_IDS = list(SMALL_CONFIG["prompts"])
 # the per-prompt chain, in order: a change at one stage re-runs it and every later stage,
@@ -104,31 +117,149 @@ FROM_GENERATE = chain_from("generate", ALL)
 FROM_PREPROCESS = chain_from("preprocess", ALL)
 FROM_PREDICT = chain_from("predict", ALL)
 NEW_WEIGHTS = {"init_weights"}
+
+# ---- every leaf key of config/schema.yaml, with the effect it declares (x-reruns)
+
+SCHEMA = load_schema(REPO / "config" / "schema.yaml")
+EFFECTS = {effect.name: effect for effect in declared_effects(SCHEMA)}
+SPECS = {key_name(key): spec for key, spec in leaf_keys(SCHEMA)}
+CHANGED_PROMPT = "city"  # a prompt's own keys are changed on this prompt
+
+
+def current_value(config: dict[str, Any], key: tuple[str, ...]) -> Any:
+    value: Any = check_config(copy.deepcopy(config), REPO / "config" / "schema.yaml")
+    for part in key:
+        value = value[CHANGED_PROMPT if part == ALL_PROMPTS else part]
+    return value
+
+
+def other_value(spec: dict[str, Any], value: Any) -> Any:
+    """A valid value other than ``value``, from the key's schema."""
+    if "enum" in spec:
+        return next(option for option in spec["enum"] if option != value)
+    kinds = spec.get("type", "integer" if "$ref" in spec else None)
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if value is None:
+        return spec.get("minimum", 1) + 1
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        step = spec.get("multipleOf", 1)
+        return value + step if value + step <= spec.get("maximum", 2**31) else value - step
+    if isinstance(value, float):
+        return value + 0.5
+    if isinstance(value, str):
+        return f"{value} changed" if value else "changed"
+    raise AssertionError(f"no automatic change for a value of type {type(value).__name__}")
+
+
+def use_an_equivalent_sheet(workdir: Path, config: dict[str, Any]) -> None:
+    """The same prompts as a prompt sheet: the sheet's content decides, not its form."""
+    prompts = check_config(copy.deepcopy(config), REPO / "config" / "schema.yaml")["prompts"]
+    lines = ["prompt_id\ttext\tnegative_prompt\tn_images"]
+    lines += [f"{pid}\t{p['text']}\t{p['negative_prompt']}\t{p['n_images']}"
+              for pid, p in prompts.items()]  # fmt: skip
+    (workdir / "prompts.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config["prompts"] = "prompts.tsv"
+
+
+def copy_of_the_demo_model(workdir: Path, config: dict[str, Any]) -> None:
+    target = workdir / "models" / "local"
+    if not target.exists():
+        shutil.copytree(workdir / "results/models/demo", target)
+    config["model"]["source"] = "models/local"
+
+
+def copy_of_the_weights(workdir: Path, config: dict[str, Any]) -> None:
+    shutil.copy(workdir / "results/weights/cnn.safetensors", workdir / "my-weights.safetensors")
+    config["classifier"]["weights"] = "my-weights.safetensors"
+
+
+# keys whose new value needs more than the schema can say
+SPECIAL_CHANGES: dict[str, Callable[[Path, dict[str, Any]], None]] = {
+    "prompts": use_an_equivalent_sheet,
+    "model.source": copy_of_the_demo_model,
+    "classifier.weights": copy_of_the_weights,
+}
+SPECIAL_VALUES = {
+    "classifier.labels": ["a", "b", "c"],  # other names, as many (x-reruns-note)
+    "classifier.backend": "auto",  # torch here: flux needs julia (tests/test_backend.py)
+}
+
+
+def apply_key_change(workdir: Path, config: dict[str, Any], name: str) -> None:
+    if name in SPECIAL_CHANGES:
+        SPECIAL_CHANGES[name](workdir, config)
+        return
+    key = EFFECTS[name].key
+    value = SPECIAL_VALUES.get(name)
+    if value is None:
+        value = other_value(SPECS[name], current_value(config, key))
+    target = config
+    for part in key[:-1]:
+        target = target.setdefault(CHANGED_PROMPT if part == ALL_PROMPTS else part, {})
+    target[key[-1]] = value
+
+
+def expected_jobs(effect: Effect, config: dict[str, Any], workdir: Path) -> set[str]:
+    """The declared effect as job names of the changed config's dry run."""
+    checked = check_config(copy.deepcopy(config), REPO / "config" / "schema.yaml")
+    sheet = checked["prompts"]
+    prompts = load_prompts(str(workdir / sheet) if isinstance(sheet, str) else sheet, RULES)
+    shards = assign_shards(prompts, checked["shards"])
+    if effect.per_prompt:
+        shards = {n: ids for n, ids in shards.items() if CHANGED_PROMPT in ids}
+    return {
+        f"{rule}[{shard}]" if rule in SHARD_RULES else rule
+        for rule in effect.rules
+        for shard in (shards if rule in SHARD_RULES else [None])
+    }
+
+
+@pytest.mark.parametrize("name", list(EFFECTS))
+def test_each_config_key_reruns_what_the_schema_declares(finished: Path, name: str) -> None:
+    """Every leaf key of the schema: a change plans exactly its declared x-reruns."""
+    effect = EFFECTS[name]
+    path = finished / "config" / "config.yaml"
+    original = path.read_bytes()
+    config = yaml.safe_load(original)
+    apply_key_change(finished, config, name)
+    write_config(finished, config)
+    try:
+        planned = planned_jobs(finished)
+    finally:
+        path.write_bytes(original)
+    expected = expected_jobs(effect, config, finished)
+    assert planned == expected, (
+        f"changing {name} plans {sorted(planned)}, but config/schema.yaml declares "
+        f"{sorted(expected)} (x-reruns: {list(effect.rules)}): unexpected "
+        f"{sorted(planned - expected)}, missing {sorted(expected - planned)}"
+    )
+
+
+def test_every_leaf_key_declares_its_effect() -> None:
+    """A new config key must say what it re-runs (or declared_effects raises, naming it)."""
+    assert set(EFFECTS) == set(SPECS)
+    broken = copy.deepcopy(SCHEMA)
+    del broken["properties"]["generation"]["properties"]["steps"]["x-reruns"]
+    with pytest.raises(UndeclaredEffect, match=r"generation\.steps"):
+        declared_effects(broken)
+
+
+def test_the_readme_table_is_the_schemas() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = rerun_table(SCHEMA)
+    assert table in readme, (
+        "README.md's re-run table differs from config/schema.yaml's x-reruns; paste the "
+        f"output of `python -m sdcnn.effects`:\n{table}"
+    )
+
+
+# ---- cases the schema's per-key declarations do not cover
+
 CONFIG_CASES = {
-    # one prompt's own settings: only that prompt's chain
-    "prompt text": (setter("prompts", "city", "text", value="A city at night"), CITY),
-    "negative prompt": (setter("prompts", "city", "negative_prompt", value="fog"), CITY),
-    "image count": (setter("prompts", "harbor", "n_images", value=3), HARBOR),
-    # generation settings: every generate and what follows
-    "steps": (setter("generation", "steps", value=3), FROM_GENERATE),
-    "guidance": (setter("generation", "guidance_scale", value=5.0), FROM_GENERATE),
-    "height": (setter("generation", "height", value=72), FROM_GENERATE),
-    "width": (setter("generation", "width", value=48), FROM_GENERATE),
-    "scheduler": (setter("generation", "scheduler", value="euler"), FROM_GENERATE),
-    "base seed": (setter("generation", "base_seed", value=8), FROM_GENERATE),
-    "demo model": (setter("model", "demo_seed", value=1), {"build_demo_model"} | FROM_GENERATE),
-    # preprocessing: preprocess and predict (a new size or channel count also needs new
-    # weights, whose shapes follow them)
-    "interpolation": (setter("preprocess", "interpolation", value="linear"), FROM_PREPROCESS),
-    "size": (setter("preprocess", "size", value=24), NEW_WEIGHTS | FROM_PREPROCESS),
-    "grayscale": (setter("preprocess", "grayscale", value=False), NEW_WEIGHTS | FROM_PREPROCESS),
-    # classifier: predict only (plus new weights when their shape or seed changes)
-    "label names": (setter("classifier", "labels", value=["a", "b", "c"]), FROM_PREDICT),
     "label count": (setter("classifier", "labels", value=["a", "b"]), NEW_WEIGHTS | FROM_PREDICT),
-    "weights seed": (setter("classifier", "weights_seed", value=4), NEW_WEIGHTS | FROM_PREDICT),
-    # the image store never changes an output
     "store off": (setter("store", "enabled", value=False), set()),
-    "store path": (setter("store", "path", value="elsewhere"), set()),
 }
 
 
@@ -137,18 +268,6 @@ def test_config_change_reruns_exactly(finished: Path, case: str) -> None:
     change, expected = CONFIG_CASES[case]
     with config_change(finished, change):
         assert planned_jobs(finished) == expected
-
-
-def test_own_weights_file_reruns_predict_only(finished: Path) -> None:
-    shutil.copy(finished / "results/weights/cnn.safetensors", finished / "my-weights.safetensors")
-    with config_change(finished, setter("classifier", "weights", value="my-weights.safetensors")):
-        assert planned_jobs(finished) == FROM_PREDICT
-
-
-def test_local_model_folder_reruns_generation(finished: Path) -> None:
-    shutil.copytree(finished / "results/models/demo", finished / "models/local")
-    with config_change(finished, setter("model", "source", value="models/local")):
-        assert planned_jobs(finished) == FROM_GENERATE
 
 
 def test_added_prompt_runs_only_its_jobs(finished: Path) -> None:

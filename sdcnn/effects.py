@@ -1,0 +1,126 @@
+"""What a change of each config key re-runs: the ``x-reruns`` of config/schema.yaml.
+
+Every leaf key of the schema declares the rules whose jobs run again when its value
+changes (``x-reruns``), and may say more (``x-reruns-note``); a prompt's own keys
+re-run the jobs of its shard only.  The README's "you change / what runs again"
+table is made from these declarations (``python -m sdcnn.effects`` prints it), and
+tests/test_reruns.py checks every one of them with a real dry run, so the table,
+the schema and the workflow cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdcnn.configcheck import key_name, load_schema
+
+PER_PROMPT = "prompts"  # the keys under it are a prompt's own
+ALL_PROMPTS = "*"  # stands for any prompt id in a key's path
+# the order the table names rules in: the order they run
+RULE_ORDER = (
+    "build_demo_model",
+    "init_weights",
+    "instantiate_julia",
+    "generate",
+    "preprocess",
+    "predict",
+    "figures",
+)
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What re-runs when one config key changes."""
+
+    key: tuple[str, ...]  # e.g. ("generation", "steps") or ("prompts", "*", "text")
+    rules: tuple[str, ...]
+    note: str | None = None
+
+    @property
+    def name(self) -> str:
+        return key_name(self.key)
+
+    @property
+    def per_prompt(self) -> bool:
+        return self.key[0] == PER_PROMPT and len(self.key) > 1
+
+
+def leaf_keys(schema: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
+    """Every key a user can set, with its schema: the leaves of the config's tree.
+
+    ``prompts`` is a leaf itself (a sheet's path) and the parent of each prompt's keys.
+    """
+    for name, spec in schema["properties"].items():
+        nested = spec.get("properties")
+        if nested and spec.get("type") == "object":
+            for child, child_spec in nested.items():
+                yield (name, child), child_spec
+            continue
+        yield (name,), spec
+        item = spec.get("additionalProperties")
+        if isinstance(item, dict) and "properties" in item:
+            for child, child_spec in item["properties"].items():
+                yield (name, ALL_PROMPTS, child), child_spec
+
+
+class UndeclaredEffect(ValueError):
+    """A schema key without ``x-reruns``."""
+
+
+def declared_effects(schema: Mapping[str, Any]) -> list[Effect]:
+    """Each leaf key's effect, in the schema's order; a key without one is an error."""
+    effects, undeclared = [], []
+    for key, spec in leaf_keys(schema):
+        if "x-reruns" not in spec:
+            undeclared.append(key_name(key))
+            continue
+        unknown = [rule for rule in spec["x-reruns"] if rule not in RULE_ORDER]
+        if unknown:
+            raise UndeclaredEffect(f"{key_name(key)}: x-reruns names unknown rules {unknown}")
+        rules = tuple(sorted(spec["x-reruns"], key=RULE_ORDER.index))
+        effects.append(Effect(key, rules, spec.get("x-reruns-note")))
+    if undeclared:
+        raise UndeclaredEffect(
+            "config keys without a declared effect (x-reruns in config/schema.yaml): "
+            + ", ".join(undeclared)
+        )
+    return effects
+
+
+SHARD_RULES = ("generate", "preprocess", "predict", "figures")  # one job per shard
+
+
+def _what_runs(effect: Effect) -> str:
+    once = [rule for rule in effect.rules if rule not in SHARD_RULES]
+    per_shard = [rule for rule in effect.rules if rule in SHARD_RULES]
+    parts = [", ".join(once)] if once else []
+    if per_shard:
+        whose = "its shard" if effect.per_prompt else "every shard"
+        parts.append(f"{', '.join(per_shard)} of {whose}")
+    text = "; ".join(parts) or "nothing"
+    return f"{text} — {effect.note}" if effect.note else text
+
+
+def rerun_table(schema: Mapping[str, Any]) -> str:
+    """The README's table: keys with the same effect share a row, in the schema's order."""
+    rows: dict[str, list[str]] = {}
+    for effect in declared_effects(schema):
+        rows.setdefault(_what_runs(effect), []).append(f"`{effect.name}`")
+    lines = ["| you change | what runs again |", "| --- | --- |"]
+    lines += [f"| {', '.join(keys)} | {what} |" for what, keys in rows.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Print the README's re-run table.")
+    default = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
+    parser.add_argument("--schema", type=Path, default=default)
+    print(rerun_table(load_schema(parser.parse_args().schema)), end="")
+
+
+if __name__ == "__main__":
+    main()
