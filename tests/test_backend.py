@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
-from sdcnn.julia import predict_command
+from sdcnn.julia import predict_command, predict_prompt_flux
 from sdcnn.prediction import predict_prompt, resolve_backend
 from sdcnn.step import StepError
 
@@ -87,6 +87,44 @@ def test_flux_job_without_julia_fails_before_writing(
             julia_project=REPO / "julia",
         )
     assert not output.exists()
+
+
+# writes a prediction JSON that records what NVIDIA_TF32_OVERRIDE the process was given
+RECORDING_JULIA = """#!/bin/sh
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --output) output="$2" ;;
+        --prompt-id) prompt_id="$2" ;;
+    esac
+    shift
+done
+printf '{"backend": "flux", "prompt_id": "%s", "tf32_override": "%s"}' \\
+    "$prompt_id" "${NVIDIA_TF32_OVERRIDE-unset}" > "$output"
+"""
+
+
+def test_flux_runs_julia_with_tf32_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CUDA.jl's PEDANTIC_MATH leaves cuDNN free to use TF32: the variable turns it off."""
+    julia = tmp_path / "bin" / "julia"
+    julia.parent.mkdir()
+    julia.write_text(RECORDING_JULIA)
+    julia.chmod(julia.stat().st_mode | stat.S_IXUSR)
+    project = tmp_path / "julia"
+    project.mkdir()
+    (project / "Project.toml").write_text("")
+    monkeypatch.setenv("PATH", f"{julia.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("NVIDIA_TF32_OVERRIDE", "1")
+    document = predict_prompt_flux(
+        prompt_id="city",
+        tensor_paths=["results/tensors/city/city_000.npy"],
+        weights_path="results/weights/cnn.safetensors",
+        labels=["cat"],
+        output_path=str(tmp_path / "city.json"),
+        gpus=1,
+        threads=1,
+        project_dir=project,
+    )
+    assert document["tf32_override"] == "0"
 
 
 def path_without_julia() -> str:
