@@ -25,6 +25,11 @@ include: "rules/manifest.smk"
 include: "rules/report.smk"
 
 
+from sdcnn.rst import register_jinja_filters
+
+register_jinja_filters()  # report/*.rst escape what users wrote with `| rst`, `| rst_literal`
+
+
 rule all:
     default_target: True
     input:

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 
-# one definition of what the workflow is made of: the tests' (tests/conftest.py)
-from conftest import WORKFLOW_PARTS, copy_workflow  # noqa: E402, F401
+# one definition of what the workflow is made of, shared with the tests; no pytest needed
+from sdcnn.workspace import WORKFLOW_PARTS, copy_workflow  # noqa: E402, F401
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:

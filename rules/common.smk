@@ -64,11 +64,12 @@ wildcard_constraints:
 
 
 def package_code(script):
-    """Digest of the package modules the script imports: a params: value, so that editing
-    one of them re-runs the step (Snakemake itself watches only the script)."""
-    from sdcnn.codedeps import code_digest
+    """{file: digest of its code} for the script and the package modules it imports: a
+    params: value, so that changing what one of them does re-runs the step, and the
+    dry-run reason shows which file changed (comments and docstrings do not count)."""
+    from sdcnn.codedeps import code_digests
 
-    return code_digest(WORKFLOW_DIR / "scripts" / script, WORKFLOW_DIR / "sdcnn")
+    return code_digests(WORKFLOW_DIR / "scripts" / script, WORKFLOW_DIR / "sdcnn")
 
 
 # ---- shards and their prompts

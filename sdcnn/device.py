@@ -9,6 +9,7 @@ log line when CUDA is not there.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -52,3 +53,40 @@ def device_name(device: str) -> str:
     import torch
 
     return f"{device}:{torch.cuda.get_device_name(torch.device(device))}"
+
+
+# cuBLAS is deterministic only with a fixed workspace; torch checks this variable at the
+# first cuBLAS call once deterministic algorithms are on (aten/src/ATen/Context.cpp,
+# checkCuBLASConfigDeterministic, which accepts ":4096:8" or ":16:8").
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"
+
+
+def exact_fp32_on_cuda(device: str) -> None:
+    """On CUDA, make torch compute the classifier in true fp32, with deterministic
+    algorithms; nothing on the CPU.  Call before the first CUDA computation.
+
+    - ``torch.backends.cudnn.allow_tf32`` (True by default) off: fp32 convolutions on
+      Ampere and later would otherwise run in TF32 (a 10-bit mantissa), which moves the
+      probabilities by ~1e-4, beyond the backends' 1e-5 contract (docs/equivalence.md).
+      torch then gives cuDNN ``CUDNN_FMA_MATH`` (aten/src/ATen/cudnn/Descriptors.h);
+    - ``torch.backends.cuda.matmul.allow_tf32`` off (already the default) for the dense
+      layer; only these legacy flags are used: torch refuses a mix of them and the newer
+      ``fp32_precision`` settings (Context.cpp, allowTF32CuBLAS);
+    - ``cudnn.deterministic`` on and ``cudnn.benchmark`` off: the same convolution
+      algorithm on every run, not the fastest one timed in this run;
+    - ``torch.use_deterministic_algorithms(True, warn_only=True)``, with
+      ``CUBLAS_WORKSPACE_CONFIG`` set unless the environment sets it: deterministic
+      kernels wherever torch has them; an operation without one logs a warning instead
+      of failing the job (the classifier's operations all have one).
+    """
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    log.info("CUDA: true fp32 (no TF32), deterministic algorithms")

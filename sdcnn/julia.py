@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -84,15 +85,24 @@ def prediction_plan(
     }
 
 
-def run_julia(command: Sequence[str], what: str) -> str:
-    """Run ``command``, log what it printed, return its stdout; a StepError if it fails.
+def predict_environment() -> dict[str, str]:
+    """This process's environment with TF32 off in NVIDIA's libraries: CUDA.jl's
+    ``PEDANTIC_MATH`` still lets cuDNN run Float32 convolutions in TF32 on A100 and later
+    (see ``exact_fp32_on_cuda`` in julia/src/SDCNN.jl); only this variable, read by
+    cuBLAS and cuDNN themselves, turns it off.  No effect on the CPU."""
+    return {**os.environ, "NVIDIA_TF32_OVERRIDE": "0"}
+
+
+def run_julia(command: Sequence[str], what: str, env: dict[str, str] | None = None) -> str:
+    """Run ``command`` (in ``env``, default this process's environment), log what it
+    printed, return its stdout; a StepError if it fails.
 
     Julia's log records and errors go to stderr; the error names the exit status and
     quotes the end of stderr.
     """
     log.info("running %s", " ".join(command))
     try:
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     except OSError as error:
         raise StepError(f"{what}: could not start {command[0]}: {error}") from error
     for stream in (result.stdout, result.stderr):
@@ -128,7 +138,9 @@ def predict_batches_flux(
         command = predict_command(
             julia=julia, project_dir=project_dir, plan_path=str(plan_path), threads=threads
         )
-        run_julia(command, f"predict {len(batches)} prompt(s) with flux")
+        run_julia(
+            command, f"predict {len(batches)} prompt(s) with flux", env=predict_environment()
+        )
     for batch in batches:
         output = path_of(batch.prompt_id)
         try:

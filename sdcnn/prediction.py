@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from sdcnn.device import exact_fp32_on_cuda
 from sdcnn.fileio import dumps_json, sha256_file
 from sdcnn.layout import PromptBatch, ShardLayout
 from sdcnn.step import StepError
@@ -88,6 +89,7 @@ def predict_torch(model: Any, batch: np.ndarray, device: str) -> np.ndarray:
     """Softmax probabilities (N, n_labels), float32, for an NCHW batch."""
     import torch
 
+    exact_fp32_on_cuda(device)  # on CUDA: no TF32, deterministic algorithms
     chunk = CPU_CHUNK if device == "cpu" else len(batch)
     model = model.to(device)
     with torch.inference_mode():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,20 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = (
-    "Snakefile",
-    "rules",
-    "scripts",
-    "sdcnn",
-    "julia",
-    "config",
-    "envs",
-    "profiles",
-    "report",
-)
+# the workflow's parts and the copy helpers live in the package, so that the benchmarks
+# share them without importing pytest (sdcnn/workspace.py)
+from sdcnn.workspace import REPO, WORKFLOW_PARTS, copy_workflow, write_config
+
+__all__ = ["REPO", "WORKFLOW_PARTS", "copy_workflow", "write_config"]
 
 # Small enough to run in seconds, large enough to exercise everything:
 # two prompts (one with a negative prompt), several images, shrinking resize.
@@ -53,26 +44,6 @@ SMALL_CONFIG: dict[str, Any] = {
 
 
 CONSOLE_LOG = "console.log"  # what the small run printed, next to its results/
-
-
-def copy_workflow(destination: Path, config: dict[str, Any] | None = None) -> Path:
-    """Copy the workflow (not its results) to ``destination``; optionally replace its config."""
-    destination.mkdir(parents=True, exist_ok=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for part in WORKFLOW_PARTS:
-        source = REPO / part
-        if source.is_dir():
-            shutil.copytree(source, destination / part, ignore=ignore)
-        else:
-            shutil.copy2(source, destination / part)
-    if config is not None:
-        write_config(destination, config)
-    return destination
-
-
-def write_config(workdir: Path, config: dict[str, Any]) -> None:
-    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
-    (workdir / "config" / "config.yaml").write_text(text, encoding="utf-8")
 
 
 def run_snakemake(

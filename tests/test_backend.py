@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 from pathlib import Path
 
 import make_golden
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
-from sdcnn.julia import predict_command, prediction_plan
+from sdcnn.julia import predict_batches_flux, predict_command, prediction_plan
 from sdcnn.layout import PromptBatch
 from sdcnn.prediction import predict_prompt, resolve_backend
 from sdcnn.step import StepError
@@ -104,6 +105,43 @@ def test_flux_job_without_julia_fails_before_writing(
             julia_project=REPO / "julia",
         )
     assert not output.exists()
+
+
+# A stand-in `julia` for the Python side's plumbing only: for each prompt of the plan it
+# writes a JSON that records what NVIDIA_TF32_OVERRIDE the process was given (no prediction).
+RECORDING_JULIA = f"""#!{sys.executable}
+import json, os, sys
+plan = json.load(open(sys.argv[sys.argv.index("--plan") + 1]))
+for job in plan["prompts"]:
+    record = {{"backend": "flux", "prompt_id": job["prompt_id"],
+              "tf32_override": os.environ.get("NVIDIA_TF32_OVERRIDE", "unset")}}
+    json.dump(record, open(job["output"], "w"))
+"""
+
+
+def test_flux_runs_julia_with_tf32_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CUDA.jl's PEDANTIC_MATH leaves cuDNN free to use TF32: the variable turns it off."""
+    julia = tmp_path / "bin" / "julia"
+    julia.parent.mkdir()
+    julia.write_text(RECORDING_JULIA)
+    julia.chmod(julia.stat().st_mode | stat.S_IXUSR)
+    project = tmp_path / "julia"
+    project.mkdir()
+    (project / "Project.toml").write_text("")
+    monkeypatch.setenv("PATH", f"{julia.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("NVIDIA_TF32_OVERRIDE", "1")
+    batches = [PromptBatch("city", ["city_000"], ["results/tensors/city/city_000.npy"])]
+    predict_batches_flux(
+        batches=batches,
+        weights_path="results/weights/cnn.safetensors",
+        labels=["cat"],
+        path_of=lambda prompt_id: tmp_path / f"{prompt_id}.json",
+        gpus=1,
+        threads=1,
+        project_dir=project,
+    )
+    document = json.loads((tmp_path / "city.json").read_text())
+    assert document["tf32_override"] == "0"
 
 
 def path_without_julia() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -23,6 +24,68 @@ def run_benchmark(script: str, *args: str) -> str:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
+
+
+# ---- the benchmarks run in the `make run` environment, which has no pytest
+
+BENCHMARKS = sorted(
+    path.name
+    for path in (REPO / "benchmarks").glob("*.py")
+    if path.name not in ("common.py", "single_process.py")  # helpers, not command lines
+)
+
+# Put first on sys.path by PYTHONPATH, Python's `site` imports it at start-up: from then
+# on, importing pytest fails as it does where pytest is not installed.
+BLOCK_PYTEST = """
+import importlib.abc
+import sys
+
+
+class NoPytest(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("pytest", "_pytest"):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoPytest())
+"""
+
+
+def without_pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in the repository, in a Python where ``import pytest`` fails."""
+    shim = tmp_path / "no-pytest"
+    shim.mkdir(exist_ok=True)
+    (shim / "sitecustomize.py").write_text(BLOCK_PYTEST)
+    env = {**os.environ, "PYTHONPATH": str(shim), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=300, cwd=REPO, env=env
+    )
+
+
+def test_the_shim_blocks_pytest(tmp_path: Path) -> None:
+    result = without_pytest(tmp_path, "-c", "import pytest")
+    assert result.returncode != 0 and "No module named 'pytest' (blocked)" in result.stderr
+
+
+def test_benchmarks_are_all_checked() -> None:
+    assert {"dry_run_scale.py", "predict_speed.py", "report_build.py"} <= set(BENCHMARKS)
+
+
+@pytest.mark.parametrize("script", BENCHMARKS)
+def test_benchmark_runs_without_pytest(tmp_path: Path, script: str) -> None:
+    result = without_pytest(tmp_path, f"benchmarks/{script}", "--help")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("usage:")
+
+
+def test_single_process_helper_imports_without_pytest(tmp_path: Path) -> None:
+    code = "import runpy; runpy.run_path('benchmarks/single_process.py', run_name='helper')"
+    result = without_pytest(tmp_path, "-c", code)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+# ---- each benchmark once, on tiny inputs
 
 
 def test_dry_run_scale() -> None:

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
+from sdcnn.device import exact_fp32_on_cuda
 from sdcnn.generation import diffusion_dtype
 from sdcnn.step import StepError
 
@@ -100,3 +104,85 @@ def test_gpus_requested_reads_the_gpu_resource() -> None:
     assert gpus_requested({}) == 0
     assert gpus_requested({"gpu": 1}) == 1
     assert gpus_requested({"gpu": 0, "mem_mb": 1000}) == 0
+
+
+# ---- true fp32 and deterministic algorithms for the classifier on CUDA (sdcnn/device.py)
+
+
+@pytest.fixture
+def torch_numerics(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """torch, with its global numerics flags (and CUBLAS_WORKSPACE_CONFIG) restored after."""
+    import torch
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    saved = (
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    yield torch
+    cudnn_tf32, matmul_tf32, deterministic, benchmark, algorithms, warn_only = saved
+    torch.backends.cudnn.allow_tf32 = cudnn_tf32
+    torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = benchmark
+    torch.use_deterministic_algorithms(algorithms, warn_only=warn_only)
+
+
+def numerics(torch: Any) -> dict[str, object]:
+    return {
+        "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+        "matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cudnn.deterministic": torch.backends.cudnn.deterministic,
+        "cudnn.benchmark": torch.backends.cudnn.benchmark,
+        "deterministic algorithms": torch.are_deterministic_algorithms_enabled(),
+    }
+
+
+def test_exact_fp32_on_cuda_sets_the_flags(torch_numerics: Any) -> None:
+    torch = torch_numerics
+    torch.backends.cudnn.allow_tf32 = True  # torch's defaults, and a benchmark mode on
+    torch.backends.cudnn.benchmark = True
+    exact_fp32_on_cuda("cuda")
+    assert numerics(torch) == {
+        "cudnn.allow_tf32": False,
+        "matmul.allow_tf32": False,
+        "cudnn.deterministic": True,
+        "cudnn.benchmark": False,
+        "deterministic algorithms": True,
+    }
+    assert torch.get_float32_matmul_precision() == "highest"  # no TF32 for matmuls either
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+
+
+def test_exact_fp32_keeps_a_workspace_config_that_is_set(
+    torch_numerics: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    exact_fp32_on_cuda("cuda:0")
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+    assert torch_numerics.backends.cudnn.allow_tf32 is False
+
+
+def test_exact_fp32_changes_nothing_on_the_cpu(torch_numerics: Any) -> None:
+    before = numerics(torch_numerics)
+    exact_fp32_on_cuda("cpu")
+    assert numerics(torch_numerics) == before
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+
+
+def test_the_torch_predict_path_asks_for_exact_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from sdcnn import prediction
+    from sdcnn.cnn import FluxCNN
+    from sdcnn.weights import init_weights
+
+    devices: list[str] = []
+    monkeypatch.setattr(prediction, "exact_fp32_on_cuda", devices.append)
+    model = FluxCNN(init_weights(in_channels=1, image_size=8, n_labels=2, seed=0))
+    prediction.predict_torch(model, np.zeros((1, 1, 8, 8), dtype=np.float32), "cpu")
+    assert devices == ["cpu"]

@@ -11,6 +11,7 @@ julia/test/runtests.jl).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -100,6 +101,52 @@ def test_fatou_lint_catches_an_undefined_name(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "load_tensr" in result.stdout + result.stderr
+
+
+# ---- what the Julia code must do, checked in its text (it cannot run here)
+
+SDCNN_SOURCE = (JULIA_DIR / "src" / "SDCNN.jl").read_text(encoding="utf-8")
+
+
+def julia_function(name: str, source: str = SDCNN_SOURCE) -> str:
+    """The code (comments left out) of the top-level ``function name(...) ... end``."""
+    match = re.search(rf"^function {re.escape(name)}\(.*?^end$", source, re.S | re.M)
+    assert match, f"no function {name} in julia/src/SDCNN.jl"
+    return re.sub(r"#.*", "", match.group(0))
+
+
+def python_function(name: str, path: Path) -> str:
+    pattern = rf"^def {re.escape(name)}\(.*?(?=^(?:def|class|@)|\Z)"
+    match = re.search(pattern, path.read_text(), re.S | re.M)
+    assert match, f"no function {name} in {path}"
+    return match.group(0)
+
+
+def test_julia_runs_true_fp32_on_cuda() -> None:
+    select = julia_function("select_device")
+    cuda_branch = select[select.index("CUDA.functional()") : select.index('return "cuda"')]
+    assert "exact_fp32_on_cuda()" in cuda_branch
+    assert "CUDA.math_mode!(CUDA.PEDANTIC_MATH)" in julia_function("exact_fp32_on_cuda")
+
+
+def test_julia_writes_json_as_python_does() -> None:
+    write = julia_function("write_json_atomic")
+    assert "Base.Filesystem.rename(temporary, path)" in write  # rename(2), not mv
+    assert "mv(" not in write and "mktemp(" not in write
+    assert re.search(r"catch\s+close\(io\)\s+rm\(temporary; force = true\)", write)
+    create = julia_function("create_temporary")
+    assert "Base.Filesystem.open(temporary, TEMPORARY_FLAGS, 0o666)" in create
+    assert "JL_O_EXCL" in SDCNN_SOURCE and "mktemp(" not in SDCNN_SOURCE.replace("`mktemp`", "")
+
+
+def test_compatibility_messages_are_the_python_ones() -> None:
+    """Both check_compatible raise the same messages, in the same order, each starting
+    with the config key to change (docs/equivalence.md)."""
+    julia = re.findall(r'InputError\(\s*"([^"$]*)', julia_function("check_compatible"))
+    python_source = python_function("check_compatible", REPO / "sdcnn" / "weights.py")
+    python = re.findall(r'StepError\(\s*f"([^"{]*)', python_source)
+    keys = ["classifier.labels: ", "classifier.labels: ", "preprocess.grayscale: the tensors have "]
+    assert julia == python == [*keys, "preprocess.size: "]
 
 
 @needs_julia

@@ -7,6 +7,7 @@ Aggregates (summary, manifest, all, and later report rules) may always run.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import copy
 import os
@@ -52,9 +53,11 @@ def pictures(*rules: str) -> set[str]:
     return {f"{rule}[{p}]" for rule in rules for p in PROMPT_IDS}
 
 
-def planned_jobs(workdir: Path) -> set[str]:
-    """The jobs ``snakemake -n`` would run, as ``rule`` or ``rule[prompt]``, aggregates left out."""
-    output = run_snakemake(workdir, "--dry-run").stdout
+def planned_jobs(workdir: Path, output: str | None = None) -> set[str]:
+    """The jobs ``snakemake -n`` would run (or, given its ``output``, planned), as ``rule``
+    or ``rule[prompt]``, aggregates left out."""
+    if output is None:
+        output = run_snakemake(workdir, "--dry-run").stdout
     jobs, current = [], None
     for line in output.splitlines():
         if match := re.match(r"^(?:local)?rule (\w+):$", line):
@@ -87,13 +90,22 @@ def config_change(workdir: Path, change: Callable[[dict[str, Any]], None]) -> It
         path.write_bytes(original)
 
 
+CODE_EDIT = b"\n_AN_EDIT = 1\n"  # a statement: the code does something new
+COMMENT_EDIT = b"\n# an edit\n"
+
+
 @contextlib.contextmanager
-def code_change(workdir: Path, relative: str) -> Iterator[None]:
-    """Edit a code file; afterwards restore its bytes and its mtime (Snakemake compares a
-    script's mtime with its outputs', so an edit undone must be undone in time too)."""
+def code_change(
+    workdir: Path, relative: str, edit: Callable[[bytes], bytes] = lambda code: code + CODE_EDIT
+) -> Iterator[None]:
+    """Edit a code file (by default: append a statement); afterwards restore its bytes and
+    its mtime (Snakemake compares a script's mtime with its outputs', so an edit undone
+    must be undone in time too)."""
     path = workdir / relative
     original, stat = path.read_bytes(), path.stat()
-    path.write_bytes(original + b"\n# an edit\n")
+    changed = edit(original)
+    assert changed != original
+    path.write_bytes(changed)
     try:
         yield
     finally:
@@ -315,3 +327,47 @@ def test_code_change_reruns_that_step_and_what_follows(finished: Path, relative:
 def test_nothing_changed_means_nothing_to_do(finished: Path) -> None:
     result = run_snakemake(finished, "--dry-run")
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+# ---- what counts as a code change: what the code does, not its comments (sdcnn/codedeps.py)
+
+EVERY_STEP = {"build_demo_model", "init_weights"} | FROM_GENERATE  # they all import sdcnn.step
+NOT_CODE = {
+    "a comment": lambda code: code + COMMENT_EDIT,
+    "a docstring": lambda code: code.replace(b'"""', b'"""Reworded. ', 1),
+    "blank lines": lambda code: code.replace(b"\n\n", b"\n\n\n\n", 1),
+}
+
+
+def changed_code_files(dry_run_output: str) -> set[str]:
+    """The files whose entry in the ``code`` param differs, read from the reasons that
+    ``snakemake -n`` prints ("Params have changed ...: before: {...} now: {...}")."""
+    changed = set()
+    for before, now in re.findall(r"before: (\{[^}]*\}) now: (\{[^}]*\})", dry_run_output):
+        old, new = ast.literal_eval(before), ast.literal_eval(now)
+        changed |= {name for name in old.keys() | new.keys() if old.get(name) != new.get(name)}
+    return changed
+
+
+@pytest.mark.parametrize("edit", NOT_CODE)
+def test_comment_or_docstring_in_a_module_reruns_nothing(finished: Path, edit: str) -> None:
+    with code_change(finished, "sdcnn/step.py", NOT_CODE[edit]):
+        assert planned_jobs(finished) == set()
+
+
+def test_code_change_in_a_module_reruns_its_dependants_and_names_it(finished: Path) -> None:
+    with code_change(finished, "sdcnn/step.py"):
+        output = run_snakemake(finished, "--dry-run").stdout
+    assert planned_jobs(finished, output) == EVERY_STEP
+    assert "Params have changed since last execution" in output
+    assert changed_code_files(output) == {"sdcnn/step.py"}
+
+
+def test_comment_in_a_script_still_reruns_its_step(finished: Path) -> None:
+    """Snakemake's own trigger for a script: rule compares the script's mtime with the
+    outputs' (snakemake/jobs.py, outputs_older_than_script_or_notebook), not its text."""
+    with code_change(finished, "scripts/predict.py", lambda code: code + COMMENT_EDIT):
+        output = run_snakemake(finished, "--dry-run").stdout
+    assert planned_jobs(finished, output) == FROM_PREDICT
+    assert "Code has changed since last execution" in output
+    assert changed_code_files(output) == set()

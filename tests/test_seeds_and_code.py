@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
-from sdcnn.codedeps import package_modules
+from sdcnn.codedeps import code_digests, code_fingerprint, package_modules
 from sdcnn.seeds import image_seed, image_seeds
 
 
@@ -53,9 +55,7 @@ def test_code_dependencies_follow_new_imports(tmp_path: Path) -> None:
     assert found == ["__init__.py", "a.py", "b.py", "c.py"]
 
 
-def test_code_digest_follows_imported_sources_only(tmp_path: Path) -> None:
-    from sdcnn.codedeps import code_digest
-
+def test_code_digests_follow_imported_sources_only(tmp_path: Path) -> None:
     package = tmp_path / "sdcnn"
     package.mkdir()
     (package / "__init__.py").write_text("")
@@ -63,9 +63,72 @@ def test_code_digest_follows_imported_sources_only(tmp_path: Path) -> None:
     (package / "unused.py").write_text("Y = 1\n")
     script = tmp_path / "script.py"
     script.write_text("from sdcnn.used import X\n")
-    first = code_digest(script, package)
+    first = code_digests(script, package)
+    assert list(first) == ["script.py", "sdcnn/__init__.py", "sdcnn/used.py"]
     (package / "unused.py").write_text("Y = 2\n")
     (package / "used.py").touch()
-    assert code_digest(script, package) == first
+    assert code_digests(script, package) == first
     (package / "used.py").write_text("X = 2\n")
-    assert code_digest(script, package) != first
+    changed = code_digests(script, package)
+    assert [name for name in first if first[name] != changed[name]] == ["sdcnn/used.py"]
+
+
+MODULE = '''"""A module."""
+
+import math
+
+LABEL = "circle"
+
+
+def area(radius: float) -> float:
+    """The area of a circle."""
+    return math.pi * radius**2
+
+
+class Shape:
+    """A shape."""
+
+    sides = 0
+'''
+
+SAME_CODE = {
+    "a comment": MODULE.replace("    return", "    # pi r squared\n    return"),
+    "a trailing comment": MODULE + "# the end\n",
+    "blank lines": MODULE.replace("\n\n\ndef", "\n\n\n\n\ndef"),
+    "a module docstring": MODULE.replace('"""A module."""', '"""Geometry, documented."""'),
+    "a function docstring": MODULE.replace("The area of a circle.", "Area, pi r^2."),
+    "no class docstring": MODULE.replace('    """A shape."""\n\n', ""),
+    "formatting": MODULE.replace("math.pi * radius**2", "(math.pi  *  (radius ** 2))"),
+    "quotes": MODULE.replace('"circle"', "'circle'"),
+}
+
+OTHER_CODE = {
+    "a constant": MODULE.replace("sides = 0", "sides = 1"),
+    "an operator": MODULE.replace("radius**2", "radius**3"),
+    "a new statement": MODULE + "LIMIT = 3\n",
+    "a string that is not a docstring": MODULE.replace("sides = 0", "sides = 0\n    name = 'x'"),
+    "an import": MODULE.replace("import math", "import math\nimport cmath"),
+}
+
+
+@pytest.mark.parametrize("change", SAME_CODE)
+def test_fingerprint_ignores_comments_docstrings_and_layout(change: str) -> None:
+    assert SAME_CODE[change] != MODULE
+    assert code_fingerprint(SAME_CODE[change]) == code_fingerprint(MODULE)
+
+
+@pytest.mark.parametrize("change", OTHER_CODE)
+def test_fingerprint_follows_code_changes(change: str) -> None:
+    assert code_fingerprint(OTHER_CODE[change]) != code_fingerprint(MODULE)
+
+
+def test_fingerprint_of_the_same_file_is_stable(tmp_path: Path) -> None:
+    # cached per (path, mtime, size): a rewrite with new content is seen
+    package = tmp_path / "sdcnn"
+    package.mkdir()
+    script = tmp_path / "script.py"
+    script.write_text("X = 1\n")
+    first = code_digests(script, package)["script.py"]
+    assert first == code_fingerprint("X = 1\n")
+    script.write_text("X = 22\n")
+    assert code_digests(script, package)["script.py"] == code_fingerprint("X = 22\n") != first

@@ -207,6 +207,8 @@ end
 
 The weights fit the configured `labels` and the batch's `imgsize = (width, height,
 channels)`: the Dense input size follows from the image size ([`dense_inputs`](@ref)).
+Each message starts with the config key to change, as the PyTorch backend's
+(`sdcnn/weights.py`, `check_compatible`; the contract is in `docs/equivalence.md`).
 """
 function check_compatible(
     weights::CNNWeights,
@@ -216,24 +218,27 @@ function check_compatible(
 )
     if n_labels(weights) != length(labels)
         throw(InputError(
-            "classifier.labels has $(length(labels)) labels but weights file $path " *
+            "classifier.labels: $(length(labels)) labels, but weights file $path " *
                 "has $(n_labels(weights)) outputs",
         ))
     end
     if !isnothing(weights.labels) && weights.labels != labels
         throw(InputError(
-            "classifier.labels $labels do not match the labels recorded in weights file " *
-                "$path: $(weights.labels)",
+            "classifier.labels: $labels do not match the labels recorded in " *
+                "weights file $path: $(weights.labels)",
         ))
     end
     width, height, channels = imgsize
-    if channels != in_channels(weights) ||
-            dense_inputs(imgsize) != n_features(weights) ||
-            width != height
+    if channels != in_channels(weights)
         throw(InputError(
-            "weights file $path expects $(in_channels(weights))-channel square images with " *
-                "$(n_features(weights)) dense inputs; the tensors are $((channels, height, width)) " *
-                "(check preprocess.size and preprocess.grayscale)",
+            "preprocess.grayscale: the tensors have $channels channel(s), but weights " *
+                "file $path expects $(in_channels(weights))",
+        ))
+    end
+    if width != height || dense_inputs(imgsize) != n_features(weights)
+        throw(InputError(
+            "preprocess.size: $height gives $(dense_inputs(imgsize)) dense inputs, but " *
+                "weights file $path has $(n_features(weights))",
         ))
     end
     return nothing
@@ -310,6 +315,7 @@ end
     select_device(gpus) -> "cuda" or "cpu"
 
 CUDA when a GPU was asked for (`gpus > 0`) and `CUDA.functional()`, else the CPU; logged.
+On CUDA the classifier then runs in true Float32 ([`exact_fp32_on_cuda`](@ref)).
 """
 function select_device(gpus::Integer)
     if gpus <= 0
@@ -317,10 +323,42 @@ function select_device(gpus::Integer)
         return "cpu"
     elseif CUDA.functional()
         @info "GPU requested and available: running on $(CUDA.device())"
+        exact_fp32_on_cuda()
         return "cuda"
     end
     @warn "a GPU was requested but CUDA is not functional here: running on the CPU"
     return "cpu"
+end
+
+"""
+    exact_fp32_on_cuda()
+
+True Float32 on the GPU, as the PyTorch backend's `sdcnn.device.exact_fp32_on_cuda`: TF32
+would move the probabilities by ~1e-4, beyond the backends' 1e-5 contract.
+
+- `CUDA.math_mode!(CUDA.PEDANTIC_MATH)`: cuBLAS (the Dense layer) gets
+  `CUBLAS_PEDANTIC_MATH`, no tensor cores, and `*_PEDANTIC` compute types where CUDA.jl
+  picks one (read in CUDA.jl 5.8: `lib/cublas/CUBLAS.jl` `math_mode!`,
+  `lib/cublas/wrappers.jl`; 6.3: `lib/cublas/src/cuBLAS.jl`). The mode is set for this
+  task and is the default of new ones (`lib/cudadrv/state.jl`; 6.x:
+  `CUDACore/lib/cudadrv/state.jl`, whose public names `CUDA` forwards).
+- cuDNN (the convolutions, through NNlib's CUDA extension, `ext/NNlibCUDACUDNNExt/conv.jl`)
+  gets `cuDNN.math_mode()`, which maps `PEDANTIC_MATH` to `CUDNN_DEFAULT_MATH`
+  (`lib/cudnn/src/cuDNN.jl`), and that still permits TF32 on A100 and later. Only the
+  environment variable `NVIDIA_TF32_OVERRIDE=0` turns TF32 off there; the workflow sets
+  it for every `julia` it starts (`sdcnn/julia.py`), and this warns when it is missing.
+- Deterministic algorithms: cuDNN.jl has no switch. It picks the convolution algorithm
+  by timing them once per process (`cudnnFindConvolutionForwardAlgorithmEx`, then
+  `cudnnConvolutionAlgoPerfChoose`, `lib/cudnn/src/legacy/convolution.jl`), so the
+  choice can differ between runs; each forward algorithm is itself deterministic
+  (cuDNN's reproducibility notes), and any two differ in rounding only.
+"""
+function exact_fp32_on_cuda()
+    CUDA.math_mode!(CUDA.PEDANTIC_MATH)
+    if get(ENV, "NVIDIA_TF32_OVERRIDE", "") != "0"
+        @warn "NVIDIA_TF32_OVERRIDE is not 0: cuDNN may run the Float32 convolutions in TF32"
+    end
+    return nothing
 end
 
 """
@@ -395,23 +433,61 @@ end
     write_json_atomic(path, document)
 
 Write `document` as JSON (one line and a newline) to a temporary file next to `path`, then
-rename it onto `path`: a failed run never leaves a partial file under the final name.
+rename it onto `path`, as the PyTorch backend writes (`sdcnn/fileio.py`): a failed run never
+leaves a partial file under the final name, and the temporary is removed on any error. The
+temporary is `.<name>.<random>.tmp` in the same folder, created with mode `0o666` less the
+umask (`0o644` under umask 022), like any file the workflow writes.
 """
 function write_json_atomic(path::AbstractString, document)
-    folder = dirname(abspath(path))
+    folder, name = splitdir(abspath(path))
     mkpath(folder)
-    temporary, io = mktemp(folder)
+    temporary, io = create_temporary(folder, name)
     try
         JSON3.write(io, document)
-        write(io, '\n')
+        write(io, "\n")
         close(io)
-        mv(temporary, path; force = true)
+        # A plain rename(2), atomically replacing `path`: `Base.Filesystem.rename` (Julia
+        # 1.10-1.11 `base/file.jl`: `jl_fs_rename`, falling back to copying only when the
+        # rename fails; public as `Base.rename` since 1.12). Not `mv(...; force = true)`,
+        # which on 1.10-1.11 deletes `path` first (`checkfor_mv_cp_cptree`).
+        Base.Filesystem.rename(temporary, path)
     catch
         close(io)
         rm(temporary; force = true)
         rethrow()
     end
     return path
+end
+
+const TEMPORARY_FLAGS = Base.Filesystem.JL_O_WRONLY |
+    Base.Filesystem.JL_O_CREAT |
+    Base.Filesystem.JL_O_EXCL
+
+"""
+    temporary_name(name) -> String
+
+A fresh temporary name for the file `name`: `.<name>.<random>.tmp`, the convention of
+`sdcnn/fileio.py` (`tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")`).
+"""
+temporary_name(name::AbstractString) = ".$name.$(string(rand(UInt64); base = 36)).tmp"
+
+"""
+    create_temporary(folder, name) -> (path, io)
+
+Create a new, empty temporary file for `name` in `folder` (never an existing one: the
+file is opened with `O_EXCL`), with mode `0o666` less the umask, as `open(2)` applies it.
+`mktemp` is not used: it gives mode `0o600` and a `jl_` name (`base/file.jl`, `mkstemp`).
+"""
+function create_temporary(folder::AbstractString, name::AbstractString; tries::Int = 100)
+    for _ in 1:tries
+        temporary = joinpath(folder, temporary_name(name))
+        try
+            return temporary, Base.Filesystem.open(temporary, TEMPORARY_FLAGS, 0o666)
+        catch err
+            err isa Base.IOError && err.code == Base.UV_EEXIST || rethrow()
+        end
+    end
+    error("no free temporary name for $name in $folder after $tries tries")
 end
 
 # ---- the command line

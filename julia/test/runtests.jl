@@ -72,6 +72,24 @@ function cli_args(folder, case, weights, output, labels, tensors)
     return ["--plan", plan]
 end
 
+"""The message of the [`InputError`](@ref) that `f()` throws, or `nothing` if it throws none."""
+function input_error_message(f)
+    try
+        f()
+    catch err
+        err isa InputError && return err.message
+        rethrow()
+    end
+    return nothing
+end
+
+"""The process's file creation mask (POSIX `umask(2)` sets it and returns the old one)."""
+function current_umask()
+    mask = ccall(:umask, Cuint, (Cuint,), 0o022)
+    ccall(:umask, Cuint, (Cuint,), mask)
+    return mask
+end
+
 @testset "SDCNN" begin
     @testset "golden probabilities: $case" for case in CASES
         expected, weights_path, tensors = golden_case(case)
@@ -154,6 +172,53 @@ end
                 @test status == 1
                 @test !isfile(output)
             end
+        end
+    end
+
+    @testset "compatibility errors start with the config key to change" begin
+        # the same messages as the PyTorch backend's (sdcnn/weights.py, check_compatible)
+        expected, weights_path, _ = golden_case("gray8")
+        weights = load_weights(joinpath(REPO, weights_path))
+        labels = String.(expected.labels)
+        side = expected.image_size
+        message(labels, imgsize) = input_error_message(
+            () -> SDCNN.check_compatible(weights, weights_path, labels, imgsize),
+        )
+        @test isnothing(message(labels, (side, side, 1)))
+        @test startswith(
+            message(labels[1:2], (side, side, 1)),
+            "classifier.labels: 2 labels, but weights file $weights_path has ",
+        )
+        @test startswith(
+            message(reverse(labels), (side, side, 1)),
+            "classifier.labels: $(reverse(labels)) do not match the labels recorded in ",
+        )
+        @test startswith(
+            message(labels, (side, side, 3)),
+            "preprocess.grayscale: the tensors have 3 channel(s), but weights file ",
+        )
+        @test startswith(
+            message(labels, (2 * side, 2 * side, 1)),
+            "preprocess.size: $(2 * side) gives $(32 * (side ÷ 2)^2) dense inputs, but ",
+        )
+        @test startswith(message(labels, (side + 4, side, 1)), "preprocess.size: ")
+    end
+
+    @testset "JSON written as the PyTorch backend writes files" begin
+        @test occursin(r"^\.city\.json\.[0-9a-z]+\.tmp$", SDCNN.temporary_name("city.json"))
+        mktempdir() do folder
+            path = joinpath(folder, "city.json")
+            SDCNN.write_json_atomic(path, (a = 1,))
+            @test read(path, String) == "{\"a\":1}\n"
+            # the mode a plain open() gives (0o644 under umask 022), not mktemp's 0o600
+            @test filemode(path) & 0o777 == 0o666 & ~current_umask()
+            @test readdir(folder) == ["city.json"]
+            SDCNN.write_json_atomic(path, (a = 2,)) # replaces the file
+            @test read(path, String) == "{\"a\":2}\n"
+            # a failure after the temporary was created: it is removed, the file untouched
+            @test_throws ErrorException SDCNN.write_json_atomic(path, (a = NaN,))
+            @test read(path, String) == "{\"a\":2}\n"
+            @test readdir(folder) == ["city.json"]
         end
     end
 
