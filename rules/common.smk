@@ -1,5 +1,6 @@
 """Config validation, wildcard constraints and the input/params helpers of every rule."""
 
+import functools
 import os
 import shutil
 import sys
@@ -75,22 +76,28 @@ def package_code(script):
 # ---- shards and their prompts
 
 
-def shard_prompt_ids(wildcards):
-    if wildcards.shard not in SHARDS:
+def shard_prompt_ids(shard):
+    if shard not in SHARDS:
         raise WorkflowError(
-            f"{wildcards.shard!r} is not a shard of this config"
+            f"{shard!r} is not a shard of this config"
             + (
                 ""
                 if SHARDED
                 else " (without `shards`, each prompt id is its own shard)"
             )
         )
-    return SHARDS[wildcards.shard]
+    return SHARDS[shard]
 
 
 def get_shard_prompts(wildcards):
     """What decides the shard's images, prompt by prompt (a params: value, so editing one
     prompt re-runs its shard only): id, text, negative prompt, number of images."""
+    return shard_prompt_specs(wildcards.shard)
+
+
+@functools.cache
+def shard_prompt_specs(shard):
+    """Built once per shard: generate and figures both take them."""
     return [
         {
             "prompt_id": prompt_id,
@@ -98,7 +105,7 @@ def get_shard_prompts(wildcards):
             "negative_prompt": PROMPTS[prompt_id]["negative_prompt"],
             "n_images": PROMPTS[prompt_id]["n_images"],
         }
-        for prompt_id in shard_prompt_ids(wildcards)
+        for prompt_id in shard_prompt_ids(shard)
     ]
 
 
@@ -106,7 +113,7 @@ def get_shard_images(wildcards):
     """The shard's prompts and how many images each has: {prompt id: n_images}."""
     return {
         prompt_id: PROMPTS[prompt_id]["n_images"]
-        for prompt_id in shard_prompt_ids(wildcards)
+        for prompt_id in shard_prompt_ids(wildcards.shard)
     }
 
 

@@ -472,6 +472,20 @@ class ShardGenerator:
         )
         return prepare_for_device(pipeline, self.device, self.settings.compile)
 
+    def calls(self, prompt: PromptSpec) -> list[tuple[range, list[int]]]:
+        """The pipeline calls that make a prompt's images: (image indices, their seeds)."""
+        from sdcnn.seeds import image_seeds
+
+        seeds = image_seeds(self.settings.base_seed, prompt.prompt_id, prompt.n_images)
+        return [
+            (indices, [seeds[index] for index in indices])
+            for indices in batches(len(seeds), self.settings.batch_size)
+        ]
+
+    def image_keys(self, prompt: PromptSpec) -> list[dict[str, Any] | None]:
+        """The store key of every image of ``prompt``, in image order."""
+        return [key for _, seeds in self.calls(prompt) for key in self.keys(prompt, seeds)]
+
     def keys(self, prompt: PromptSpec, call_seeds: Sequence[int]) -> list[dict[str, Any] | None]:
         if self.store is None or self.model_id is None:
             return [None] * len(call_seeds)
@@ -509,15 +523,11 @@ class ShardGenerator:
         """A prompt's PNGs in ``folder``, ``settings.batch_size`` consecutive images a call;
         each new batch goes into the store as soon as it exists, so a killed run loses at
         most the batch in progress.  Returns the prompt's reused and generated counts."""
-        from sdcnn.seeds import image_seeds
-
         before = dict(self.counts)
-        seeds = image_seeds(self.settings.base_seed, prompt.prompt_id, prompt.n_images)
-        for indices in batches(len(seeds), self.settings.batch_size):
-            call_seeds = [seeds[index] for index in indices]
+        for indices, call_seeds in self.calls(prompt):
             what = f"{prompt.prompt_id}: image {indices.start + 1}"
             what += f"-{indices.stop}" if len(indices) > 1 else ""
-            what += f"/{len(seeds)}"
+            what += f"/{prompt.n_images}"
             images = self.batch(prompt, call_seeds, what)
             for index, seed, image in zip(indices, call_seeds, images, strict=True):
                 name = f"{image_id(prompt.prompt_id, index)}.png"
@@ -526,7 +536,7 @@ class ShardGenerator:
         counts = {kind: self.counts[kind] - before[kind] for kind in self.counts}
         log.info(
             "%s: %d images, %d reused from the image store, %d generated",
-            prompt.prompt_id, len(seeds), counts["reused"], counts["generated"],
+            prompt.prompt_id, prompt.n_images, counts["reused"], counts["generated"],
         )  # fmt: skip
         return counts
 

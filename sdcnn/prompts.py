@@ -62,17 +62,33 @@ class ColumnRule:
         return cell
 
     def accepts(self, value: Any) -> bool:
+        return self.first_bad([value]) is None
+
+    def parse_all(self, cells: list[str]) -> list[Any]:
+        if self.kind != "integer":
+            return [cell if cell or self.required else self.default for cell in cells]
+        try:
+            return [int(cell) if cell else self.default for cell in cells]
+        except ValueError:
+            return [self.parse(cell) for cell in cells]
+
+    def first_bad(self, values: list[Any]) -> int | None:
+        """The index of the first value this rule refuses, or None (one loop, no calls)."""
         if self.kind == "integer":
-            return (
-                isinstance(value, int)
-                and (self.minimum is None or value >= self.minimum)
-                and (self.maximum is None or value <= self.maximum)
-            )
-        return (
-            isinstance(value, str)
-            and (self.pattern is None or self.pattern.search(value) is not None)
-            and (self.max_length is None or len(value) <= self.max_length)
-        )
+            low = -(2**63) if self.minimum is None else self.minimum
+            high = 2**63 if self.maximum is None else self.maximum
+            for index, value in enumerate(values):
+                if type(value) is not int or not low <= value <= high:
+                    return index
+            return None
+        search = self.pattern.search if self.pattern is not None else None
+        longest = self.max_length if self.max_length is not None else 2**63
+        for index, value in enumerate(values):
+            if type(value) is not str or len(value) > longest:
+                return index
+            if search is not None and search(value) is None:
+                return index
+        return None
 
 
 @dataclass(frozen=True)
@@ -176,26 +192,42 @@ def _required(rules: PromptRules) -> list[str]:
     return [name for name, rule in rules.columns.items() if rule.required]
 
 
-def _row_prompt(
-    path: str, row: int, cells: dict[str, str], rules: PromptRules
-) -> tuple[str, dict[str, Any]]:
-    prompt_id = cells[ID_COLUMN]
-    if not rules.id_pattern.search(prompt_id):
-        problem = rules.problem(prompt_id, {"type": "string", **rules.id_schema})
-        raise SheetError(f"{_where(path, row, ID_COLUMN)}: {problem}")
-    prompt = {}
-    for name, rule in rules.columns.items():
-        value = rule.parse(cells.get(name, ""))
-        if not rule.accepts(value):
-            schema = rules.item_schema["properties"][name]
-            problem = rules.problem(value, schema) or f"{value!r} is not allowed"
-            raise SheetError(f"{_where(path, row, name)}: {problem}")
-        prompt[name] = value
-    return prompt_id, prompt
+def _records(path: str, reader: Any, width: int) -> tuple[list[list[str]], list[int]]:
+    """The sheet's non-blank records after the header, and the row number of each."""
+    records, rows = [], []
+    row = 1
+    try:
+        for fields in reader:
+            row += 1
+            if len(fields) == width:
+                records.append(fields)
+                rows.append(row)
+            elif any(field.strip() for field in fields):
+                raise SheetError(
+                    f"{_where(path, row)}: {len(fields)} fields, but the header has {width}"
+                )
+    except csv.Error as error:
+        raise SheetError(
+            f"{_where(path)}: line {reader.line_num}: {error} (a quoting problem: a "
+            'field that contains quotes must be quoted as a whole, with "" for each ")'
+        ) from None
+    return records, rows
+
+
+def _column_values(
+    records: list[list[str]], index: int | None, rule: ColumnRule
+) -> list[Any]:
+    if index is None:
+        return [rule.default] * len(records)
+    return rule.parse_all([record[index] for record in records])
 
 
 def parse_prompt_sheet(path: str, text: str, rules: PromptRules) -> dict[str, dict[str, Any]]:
-    """The prompts of a sheet's text, in row order; ``path`` names it in messages."""
+    """The prompts of a sheet's text, in row order; ``path`` names it in messages.
+
+    Checked column by column (a row of 100,000 is a list comprehension, not a function
+    call per cell); the first bad cell, in row order, is the error.
+    """
     delimiter = SHEET_DELIMITERS[Path(path).suffix.lower()]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
@@ -204,42 +236,56 @@ def parse_prompt_sheet(path: str, text: str, rules: PromptRules) -> dict[str, di
         raise SheetError(f"{_where(path)}: the file is empty (it needs a header row)") from None
     except csv.Error as error:
         raise SheetError(f"{_where(path)}: line {reader.line_num}: {error}") from None
-    prompts: dict[str, dict[str, Any]] = {}
-    first_row: dict[str, int] = {}
-    row = 1
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as error:
-            raise SheetError(
-                f"{_where(path)}: line {reader.line_num}: {error} (a quoting problem: a "
-                'field that contains quotes must be quoted as a whole, with "" for each ")'
-            ) from None
-        row += 1
-        if not any(field.strip() for field in fields):
-            continue  # a blank line, as spreadsheets export them
-        if len(fields) != len(header):
-            raise SheetError(
-                f"{_where(path, row)}: {len(fields)} fields, but the header has {len(header)} "
-                f"({', '.join(header)})"
-            )
-        prompt_id, prompt = _row_prompt(path, row, dict(zip(header, fields, strict=True)), rules)
-        if prompt_id in prompts:
-            raise SheetError(
-                f"{_where(path, row, ID_COLUMN)}: {prompt_id!r} is given twice "
-                f"(rows {first_row[prompt_id]} and {row})"
-            )
-        prompts[prompt_id] = prompt
-        first_row[prompt_id] = row
-    if not prompts:
+    records, rows = _records(path, reader, len(header))
+    if not records:
         raise SheetError(f"{_where(path)}: no prompts (at least one row after the header)")
+    ids = [record[header.index(ID_COLUMN)] for record in records]
+    columns = {
+        name: _column_values(records, header.index(name) if name in header else None, rule)
+        for name, rule in rules.columns.items()
+    }
+    id_ok = rules.id_pattern.search
+    bad_id = next(
+        (i for i, value in enumerate(ids) if id_ok(value) is None or value.endswith("\n")), None
+    )
+    problems = [] if bad_id is None else [(bad_id, ID_COLUMN, ids[bad_id])]
+    problems += [
+        (bad, name, columns[name][bad])
+        for name, rule in rules.columns.items()
+        for bad in [rule.first_bad(columns[name])]
+        if bad is not None
+    ]
+    if problems:
+        bad, name, value = min(problems, key=lambda problem: problem[0])
+        schema = (
+            {"type": "string", **rules.id_schema}
+            if name == ID_COLUMN
+            else rules.item_schema["properties"][name]
+        )
+        problem = rules.problem(value, schema) or f"{value!r} is not allowed"
+        raise SheetError(f"{_where(path, rows[bad], name)}: {problem}")
+    names = list(rules.columns)
+    rows_of_values = zip(*columns.values(), strict=True)
+    settings = (dict(zip(names, values, strict=True)) for values in rows_of_values)
+    prompts = dict(zip(ids, settings, strict=False))  # a repeated id: refused just below
+    if len(prompts) < len(ids):
+        _refuse_duplicate(path, ids, rows)
     try:
         check_prompt_ids(prompts)
     except ConfigError as error:
         raise SheetError(f"{_where(path)}: {str(error).split(': ', 1)[1]}") from None
     return prompts
+
+
+def _refuse_duplicate(path: str, ids: list[str], rows: list[int]) -> None:
+    first_row: dict[str, int] = {}
+    for prompt_id, row in zip(ids, rows, strict=True):
+        if prompt_id in first_row:
+            raise SheetError(
+                f"{_where(path, row, ID_COLUMN)}: {prompt_id!r} is given twice "
+                f"(rows {first_row[prompt_id]} and {row})"
+            )
+        first_row[prompt_id] = row
 
 
 def read_prompt_sheet(path: str, rules: PromptRules) -> dict[str, dict[str, Any]]:
