@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,34 @@ sys.path.insert(0, str(REPO))
 
 # one definition of what the workflow is made of, shared with the tests; no pytest needed
 from sdcnn.workspace import WORKFLOW_PARTS, copy_workflow  # noqa: E402, F401
+
+# what a run delivers (results/ less logs and benchmarks): compared byte for byte
+DATA = ("models", "weights", "images", "tensors", "previews", "predictions", "charts",
+        "contact_sheets")  # fmt: skip
+DATA_FILES = ("summary.csv", "summary.json", "manifest.json", "summary.html", "run_info.html")
+
+
+def data_files(results: Path) -> dict[str, bytes]:
+    files = {}
+    for path in sorted(results.rglob("*")):
+        relative = path.relative_to(results)
+        if (
+            path.is_file()
+            and path.name != ".snakemake_timestamp"
+            and (relative.parts[0] in DATA or relative.name in DATA_FILES)
+        ):
+            files[relative.as_posix()] = path.read_bytes()
+    return files
+
+
+def job_seconds(results: Path) -> dict[str, list[float]]:
+    """Each rule's job wall times, from results/benchmarks/**.tsv."""
+    seconds: dict[str, list[float]] = defaultdict(list)
+    for tsv in (results / "benchmarks").rglob("*.tsv"):
+        rule = tsv.relative_to(results / "benchmarks").parts[0].removesuffix(".tsv")
+        with tsv.open() as handle:
+            seconds[rule] += [float(row["s"]) for row in csv.DictReader(handle, delimiter="\t")]
+    return seconds
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,31 +1,58 @@
-"""How long ``snakemake -n`` takes for a large config (goal: <= 5 s for 1,000 prompts x 10 images).
+"""How long ``snakemake -n`` takes for large configs, and how much memory it needs.
 
-    .venv/bin/python benchmarks/dry_run_scale.py [--prompts 1000] [--images 10] [--repeats 3]
+    .venv/bin/python benchmarks/dry_run_scale.py [--prompts 1000] [--images 10] [--shards 10]
+        [--huge 100000] [--huge-shards 100] [--repeats 3]
 
-Times a plain dry run (which prints every job) and a quiet one, on a fresh copy
-of the workflow (nothing built yet: every job is planned).  For scale, it also
-times Snakemake's own floor: a bare workflow of the same shape (per prompt:
-generate -> preprocess -> predict -> figures, no log, params, conda or report),
-once with ``shell:`` rules and once with ``script:`` rules.
+Goals: 1,000 prompts x 10 images <= 2 s; 100,000 prompts x 10 images (one million images)
+in 100 shards <= 5x a 1-prompt dry run. Every config is a prompt sheet (a mapping of 100,000
+prompts in YAML would spend most of the time in the YAML parser), timed on a fresh copy of
+the workflow (nothing built yet: every job is planned), with the peak RSS of the Snakemake
+process. For scale, it also times Snakemake's own floor: a bare workflow of the 1,000-prompt
+DAG without shards (per prompt: generate -> preprocess -> predict -> figures, no log,
+params, conda or report), once with ``shell:`` rules and once with ``script:`` rules.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
 from common import REPO, copy_workflow, describe, machine, snakemake, timed
 
 
-def large_config(n_prompts: int, n_images: int) -> dict:
+def sheet_config(folder: Path, n_prompts: int, n_images: int, shards: int | None) -> Path:
+    """A copy of the workflow whose config reads a sheet of ``n_prompts`` prompts."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["prompts"] = {
-        f"prompt{i:05d}": {"text": f"prompt number {i}", "n_images": n_images}
-        for i in range(n_prompts)
-    }
-    return config
+    config.update({"prompts": "prompts.tsv", "shards": shards})
+    workdir = copy_workflow(folder, config)
+    rows = "".join(f"prompt{i:06d}\tprompt number {i}\t{n_images}\n" for i in range(n_prompts))
+    (workdir / "prompts.tsv").write_text("prompt_id\ttext\tn_images\n" + rows, encoding="utf-8")
+    return workdir
+
+
+def dry_run_with_rss(workdir: Path, *args: str) -> tuple[float, float]:
+    """(wall seconds, peak RSS of the snakemake process in MB) of one quiet dry run."""
+    command = [sys.executable, "-m", "snakemake", "-n", "--quiet", *args]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def measured(workdir: Path, repeats: int) -> tuple[list[float], float]:
+    runs = [dry_run_with_rss(workdir) for _ in range(repeats)]
+    return [seconds for seconds, _ in runs], max(rss for _, rss in runs)
 
 
 BARE_WORKFLOW = """\
@@ -89,18 +116,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=1000)
     parser.add_argument("--images", type=int, default=10)
+    parser.add_argument("--shards", type=int, default=10)
+    parser.add_argument("--huge", type=int, default=100_000, help="prompts of the large case")
+    parser.add_argument("--huge-shards", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    cases = {
+        "1 prompt": (1, None),
+        f"{args.prompts} prompts, no shards": (args.prompts, None),
+        f"{args.prompts} prompts, {args.shards} shards": (args.prompts, args.shards),
+        f"{args.huge} prompts, {args.huge_shards} shards": (args.huge, args.huge_shards),
+    }
+    results, tables = {}, {}
     with tempfile.TemporaryDirectory() as scratch:
-        workdir = copy_workflow(Path(scratch) / "large", large_config(args.prompts, args.images))
-        jobs = job_table(snakemake(workdir, "-n", "--quiet", "rules").stdout)
-        plain = timed(lambda: snakemake(workdir, "-n"), args.repeats)
-        quiet = timed(lambda: snakemake(workdir, "-n", "--quiet"), args.repeats)
-        until = timed(
-            lambda: snakemake(workdir, "-n", "--quiet", "--until", "predict"), args.repeats
-        )
-        small = copy_workflow(Path(scratch) / "one", large_config(1, args.images))
-        fixed = timed(lambda: snakemake(small, "-n", "--quiet"), args.repeats)
+        for index, (name, (n_prompts, shards)) in enumerate(cases.items()):
+            workdir = sheet_config(Path(scratch) / f"case{index}", n_prompts, args.images, shards)
+            tables[name] = job_table(snakemake(workdir, "-n", "--quiet", "rules").stdout)
+            results[name] = measured(workdir, args.repeats)
         floors = {}
         for kind, action in (
             ("shell", 'shell:\n        "true"'),
@@ -108,17 +140,20 @@ def main() -> None:
         ):
             bare = bare_workflow(Path(scratch) / kind, args.prompts, action)
             floors[kind] = timed(lambda bare=bare: snakemake(bare, "-n", "--quiet"), args.repeats)
-    n_jobs = int(jobs.splitlines()[-1].split()[-1])
-    per_job = (min(quiet) - min(fixed)) / (n_jobs - 9) * 1000
+    one = min(results["1 prompt"][0])
     print(machine())
-    print(f"dry run, {args.prompts} prompts x {args.images} images")
-    print(jobs)
-    print(f"snakemake -n                          {describe(plain)}")
-    print(f"snakemake -n --quiet                  {describe(quiet)}")
-    print(f"snakemake -n --quiet --until predict  {describe(until)}  (3 jobs a prompt)")
-    print(f"the same workflow with 1 prompt       {describe(fixed)}  (start-up, parsing)")
-    print(f"=> about {per_job:.2f} ms of Snakemake per job; goal: <= 5 s")
-    print(f"Snakemake's floor, the same DAG shape ({4 * args.prompts + 1} jobs) with bare rules:")
+    print(f"snakemake -n --quiet, every prompt {args.images} images (a sheet), nothing built yet:")
+    for name, (times, rss) in results.items():
+        jobs = tables[name].splitlines()[-1].split()[-1]
+        print(
+            f"  {name:28s} {jobs:>6s} jobs  {describe(times)}  {min(times) / one:5.2f}x 1 prompt"
+            f"  peak RSS {rss:6.0f} MB"
+        )
+    print(f"goals: {args.prompts} prompts <= 2 s; {args.huge} prompts in {args.huge_shards} "
+          "shards <= 5x 1 prompt")  # fmt: skip
+    print(f"jobs of the {args.prompts}-prompt sharded case:")
+    print(tables[f"{args.prompts} prompts, {args.shards} shards"])
+    print(f"Snakemake's floor, {4 * args.prompts + 1} jobs (the unsharded DAG) with bare rules:")
     for kind, runs in floors.items():
         print(f"  {kind + ':':7s} rules only               {describe(runs)}")
 

@@ -15,21 +15,15 @@ job time from Snakemake's benchmark files, and the import cost of each kind of s
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import yaml
-from common import REPO, copy_workflow, machine, snakemake
-
-DATA = ("models", "weights", "images", "tensors", "previews", "predictions", "charts",
-        "contact_sheets")  # fmt: skip
-DATA_FILES = ("summary.csv", "summary.json", "manifest.json", "summary.html", "run_info.html")
+from common import REPO, copy_workflow, data_files, job_seconds, machine, snakemake
 
 IMPORTS = {
     "python (bare)": "pass",
@@ -39,29 +33,6 @@ IMPORTS = {
     "figures (matplotlib)": "import matplotlib; matplotlib.use('Agg'); import matplotlib.figure",
     "snakemake script preamble": "import snakemake.io, snakemake.logging",
 }
-
-
-def data_files(results: Path) -> dict[str, bytes]:
-    files = {}
-    for path in sorted(results.rglob("*")):
-        relative = path.relative_to(results)
-        if (
-            path.is_file()
-            and path.name != ".snakemake_timestamp"
-            and (relative.parts[0] in DATA or relative.name in DATA_FILES)
-        ):
-            files[relative.as_posix()] = path.read_bytes()
-    return files
-
-
-def job_seconds(results: Path) -> dict[str, list[float]]:
-    """Each rule's job wall times, from results/benchmarks/**.tsv."""
-    seconds: dict[str, list[float]] = defaultdict(list)
-    for tsv in (results / "benchmarks").rglob("*.tsv"):
-        rule = tsv.relative_to(results / "benchmarks").parts[0].removesuffix(".tsv")
-        with tsv.open() as handle:
-            seconds[rule] += [float(row["s"]) for row in csv.DictReader(handle, delimiter="\t")]
-    return seconds
 
 
 def import_seconds(statement: str) -> float:

@@ -27,33 +27,37 @@ def main(workdir: Path) -> None:
 
     from sdcnn.configcheck import load_schema, validate_config
 
-    config = validate_config(
-        yaml.safe_load(Path("config/config.yaml").read_text()),
-        load_schema(REPO / "config" / "schema.yaml"),
-    )
+    schema = load_schema(REPO / "config" / "schema.yaml")
+    config = validate_config(yaml.safe_load(Path("config/config.yaml").read_text()), schema)
     gen, model, pre, clf = (config[k] for k in ("generation", "model", "preprocess", "classifier"))
     assert model["source"] == "demo" and clf["backend"] != "flux" and not clf["weights"]
     pin_threads(gen["threads"])
     set_hub_mode(offline=True)
 
+    from dataclasses import asdict
+
     from sdcnn.demo_model import save_demo_pipeline
     from sdcnn.generation import (
         GenerationSettings,
         PromptSpec,
-        generate_prompt,
+        generate_shard,
         resolve_model_source,
     )
+    from sdcnn.layout import ShardLayout, shard_batches
     from sdcnn.manifest import write_manifest
     from sdcnn.naming import image_ids
     from sdcnn.pages import write_run_info, write_summary_page
-    from sdcnn.plots import write_contact_sheet, write_probability_charts
-    from sdcnn.prediction import predict_prompt
-    from sdcnn.preprocessing import preprocess_prompt
+    from sdcnn.plots import write_shard_figures
+    from sdcnn.prediction import predict_shard
+    from sdcnn.preprocessing import preprocess_shard
+    from sdcnn.prompts import PromptRules, assign_shards, load_prompts
     from sdcnn.provenance import config_sha256
-    from sdcnn.seeds import image_seeds
     from sdcnn.summary import write_summary
     from sdcnn.weights import init_weights, save_weights
 
+    prompts = load_prompts(config["prompts"], PromptRules.from_schema(schema))
+    shards = assign_shards(prompts, config["shards"])
+    layout = ShardLayout(config["shards"] is not None)
     results = "results"
     demo_dir, weights_path = f"{results}/models/demo", f"{results}/weights/cnn.safetensors"
     save_demo_pipeline(demo_dir, seed=model["demo_seed"])
@@ -63,54 +67,49 @@ def main(workdir: Path) -> None:
         "n_labels": len(clf["labels"]),
     }
     save_weights(weights_path, init_weights(**architecture, seed=clf["weights_seed"]))
-    settings = GenerationSettings(
-        **{key: gen[key] for key in ("steps", "guidance_scale", "height", "width", "scheduler")}
-    )
-    predictions = []
-    for prompt_id, prompt in config["prompts"].items():
-        stems = image_ids(prompt_id, prompt["n_images"])
-        spec = PromptSpec(
-            prompt_id=prompt_id, **{k: prompt[k] for k in ("text", "negative_prompt", "n_images")}
-        )
-        images, tensors = f"{results}/images/{prompt_id}", f"{results}/tensors/{prompt_id}"
-        previews = f"{results}/previews/{prompt_id}"
-        prediction = f"{results}/predictions/{prompt_id}.json"
-        generate_prompt(
-            output_dir=images, prompt=spec,
-            seeds=image_seeds(gen["base_seed"], prompt_id, prompt["n_images"]),
-            settings=settings, model=resolve_model_source("demo", demo_dir=demo_dir),
-            allow_download=False, gpus=0, threads=gen["threads"], precision=gen["precision"],
-            store=None,
+    settings = GenerationSettings.from_config(gen)
+    model_source = resolve_model_source("demo", demo_dir=demo_dir)
+    preprocess = {key: pre[key] for key in ("size", "grayscale", "interpolation")}
+    predictions, data_outputs = [], [demo_dir, weights_path]
+    for shard, prompt_ids in shards.items():
+        fields = ("text", "negative_prompt", "n_images")
+        specs = [
+            PromptSpec(prompt_id=pid, **{k: prompts[pid][k] for k in fields}) for pid in prompt_ids
+        ]
+        kinds = ("images", "tensors", "previews", "charts")
+        folders = {kind: f"{results}/{kind}/{shard}" for kind in kinds}
+        counts = {spec.prompt_id: spec.n_images for spec in specs}
+        prediction = f"{results}/predictions/{shard}" + ("" if layout.sharded else ".json")
+        sheet = f"{results}/contact_sheets/{shard}" + ("" if layout.sharded else ".png")
+        generate_shard(
+            output_dir=folders["images"], prompts=specs, layout=layout, settings=settings,
+            model=model_source, allow_download=False, gpus=0, store=None,
         )  # fmt: skip
-        preprocess_prompt(
-            images, tensors, previews, stems,
-            **{key: pre[key] for key in ("size", "grayscale", "interpolation")},
-            threads=pre["threads"],
+        preprocess_shard(
+            folders["images"], folders["tensors"], folders["previews"],
+            {prompt_id: image_ids(prompt_id, n) for prompt_id, n in counts.items()},
+            layout, **preprocess, threads=pre["threads"],
         )  # fmt: skip
-        predict_prompt(
-            backend="torch", prompt_id=prompt_id, tensor_dir=tensors, image_ids=stems,
-            weights_path=weights_path, labels=clf["labels"], output_path=prediction,
+        predict_shard(
+            backend="torch",
+            batches=shard_batches(folders["tensors"], counts, layout),
+            weights_path=weights_path, labels=clf["labels"], output=prediction, layout=layout,
             gpus=0, threads=clf["threads"], julia_project=REPO / "julia",
         )  # fmt: skip
-        write_probability_charts(prediction, f"{results}/charts/{prompt_id}", stems)
-        write_contact_sheet(
-            prompt_id=prompt_id, prompt_text=prompt["text"],
-            negative_prompt=prompt["negative_prompt"], predictions_path=prediction,
-            image_dir=images, preview_dir=previews, image_ids=stems,
-            output_path=f"{results}/contact_sheets/{prompt_id}.png",
+        write_shard_figures(
+            prompts=[asdict(spec) for spec in specs], layout=layout, predictions=prediction,
+            image_dir=folders["images"], preview_dir=folders["previews"],
+            charts_dir=folders["charts"], contact_sheets=sheet,
         )  # fmt: skip
         predictions.append(prediction)
-    write_summary(predictions, f"{results}/summary.csv", f"{results}/summary.json")
+        data_outputs += [folders["images"], folders["tensors"], folders["previews"]]
+    write_summary(predictions, f"{results}/summary.csv", f"{results}/summary.json", list(prompts))
     output_config = {key: value for key, value in config.items() if key != "store"}
-    data_outputs = [demo_dir, weights_path]
-    for prompt_id in config["prompts"]:
-        data_outputs += [
-            f"{results}/{kind}/{prompt_id}" for kind in ("images", "tensors", "previews")
-        ]
     data_outputs += [*predictions, f"{results}/summary.csv", f"{results}/summary.json"]
     write_manifest(
-        f"{results}/manifest.json", data_outputs, predictions, config_sha256(output_config)
-    )
+        f"{results}/manifest.json", data_outputs, predictions,
+        config_sha256({**output_config, "prompts": prompts}),
+    )  # fmt: skip
     write_summary_page(f"{results}/summary.json", f"{results}/summary.html")
     write_run_info(output_config, f"{results}/manifest.json", f"{results}/run_info.html")
 

@@ -22,7 +22,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SMALL_CONFIG, copy_workflow, result_files, run_snakemake
+from conftest import (
+    REPO,
+    SHARDED_CONFIG,
+    SHEET_PROMPTS,
+    SMALL_CONFIG,
+    copy_workflow,
+    result_files,
+    run_snakemake,
+    sheet_rows,
+    write_sheet,
+)
+from sdcnn.prompts import assign_shards
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.slurm]
 
@@ -126,10 +137,16 @@ class SlurmRun:
     seconds: float
 
 
+# the sharded run's sheet: 40 prompts in at most 4 shards, one GPU generate job a shard
+SHARDS = assign_shards([row["prompt_id"] for row in sheet_rows()], SHARDED_CONFIG["shards"])
+
+
 @pytest.fixture(scope="module")
 def slurm_run(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> SlurmRun:
-    """The demo pipeline, SMALL_CONFIG, run through profiles/slurm on the local cluster."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("slurm_run"), SMALL_CONFIG)
+    """The demo pipeline on a 40-prompt sheet in 4 shards (SHARDED_CONFIG), run through
+    profiles/slurm on the local cluster."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm_run"), SHARDED_CONFIG)
+    write_sheet(workdir / "prompts.tsv", sheet_rows())
     started = time.monotonic()
     result = run_snakemake(workdir, *SLURM_ARGS, timeout=PIPELINE_TIMEOUT, env=cluster.env)
     return SlurmRun(workdir, result.stdout + result.stderr, time.monotonic() - started)
@@ -147,8 +164,8 @@ def sbatch_calls(output: str) -> dict[str, list[str]]:
     return calls
 
 
-def test_slurm_outputs_equal_a_local_run(slurm_run: SlurmRun, small_run: Path) -> None:
-    slurm_files, local_files = result_files(slurm_run.workdir), result_files(small_run)
+def test_slurm_outputs_equal_a_local_run(slurm_run: SlurmRun, sharded_run: Path) -> None:
+    slurm_files, local_files = result_files(slurm_run.workdir), result_files(sharded_run)
     assert any(name.startswith("predictions/") for name in slurm_files)
     assert sorted(slurm_files) == sorted(local_files)
     different = [name for name in slurm_files if slurm_files[name] != local_files[name]]
@@ -170,10 +187,11 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 def test_every_job_was_a_slurm_job(slurm_run: SlurmRun) -> None:
     planned = planned_jobs(slurm_run.output)
-    n_prompts = len(SMALL_CONFIG["prompts"])
-    assert planned["generate"] == planned["predict"] == n_prompts
+    # one GPU generate job (and predict job) per shard, not per prompt
+    assert planned["generate"] == planned["predict"] == len(SHARDS) < SHEET_PROMPTS
     submitted = {rule: len(lines) for rule, lines in sbatch_calls(slurm_run.output).items()}
     assert submitted == {rule: count for rule, count in planned.items() if rule != "all"}
+    assert submitted["generate"] == len(SHARDS), f"generate submissions: {submitted}"
 
 
 def test_gpu_steps_were_submitted_with_one_gpu(slurm_run: SlurmRun) -> None:
@@ -196,11 +214,11 @@ def test_slurm_gave_the_gpu_jobs_a_gpu(slurm_run: SlurmRun, cluster: Cluster) ->
     ).splitlines()
     n_jobs = sum(len(lines) for lines in sbatch_calls(slurm_run.output).values())
     assert len(rows) == n_jobs and all("|COMPLETED|" in row for row in rows), rows
-    assert sum("gres/gpu=1" in row for row in rows) == 2 * len(SMALL_CONFIG["prompts"]), rows
+    assert sum("gres/gpu=1" in row for row in rows) == 2 * len(SHARDS), rows
     logs = slurm_run.workdir / "results" / "logs"
     for rule in GPU_RULES:
-        for prompt_id in SMALL_CONFIG["prompts"]:
-            log = (logs / rule / f"{prompt_id}.log").read_text()
+        for shard in SHARDS:
+            log = (logs / rule / f"{shard}.log").read_text()
             assert "a GPU was requested but CUDA is not available" in log, log
 
 
