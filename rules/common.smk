@@ -22,7 +22,9 @@ SCHEMA_PATH = WORKFLOW_DIR / "config" / "schema.yaml"
 # schema (defaults filled in), then what a schema cannot check (model folder, weights),
 # and the prompts: the mapping, or the rows of the prompt sheet it names.
 try:
-    check_config(config, SCHEMA_PATH, workflow.configfiles)
+    check_config(
+        config, SCHEMA_PATH, workflow.configfiles, workflow.config_settings.config
+    )
     PROMPTS = load_prompts(
         config["prompts"], PromptRules.from_schema(load_schema(SCHEMA_PATH))
     )

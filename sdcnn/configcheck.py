@@ -4,12 +4,14 @@
 
 1. re-reads the config files Snakemake loaded with a strict YAML loader, because
    Snakemake's loader silently keeps the last of two equal keys;
-2. validates the merged config against ``config/schema.yaml`` (the single source
+2. turns the strings Snakemake makes of nested ``--config`` values into the numbers,
+   booleans and nulls the schema wants (a value that is none of them names its key);
+3. validates the merged config against ``config/schema.yaml`` (the single source
    of the rules) and fills in the schema's defaults, as
    ``snakemake.utils.validate`` does, but turns the most relevant jsonschema
    error into one sentence ("config key generation.height: 100 is not a
    multiple of 8") instead of a dump of the schema;
-3. checks what a schema cannot: prompt ids that differ only in case, a local
+4. checks what a schema cannot: prompt ids that differ only in case, a local
    model folder that is missing or is not a diffusers pipeline, and a given
    weights file whose header does not fit the labels and tensor shape.
 
@@ -22,7 +24,7 @@ import difflib
 import functools
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +124,91 @@ def check_config_file(path: str | os.PathLike[str]) -> None:
         raise ConfigError(f"config file {path}: {error}") from None
 
 
-# ---- 2. the schema, with defaults and readable messages
+# ---- 2. values given on the command line
+
+
+# YAML 1.1's words for true, false and null, as a user types them after --config
+_BOOLEANS = {
+    **dict.fromkeys(("true", "yes", "on"), True),
+    **dict.fromkeys(("false", "no", "off"), False),
+}
+_NULLS = ("null", "~", "none", "")
+
+
+def _subschema(schema: Mapping[str, Any], root: Mapping[str, Any], key: Any) -> dict | None:
+    """The schema of ``key`` inside ``schema`` (a property, or any entry of a mapping)."""
+    if "$ref" in schema:
+        schema = {**_resolve(root, schema["$ref"]), **schema}
+    properties = schema.get("properties", {})
+    if key in properties:
+        return properties[key]
+    extra = schema.get("additionalProperties")
+    return extra if isinstance(extra, dict) else None
+
+
+def _resolve(root: Mapping[str, Any], reference: str) -> dict[str, Any]:
+    node: Any = root
+    for part in reference.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def _coerced(text: str, schema: Mapping[str, Any], root: Mapping[str, Any], key: str) -> Any:
+    """``text`` as the type the schema wants (integer, number, boolean, null), or as it is."""
+    if "$ref" in schema:
+        schema = {**_resolve(root, schema["$ref"]), **schema}
+    kinds = schema.get("type", [])
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    word = text.strip().lower()
+    if "null" in kinds and word in _NULLS:
+        return None
+    if "string" in kinds:
+        return text
+    if "boolean" in kinds and word in _BOOLEANS:
+        return _BOOLEANS[word]
+    for kind, parse in (("integer", int), ("number", float)):
+        if kind in kinds:
+            try:
+                return parse(text.strip())
+            except ValueError:
+                pass
+    wanted = " or ".join(_TYPE_NAMES.get(kind, kind) for kind in kinds if kind != "null")
+    if not wanted:
+        return text
+    raise ConfigError(
+        f"config key {key}: {text!r} (given with --config) is not {wanted}"
+        f"{' or null' if 'null' in kinds else ''}{_expected(schema)}"
+    )
+
+
+def coerce_command_line(
+    config: dict[str, Any], given: Mapping[str, Any], schema: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Turn the strings of ``--config`` values into what the schema wants, in ``config``.
+
+    Snakemake reads a top-level ``--config key=value`` as a number or boolean where it
+    can, but every scalar inside a nested value (``--config 'generation={steps: 5}'``)
+    with YAML's BaseLoader, as a string.  Only the values in ``given`` (the command
+    line's) are touched: a string written in a config file is still refused.
+    """
+
+    def walk(given_node: Any, config_node: Any, schema_node: Any, path: tuple) -> None:
+        if not isinstance(given_node, Mapping) or not isinstance(config_node, dict):
+            return
+        for name, value in given_node.items():
+            spec = _subschema(schema_node, schema, name) if schema_node else None
+            if spec is None or name not in config_node:
+                continue
+            if isinstance(value, str):
+                config_node[name] = _coerced(value, spec, schema, key_name((*path, name)))
+            elif isinstance(value, Mapping):
+                walk(value, config_node[name], spec, (*path, name))
+
+    walk(given, config, schema, ())
+    return config
+
+
+# ---- 3. the schema, with defaults and readable messages
 
 
 def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -293,7 +379,7 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> dict[str,
     raise ConfigError(message)
 
 
-# ---- 3. what a schema cannot check
+# ---- 4. what a schema cannot check
 
 
 def check_prompt_ids(prompts: dict[str, Any]) -> None:
@@ -357,11 +443,18 @@ def check_config(
     config: dict[str, Any],
     schema_path: str | os.PathLike[str],
     config_files: Iterable[str | os.PathLike[str]] = (),
+    command_line: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything above, in order; the config gains its defaults. Raises ``ConfigError``."""
+    """Everything above, in order; the config gains its defaults. Raises ``ConfigError``.
+
+    ``command_line``: the values given with ``--config``, whose strings are coerced.
+    """
     for path in _unique(config_files):
         check_config_file(path)
-    validate_config(config, load_schema(schema_path))
+    schema = load_schema(schema_path)
+    if command_line:
+        coerce_command_line(config, command_line, schema)
+    validate_config(config, schema)
     config_problems_beyond_schema(config)
     return config
 

@@ -8,6 +8,7 @@ the step that reads it, names the file, and leaves no partial output.
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 import time
@@ -68,6 +69,22 @@ def test_bad_config_is_refused_before_any_job(
 ) -> None:
     workdir = copy_workflow(tmp_path / "run", config_with(path, value))
     assert_refused_before_any_job(workdir, failed_run(workdir), message)
+
+
+def test_nested_command_line_values_work(tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "run", SMALL_CONFIG)
+    result = run_snakemake(
+        workdir, "--dry-run", "--config", "generation={steps: 5, guidance_scale: 4.5}", "shards=2"
+    )
+    assert "rule generate:" in result.stdout and re.search(r"shard=\d-of-2", result.stdout)
+    assert not (workdir / "results").exists()
+
+
+def test_command_line_value_of_the_wrong_type_names_the_key(tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "run", SMALL_CONFIG)
+    output = failed_run(workdir, "--config", "generation={steps: many}")
+    message = "config key generation.steps: 'many' (given with --config) is not an integer"
+    assert_refused_before_any_job(workdir, output, message)
 
 
 def test_duplicate_key_in_the_config_file_is_refused(tmp_path: Path) -> None:

@@ -295,3 +295,59 @@ def test_model_folder_without_model_index_is_refused(tmp_path: Path) -> None:
     assert text.startswith(f"config key model.source: model folder '{tmp_path / 'sd'}' is not a ")
     assert f"did you mean '{tmp_path / 'sd' / 'inner'}'?" in text
     assert "hf download" in text
+
+
+# ---- --config: Snakemake hands nested values over as strings
+
+
+def coerced(config: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    from sdcnn.configcheck import coerce_command_line
+
+    merged = copy.deepcopy(config)
+    for section, values in given.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section].update(values)
+        else:
+            merged[section] = values
+    coerce_command_line(merged, given, yaml.safe_load(SCHEMA_PATH.read_text()))
+    return check_config(merged, SCHEMA_PATH)
+
+
+def test_nested_command_line_strings_become_what_the_schema_wants() -> None:
+    given = {
+        "generation": {"steps": "5", "guidance_scale": "4.5", "compile": "true", "gpu": "1"},
+        "classifier": {"labels": ["a", "b", "c"], "weights": "null"},
+        "prompts": {"new": {"text": "123", "n_images": "2"}},
+        "shards": "null",
+    }
+    config = coerced(SMALL_CONFIG, given)
+    assert config["generation"]["steps"] == 5 and config["generation"]["guidance_scale"] == 4.5
+    assert config["generation"]["compile"] is True and config["generation"]["gpu"] == 1
+    assert config["classifier"]["weights"] is None and config["shards"] is None
+    assert config["prompts"]["new"] == {"text": "123", "n_images": 2, "negative_prompt": ""}
+    assert config["prompts"]["city"]["n_images"] == 3  # merged, not replaced
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"generation": {"steps": "many"}}, r"^config key generation\.steps: 'many' \(given with "
+         r"--config\) is not an integer$"),
+        ({"generation": {"compile": "maybe"}}, r"^config key generation\.compile: 'maybe' .*is "
+         r"not true or false"),
+        ({"shards": "two"}, r"^config key shards: 'two' .*is not an integer or null"),
+        ({"prompts": {"city": {"n_images": "3.5"}}}, r"^config key prompts\.city\.n_images: "
+         r"'3\.5' .*not an integer"),
+    ],
+)  # fmt: skip
+def test_a_command_line_value_that_cannot_be_coerced_names_the_key(
+    given: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        coerced(SMALL_CONFIG, given)
+
+
+def test_a_string_in_a_config_file_is_still_refused() -> None:
+    """Only --config values are coerced: '3' written in YAML stays a mistake."""
+    text = config_error(config_with(("prompts", "city", "n_images"), "3"))
+    assert "'3' is a string, expected an integer" in text
