@@ -20,7 +20,9 @@ $(VENV)/.dev-deps: requirements-dev.txt requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-dev.txt
 	touch $@ $(VENV)/.run-deps
 
+# sdcnn.locks: the lock of a killed run goes, when its holder is known to be dead
 run: $(VENV)/.run-deps
+	$(BIN)/python -m sdcnn.locks
 	$(BIN)/snakemake --cores $(CORES)
 
 test: $(VENV)/.dev-deps

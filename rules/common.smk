@@ -31,10 +31,6 @@ try:
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
-from sdcnn.locks import clear_stale_locks
-
-clear_stale_locks(Path.cwd())  # a killed run's lock must not block the next run
-
 GENERATION = config["generation"]
 MODEL = config["model"]
 PREPROCESS = config["preprocess"]
@@ -322,3 +318,26 @@ def get_report_outputs():
 
 def get_final_outputs():
     return [*get_data_outputs(), f"{RESULTS}/manifest.json", *get_report_outputs()]
+
+
+# ---- who holds the lock (sdcnn/locks.py): recorded when a run starts executing, in the
+# main process only (never in dry runs or cluster jobs), so that `python -m sdcnn.locks`
+# (`make run`) can remove the lock of a run that was killed, and only that.
+
+
+onstart:
+    from sdcnn.locks import record_holder
+
+    record_holder(Path.cwd())
+
+
+onsuccess:
+    from sdcnn.locks import forget_holder
+
+    forget_holder(Path.cwd())
+
+
+onerror:
+    from sdcnn.locks import forget_holder
+
+    forget_holder(Path.cwd())

@@ -117,7 +117,12 @@ def test_killed_run_rerun_regenerates_only_unfinished_images(tmp_path: Path) -> 
     # nothing half-written under its final name: the images folder appears only when complete
     assert not (workdir / "results" / "images" / "city").exists()
 
-    run_snakemake(workdir)  # the README's run command, again
+    # the README's run command again (`make run`): the killed run's lock goes first
+    unlock = subprocess.run(
+        [sys.executable, "-m", "sdcnn.locks"], cwd=workdir, capture_output=True, text=True
+    )
+    assert "removed" in unlock.stdout and "has ended" in unlock.stdout, unlock.stdout
+    run_snakemake(workdir)
 
     reused, generated = generation_counts(workdir, "city")
     assert (reused, generated) == (len(finished_before_kill), 4 - len(finished_before_kill))
