@@ -10,13 +10,17 @@ from snakemake import __version__ as SNAKEMAKE_VERSION
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 
-WORKFLOW_DIR = Path(workflow.current_basedir).parent  # this file is rules/common.smk
-sys.path.insert(0, str(WORKFLOW_DIR))  # the sdcnn package, for the helpers below
+# The workflow's own files, wherever it is deployed (this file is rules/common.smk): never
+# workflow.basedir, which is the *main* Snakefile's folder when this is a module.
+WORKFLOW_DIR = Path(workflow.current_basedir).parent
+# the workflow's own sdcnn package where it sits beside the rules (a clone, a local module);
+# else the installed one (`pip install` of this project, in requirements.txt)
+sys.path.insert(0, str(WORKFLOW_DIR))
 
 from sdcnn.configcheck import ConfigError, check_config, load_schema
 from sdcnn.prompts import PromptRules, assign_shards, load_prompts
 
-SCHEMA_PATH = WORKFLOW_DIR / "config" / "schema.yaml"
+SCHEMA_PATH = Path(workflow.source_path("../config/schema.yaml"))
 
 # Before any job: the config files Snakemake read, then the merged config against the
 # schema (defaults filled in), then what a schema cannot check (model folder, weights),
