@@ -52,6 +52,7 @@ def main(workdir: Path) -> None:
     from sdcnn.preprocessing import preprocess_shard
     from sdcnn.prompts import PromptRules, assign_shards, load_prompts
     from sdcnn.provenance import config_sha256
+    from sdcnn.safety import with_verdicts
     from sdcnn.summary import write_summary
     from sdcnn.weights import init_weights, save_weights
 
@@ -92,7 +93,9 @@ def main(workdir: Path) -> None:
         )  # fmt: skip
         predict_shard(
             backend="torch",
-            batches=shard_batches(folders["tensors"], counts, layout),
+            batches=with_verdicts(
+                shard_batches(folders["tensors"], counts, layout), folders["images"], layout
+            ),
             weights_path=weights_path, labels=clf["labels"], output=prediction, layout=layout,
             gpus=0, threads=clf["threads"], julia_project=REPO / "julia",
         )  # fmt: skip

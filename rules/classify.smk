@@ -17,6 +17,7 @@ rule init_weights:
 rule predict:
     input:
         tensors=shard_folder("tensors"),
+        images=shard_folder("images"),  # their safety-checker verdicts, in the PNGs
         weights=get_weights_path(),
         julia=julia_inputs(),
     output:

@@ -12,7 +12,9 @@ smk = snakemake  # noqa: F821
 params = smk.params
 # not a param on purpose: whether a model may be downloaded never changes what it draws
 allow_download = smk.config["model"]["allow_download"]
-with snakemake_step(smk, threads=params.settings["threads"], offline=not allow_download):
+with snakemake_step(
+    smk, threads=params.settings["threads"], offline=not allow_download
+) as step:
     from sdcnn.generation import (
         GenerationSettings,
         PromptSpec,
@@ -23,7 +25,7 @@ with snakemake_step(smk, threads=params.settings["threads"], offline=not allow_d
     from sdcnn.layout import ShardLayout
 
     warn_if_threads_differ("generation.threads", params.settings["threads"], smk.threads)
-    generate_shard(
+    result = generate_shard(
         output_dir=smk.output[0],
         prompts=[PromptSpec(**prompt) for prompt in params.prompts],
         layout=ShardLayout(params.sharded),
@@ -34,3 +36,9 @@ with snakemake_step(smk, threads=params.settings["threads"], offline=not allow_d
         # not a param on purpose: the store never changes an output, only saves recomputing it
         store=store_from_config(smk.config["store"]),
     )
+    if result.flagged:
+        shown = ", ".join(result.flagged[:10]) + (" ..." if len(result.flagged) > 10 else "")
+        step.say(
+            f"WARNING {smk.rule}[{smk.wildcards.shard}]: the model's safety checker flagged "
+            f"{len(result.flagged)} image(s), which are now black: {shown}"
+        )

@@ -13,12 +13,15 @@ params = smk.params
 with snakemake_step(smk, threads=params.threads):
     from sdcnn.layout import ShardLayout, shard_batches
     from sdcnn.prediction import predict_shard
+    from sdcnn.safety import with_verdicts
 
     warn_if_threads_differ("classifier.threads", params.threads, smk.threads)
     layout = ShardLayout(params.sharded)
     predict_shard(
         backend=params.backend,
-        batches=shard_batches(smk.input.tensors, params.images, layout),
+        batches=with_verdicts(
+            shard_batches(smk.input.tensors, params.images, layout), smk.input.images, layout
+        ),
         weights_path=smk.input.weights,
         labels=params.labels,
         output=smk.output[0],

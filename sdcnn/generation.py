@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from sdcnn import safety
 from sdcnn.fileio import atomic_directory
 from sdcnn.imagestore import ImageStore
 from sdcnn.layout import ShardLayout
@@ -325,10 +326,20 @@ def png_text(
     return {key: str(value) for key, value in fields.items()}
 
 
-def generate_images(
+@dataclass(frozen=True)
+class Generated:
+    """One image and its safety checker's verdict: True when the checker flagged it (the
+    pipeline then returns a black image in its place), False when it passed, None when
+    the pipeline has no checker."""
+
+    image: Any
+    flagged: bool | None
+
+
+def run_pipeline(
     pipeline: Any, prompt: PromptSpec, seeds: Sequence[int], settings: GenerationSettings
-) -> list[Any]:
-    """One pipeline call for the images of ``seeds`` (PIL images, in order).
+) -> list[Generated]:
+    """One pipeline call for the images of ``seeds``, in order, with their verdicts.
 
     Each image has a generator of its own, so its starting noise depends on its
     seed alone, whatever else is in the call.
@@ -345,7 +356,18 @@ def generate_images(
         generator=[torch.Generator(device="cpu").manual_seed(seed) for seed in seeds],
         output_type="pil",
     )
-    return list(result.images)
+    verdicts = getattr(result, "nsfw_content_detected", None) or [None] * len(seeds)
+    return [
+        Generated(image, None if verdict is None else bool(verdict))
+        for image, verdict in zip(result.images, verdicts, strict=True)
+    ]
+
+
+def generate_images(
+    pipeline: Any, prompt: PromptSpec, seeds: Sequence[int], settings: GenerationSettings
+) -> list[Any]:
+    """The PIL images of one pipeline call (``run_pipeline`` without the verdicts)."""
+    return [generated.image for generated in run_pipeline(pipeline, prompt, seeds, settings)]
 
 
 def batches(n_images: int, batch_size: int) -> list[range]:
@@ -452,6 +474,7 @@ class ShardGenerator:
     dtype: Any
     store: ImageStore | None = None
     counts: dict[str, int] = field(default_factory=lambda: {"reused": 0, "generated": 0})
+    flagged: list[str] = field(default_factory=list)  # image ids the safety checker flagged
 
     def __post_init__(self) -> None:
         self.runtime = generation_runtime(self.device, self.dtype)
@@ -501,44 +524,60 @@ class ShardGenerator:
             for seed in call_seeds
         ]
 
-    def batch(self, prompt: PromptSpec, call_seeds: Sequence[int], what: str) -> list[Any]:
+    def batch(
+        self, prompt: PromptSpec, call_seeds: Sequence[int], what: str
+    ) -> list[Generated]:
         """The images of one pipeline call: from the store when all are there, else made."""
         keys = self.keys(prompt, call_seeds)
-        images = [self.store.get(key) if self.store and key else None for key in keys]
-        if all(image is not None for image in images):
-            self.counts["reused"] += len(images)
+        stored = [self.store.get_entry(key) if self.store and key else None for key in keys]
+        if all(entry is not None for entry in stored):
+            self.counts["reused"] += len(stored)
             log.info("%s reused from the image store", what)
-            return images
+            return [Generated(entry.image, entry.flagged) for entry in stored]
         pipeline = self.pipeline  # loaded here the first time (not part of the timing)
         started = time.perf_counter()
-        images = generate_images(pipeline, prompt, call_seeds, self.settings)
-        self.counts["generated"] += len(images)
+        made = run_pipeline(pipeline, prompt, call_seeds, self.settings)
+        self.counts["generated"] += len(made)
         log.info("%s generated in %.2f s", what, time.perf_counter() - started)
-        for key, image in zip(keys, images, strict=True):
+        for key, generated in zip(keys, made, strict=True):
             if self.store is not None and key:
-                self.store.put(key, image)
-        return images
+                self.store.put(key, generated.image, flagged=generated.flagged)
+        return made
 
     def prompt_images(self, prompt: PromptSpec, folder: Path) -> dict[str, int]:
         """A prompt's PNGs in ``folder``, ``settings.batch_size`` consecutive images a call;
         each new batch goes into the store as soon as it exists, so a killed run loses at
-        most the batch in progress.  Returns the prompt's reused and generated counts."""
+        most the batch in progress.  Returns the prompt's reused and generated counts;
+        images the safety checker flagged are added to ``self.flagged``."""
         before = dict(self.counts)
         for indices, call_seeds in self.calls(prompt):
             what = f"{prompt.prompt_id}: image {indices.start + 1}"
             what += f"-{indices.stop}" if len(indices) > 1 else ""
             what += f"/{prompt.n_images}"
-            images = self.batch(prompt, call_seeds, what)
-            for index, seed, image in zip(indices, call_seeds, images, strict=True):
-                name = f"{image_id(prompt.prompt_id, index)}.png"
+            made = self.batch(prompt, call_seeds, what)
+            for index, seed, generated in zip(indices, call_seeds, made, strict=True):
+                stem = image_id(prompt.prompt_id, index)
                 text = png_text(prompt, index, seed, self.settings, self.model)
-                save_png(image, folder / name, text)
+                text[safety.TEXT_KEY] = safety.VERDICT_TEXT[generated.flagged]
+                save_png(generated.image, folder / f"{stem}.png", text)
+                if generated.flagged:
+                    self.flagged.append(stem)
+                    log.warning(
+                        "%s was flagged by the model's safety checker: the pipeline replaced "
+                        "it with a black image", stem
+                    )  # fmt: skip
         counts = {kind: self.counts[kind] - before[kind] for kind in self.counts}
         log.info(
             "%s: %d images, %d reused from the image store, %d generated",
             prompt.prompt_id, prompt.n_images, counts["reused"], counts["generated"],
         )  # fmt: skip
         return counts
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    counts: dict[str, int]  # images "reused" from the store and "generated"
+    flagged: list[str]  # ids of the images the safety checker flagged (now black)
 
 
 def generation_dtype(precision: str, device: str) -> Any:
@@ -563,11 +602,12 @@ def generate_shard(
     allow_download: bool,
     gpus: int,
     store: ImageStore | None = None,
-) -> dict[str, int]:
+) -> ShardResult:
     """The generate step for one shard: every prompt's images, with one pipeline load
     at most (none when the store holds every image).  ``output_dir`` appears, with each
     prompt's folder in it (``layout``), only once every image is written.  Returns the
-    shard's counts of reused and generated images."""
+    shard's counts of reused and generated images, and the ids of the images the model's
+    safety checker flagged."""
     import torch
 
     from sdcnn.device import select_device
@@ -588,9 +628,14 @@ def generate_shard(
             folder.mkdir(exist_ok=True)
             generator.prompt_images(prompt, folder)
     counts = generator.counts
+    if generator.flagged:
+        log.warning(
+            "%d image(s) flagged by the safety checker, now black: %s",
+            len(generator.flagged), ", ".join(generator.flagged),
+        )  # fmt: skip
     log.info(
         "%d prompts, %d images: %d reused from the image store, %d generated (%s)",
         len(prompts), sum(counts.values()), counts["reused"], counts["generated"],
         "pipeline loaded once" if "pipeline" in generator.__dict__ else "pipeline not loaded",
     )  # fmt: skip
-    return counts
+    return ShardResult(dict(counts), list(generator.flagged))

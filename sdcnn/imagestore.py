@@ -33,7 +33,7 @@ from sdcnn.provenance import canonical_json
 
 log = logging.getLogger(__name__)
 
-STORE_FORMAT = 1
+STORE_FORMAT = 2  # 2: entries record the safety checker's verdict
 
 
 def key_digest(key: dict[str, Any]) -> str:
@@ -48,6 +48,12 @@ def png_pixels_bytes(image: Any) -> bytes:
 
 
 @dataclass(frozen=True)
+class StoredImage:
+    image: Any  # a PIL image
+    flagged: bool | None  # the safety checker's verdict (None: the pipeline had none)
+
+
+@dataclass(frozen=True)
 class ImageStore:
     root: Path
 
@@ -57,6 +63,11 @@ class ImageStore:
 
     def get(self, key: dict[str, Any]) -> Any | None:
         """The stored image for ``key`` (a PIL image), or None; verified against its hash."""
+        entry = self.get_entry(key)
+        return None if entry is None else entry.image
+
+    def get_entry(self, key: dict[str, Any]) -> StoredImage | None:
+        """The stored image for ``key`` and its safety verdict, or None (verified)."""
         from PIL import Image
 
         digest = key_digest(key)
@@ -72,15 +83,17 @@ class ImageStore:
             return None
         image = Image.open(io.BytesIO(data))
         image.load()
-        return image
+        return StoredImage(image, record.get("safety_flagged"))
 
-    def put(self, key: dict[str, Any], image: Any) -> str:
-        """Store ``image`` under ``key`` atomically; returns the entry's digest."""
+    def put(self, key: dict[str, Any], image: Any, flagged: bool | None = None) -> str:
+        """Store ``image`` under ``key`` atomically, with its safety checker's verdict
+        (``flagged``: True, False, or None for no checker); returns the entry's digest."""
         digest = key_digest(key)
         png_path, json_path = self._paths(digest)
         data = png_pixels_bytes(image)
         write_bytes_atomic(png_path, data)
-        write_json_atomic(json_path, {"key": key, "png_sha256": sha256_bytes(data)})
+        record = {"key": key, "png_sha256": sha256_bytes(data), "safety_flagged": flagged}
+        write_json_atomic(json_path, record)
         return digest
 
     def discard(self, digest: str) -> None:

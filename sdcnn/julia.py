@@ -79,6 +79,7 @@ def prediction_plan(
                 "prompt_id": batch.prompt_id,
                 "output": str(path_of(batch.prompt_id)),
                 "tensors": list(batch.tensor_paths),
+                "safety_flagged": list(batch.safety_flagged or [None] * len(batch.image_ids)),
             }
             for batch in batches
         ],

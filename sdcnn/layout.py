@@ -50,6 +50,8 @@ class PromptBatch:
     prompt_id: str
     image_ids: list[str]
     tensor_paths: list[str]
+    # each image's safety-checker verdict (sdcnn.safety): None where unknown
+    safety_flagged: list[bool | None] | None = None
 
 
 def shard_batches(

@@ -6,6 +6,7 @@ The JSON schema is the same for every backend:
      "device": "cpu" | "cuda", "labels": [...],
      "weights": {"path": ..., "sha256": ...},
      "images": [{"image_id": ..., "tensor": ..., "tensor_sha256": ...,
+                 "safety_flagged": true | false | null,
                  "probabilities": {label: p, ...}, "top_label": ..., "top_probability": p}]}
 
 Probabilities are written with 9 significant digits, which round-trips float32.
@@ -114,17 +115,23 @@ def prediction_document(
     probabilities: np.ndarray,
     backend: str,
     device: str,
+    safety_flagged: Sequence[bool | None] | None = None,
 ) -> dict[str, Any]:
+    """``safety_flagged``: each image's safety-checker verdict (sdcnn.safety), None if unknown."""
     if probabilities.shape != (len(image_ids), len(labels)):
         raise StepError(f"probabilities of shape {probabilities.shape} for {len(image_ids)} images")
+    verdicts = list(safety_flagged) if safety_flagged is not None else [None] * len(image_ids)
     images = []
-    for stem, tensor_path, row in zip(image_ids, tensor_paths, probabilities, strict=True):
+    for stem, tensor_path, row, flagged in zip(
+        image_ids, tensor_paths, probabilities, verdicts, strict=True
+    ):
         top = int(np.argmax(row))
         images.append(
             {
                 "image_id": stem,
                 "tensor": str(tensor_path),
                 "tensor_sha256": sha256_file(tensor_path),
+                "safety_flagged": flagged,
                 "probabilities": {
                     label: round_probability(p)
                     for label, p in zip(labels, row.tolist(), strict=True)
@@ -177,6 +184,7 @@ def predict_batches_torch(
             probabilities=predict_torch(model, tensors, device),
             backend="torch",
             device=device,
+            safety_flagged=batch.safety_flagged,
         )
         path_of(batch.prompt_id).write_bytes(dumps_json(document).encode("utf-8"))
     log.info(

@@ -12,7 +12,15 @@ from typing import Any
 from sdcnn.fileio import write_bytes_atomic, write_json_atomic
 from sdcnn.step import StepError
 
-FIXED_COLUMNS = ("prompt_id", "image_id", "top_label", "top_probability", "backend", "device")
+FIXED_COLUMNS = (
+    "prompt_id",
+    "image_id",
+    "top_label",
+    "top_probability",
+    "backend",
+    "device",
+    "safety_flagged",
+)
 
 
 def prediction_files(outputs: Sequence[str | Path]) -> list[Path]:
@@ -55,17 +63,23 @@ def summary_rows(documents: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "top_probability": image["top_probability"],
                 "backend": document["backend"],
                 "device": document["device"],
+                "safety_flagged": image.get("safety_flagged"),
             }
             row.update({f"p_{label}": p for label, p in image["probabilities"].items()})
             rows.append(row)
     return rows
 
 
+def _cell(value: Any) -> Any:
+    """A value as the CSV shows it: true/false as in the JSON, None as an empty cell."""
+    return str(value).lower() if isinstance(value, bool) else value
+
+
 def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: _cell(value) for key, value in row.items()} for row in rows)
     return buffer.getvalue()
 
 

@@ -59,7 +59,7 @@ def test_predict_command_is_an_argument_list_and_the_plan_holds_the_rest() -> No
     batches = [
         PromptBatch("city", ["city_000", "city_001"],
                     ["results/tensors/s/city/city_000.npy", "results/tensors/s/city/city_001.npy"]),
-        PromptBatch("bike", ["bike_000"], ["results/tensors/s/bike/bike_000.npy"]),
+        PromptBatch("bike", ["bike_000"], ["results/tensors/s/bike/bike_000.npy"], [True]),
     ]  # fmt: skip
     plan = prediction_plan(
         batches=batches,
@@ -76,9 +76,11 @@ def test_predict_command_is_an_argument_list_and_the_plan_holds_the_rest() -> No
         "prompts": [
             {"prompt_id": "city", "output": "results/predictions/.s.tmp/city.json",
              "tensors": ["results/tensors/s/city/city_000.npy",
-                         "results/tensors/s/city/city_001.npy"]},
+                         "results/tensors/s/city/city_001.npy"],
+             "safety_flagged": [None, None]},
             {"prompt_id": "bike", "output": "results/predictions/.s.tmp/bike.json",
-             "tensors": ["results/tensors/s/bike/bike_000.npy"]},
+             "tensors": ["results/tensors/s/bike/bike_000.npy"],
+             "safety_flagged": [True]},
         ],
     }  # fmt: skip
 

@@ -31,6 +31,7 @@ from sdcnn.generation import (
     ModelSource,
     PromptSpec,
     ShardGenerator,
+    ShardResult,
     generate_shard,
 )
 from sdcnn.imagestore import ImageStore
@@ -174,15 +175,15 @@ def test_the_store_makes_the_image_again_after_a_change(
     store = ImageStore(tmp_path / "store")
     model = ModelSource("local", str(model_folder), "demo")
 
-    def run(settings: GenerationSettings, prompt: PromptSpec, name: str) -> dict[str, int]:
+    def run(settings: GenerationSettings, prompt: PromptSpec, name: str) -> ShardResult:
         return generate_shard(
             output_dir=tmp_path / name, prompts=[prompt], layout=ShardLayout(False),
             settings=settings, model=model, allow_download=False, gpus=0, store=store,
         )  # fmt: skip
 
-    assert run(base_settings(), BASE_PROMPT, "first") == {"reused": 0, "generated": 2}
-    assert run(base_settings(), BASE_PROMPT, "again") == {"reused": 2, "generated": 0}
-    counts = run(*changed(key), "changed")
+    assert run(base_settings(), BASE_PROMPT, "first").counts == {"reused": 0, "generated": 2}
+    assert run(base_settings(), BASE_PROMPT, "again").counts == {"reused": 2, "generated": 0}
+    counts = run(*changed(key), "changed").counts
     assert counts == {"reused": 0, "generated": 2}, f"after changing {key}: {counts}"
 
 

@@ -399,6 +399,7 @@ function prediction_document(;
     weights_path::AbstractString,
     probabilities::AbstractMatrix{<:Real},
     device::AbstractString,
+    safety_flagged::AbstractVector = fill(nothing, length(tensor_paths)),
 )
     if size(probabilities) != (length(labels), length(tensor_paths))
         error(
@@ -413,6 +414,7 @@ function prediction_document(;
             image_id = image_id(tensor_path),
             tensor = String(tensor_path),
             tensor_sha256 = sha256_file(tensor_path),
+            safety_flagged = safety_flagged[index],
             probabilities = NamedTuple{label_keys}(Tuple(round_probability.(column))),
             top_label = String(labels[top]),
             top_probability = round_probability(column[top]),
@@ -498,12 +500,14 @@ const PLAN_SCHEMA = "sdcnn-predict-plan/1"
     PromptJob
 
 One prompt's batch in a [`Plan`](@ref): its id (recorded in the JSON), where its prediction
-JSON goes, and its `.npy` tensors in image order.
+JSON goes, its `.npy` tensors in image order, and the model's safety-checker verdict on
+each image (`nothing` where the pipeline had no checker), copied into the JSON.
 """
 struct PromptJob
     prompt_id::String
     output::String
     tensors::Vector{String}
+    safety_flagged::Vector{Union{Nothing, Bool}} # each image's safety-checker verdict
 end
 
 """
@@ -549,6 +553,22 @@ function plan_strings(plan, key::Symbol, path::AbstractString)
 end
 
 """
+    plan_verdicts(job, n, path) -> Vector{Union{Nothing, Bool}}
+
+A prompt's safety-checker verdicts: `n` of `true`, `false` or `null` (all `null` if absent).
+"""
+function plan_verdicts(job, n::Integer, path::AbstractString)
+    verdicts = get(job, :safety_flagged, nothing)
+    isnothing(verdicts) && return fill(nothing, n)
+    if !(verdicts isa AbstractVector) ||
+            length(verdicts) != n ||
+            !all(v -> isnothing(v) || v isa Bool, verdicts)
+        throw(InputError("plan $path: safety_flagged must be $n of true, false or null"))
+    end
+    return collect(Union{Nothing, Bool}, verdicts)
+end
+
+"""
     read_plan(path) -> Plan
 
 The plan file, checked key by key; a problem is an [`InputError`](@ref) naming the key.
@@ -566,10 +586,12 @@ function read_plan(path::AbstractString)
         throw(InputError("plan $path: schema $(repr(schema)), not $(repr(PLAN_SCHEMA))"))
     jobs = map(plan_value(plan, :prompts, AbstractVector, path)) do job
         job isa AbstractDict || throw(InputError("plan $path: a prompt is not an object"))
+        tensors = plan_strings(job, :tensors, path)
         return PromptJob(
             plan_value(job, :prompt_id, AbstractString, path),
             plan_value(job, :output, AbstractString, path),
-            plan_strings(job, :tensors, path),
+            tensors,
+            plan_verdicts(job, length(tensors), path),
         )
     end
     isempty(jobs) && throw(InputError("plan $path: no prompts"))
@@ -604,6 +626,7 @@ function predict_plan(plan::Plan)
             weights_path = plan.weights,
             probabilities = predict(model, batch, device),
             device = device,
+            safety_flagged = job.safety_flagged,
         )
         write_json_atomic(job.output, document)
         @info "$(job.prompt_id): $(size(batch, 4)) images predicted with flux on $device"
