@@ -34,6 +34,7 @@ rule predict:
     params:
         code=package_code("predict.py"),
         images=get_shard_images,
+        truth=get_shard_truth,
         labels=CLASSIFIER["labels"],
         backend=BACKEND,
         threads=CLASSIFIER["threads"],

@@ -18,7 +18,7 @@ WORKFLOW_DIR = Path(workflow.current_basedir).parent
 sys.path.insert(0, str(WORKFLOW_DIR))
 
 from sdcnn.configcheck import ConfigError, check_config, load_schema
-from sdcnn.prompts import PromptRules, assign_shards, load_prompts
+from sdcnn.prompts import assign_shards, checked_prompts
 
 SCHEMA_PATH = Path(workflow.source_path("../config/schema.yaml"))
 
@@ -29,9 +29,7 @@ try:
     check_config(
         config, SCHEMA_PATH, workflow.configfiles, workflow.config_settings.config
     )
-    PROMPTS = load_prompts(
-        config["prompts"], PromptRules.from_schema(load_schema(SCHEMA_PATH))
-    )
+    PROMPTS = checked_prompts(config, load_schema(SCHEMA_PATH))
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
@@ -49,7 +47,10 @@ SHARDS = assign_shards(PROMPTS, config["shards"])
 PROMPT_ID_PATTERN = "[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 RESULTS = "results"
 DEMO_MODEL_DIR = f"{RESULTS}/models/demo"
-INIT_WEIGHTS_PATH = f"{RESULTS}/weights/cnn.safetensors"
+INIT_WEIGHTS_PATH = f"{RESULTS}/weights/glorot.safetensors"
+TRAINED_WEIGHTS_PATH = f"{RESULTS}/weights/trained.safetensors"
+TRAINING_DIR = f"{RESULTS}/training"
+TRAINING = config["training"]
 JULIA_DIR = WORKFLOW_DIR / "julia"  # the Flux backend's Julia project
 # Written once the Julia packages are installed: flux jobs need it, `auto` looks for it.
 JULIA_ENV_STAMP = f"{RESULTS}/julia/instantiated.txt"
@@ -213,8 +214,94 @@ def preprocess_settings():
 # ---- classification
 
 
+def weights_mode():
+    """classifier.weights: "trained", "glorot" (also null), or "file" (the user's own)."""
+    weights = CLASSIFIER["weights"]
+    if weights in (None, "glorot"):
+        return "glorot"
+    return "trained" if weights == "trained" else "file"
+
+
 def get_weights_path():
-    return CLASSIFIER["weights"] or INIT_WEIGHTS_PATH
+    return {
+        "glorot": INIT_WEIGHTS_PATH,
+        "trained": TRAINED_WEIGHTS_PATH,
+        "file": CLASSIFIER["weights"],
+    }[weights_mode()]
+
+
+def get_shard_truth(wildcards):
+    """The label each prompt of the shard is meant to show (None: unlabelled), and the
+    holdout rule: the prediction JSON records, per image, label, split and correctness.
+    """
+    return {
+        "labels": {
+            prompt_id: PROMPTS[prompt_id].get("label")
+            for prompt_id in shard_prompt_ids(wildcards.shard)
+        },
+        "holdout_every": TRAINING["holdout_every"],
+    }
+
+
+# ---- training (classifier.weights: trained)
+
+
+def labelled_prompts():
+    """The labelled prompts, with their shard: what train_classifier learns from."""
+    return [
+        {
+            "prompt_id": prompt_id,
+            "label": PROMPTS[prompt_id]["label"],
+            "n_images": PROMPTS[prompt_id]["n_images"],
+            "shard": shard,
+        }
+        for shard, prompt_ids in SHARDS.items()
+        for prompt_id in prompt_ids
+        if PROMPTS[prompt_id].get("label") is not None
+    ]
+
+
+def get_training_tensors():
+    """The tensor folders of the shards that hold labelled prompts, as ancient inputs:
+    a shard re-run for an unlabelled prompt must not retrain.  What decides the labelled
+    images is in train_classifier's params instead (training_images())."""
+    shards = sorted({prompt["shard"] for prompt in labelled_prompts()})
+    return {shard: ancient(f"{RESULTS}/tensors/{shard}") for shard in shards}
+
+
+def training_images():
+    """Everything that decides the labelled prompts' tensors: their text, the generation
+    settings and model, the preprocessing: a change re-trains (the inputs are ancient).
+    """
+    return {
+        "prompts": {
+            prompt["prompt_id"]: [
+                PROMPTS[prompt["prompt_id"]]["text"],
+                PROMPTS[prompt["prompt_id"]]["negative_prompt"],
+            ]
+            for prompt in labelled_prompts()
+        },
+        "generation": generation_settings(),
+        "model": model_params(),
+        "preprocess": preprocess_settings(),
+    }
+
+
+def training_code():
+    """The code of the training step and of the steps that make its tensors."""
+    return {
+        **package_code("generate.py"),
+        **package_code("preprocess.py"),
+        **package_code("train_classifier.py"),
+    }
+
+
+def training_settings():
+    from dataclasses import asdict
+
+    from sdcnn.training import TrainingSettings
+
+    return asdict(TrainingSettings.from_config(TRAINING))
 
 
 def cnn_architecture():
@@ -282,7 +369,9 @@ def get_shard_data_outputs():
 def get_data_outputs():
     """Every data output of the workflow (what the manifest lists)."""
     built = [DEMO_MODEL_DIR] if MODEL["source"] == "demo" else []
-    built += [] if CLASSIFIER["weights"] else [INIT_WEIGHTS_PATH]
+    built += {"glorot": [INIT_WEIGHTS_PATH], "trained": [TRAINED_WEIGHTS_PATH]}.get(
+        weights_mode(), []
+    )
     return [
         *built,
         *get_shard_data_outputs(),
@@ -309,10 +398,21 @@ def config_hash():
     return config_sha256({**output_config(), "prompts": PROMPTS})
 
 
+def get_training_outputs():
+    if weights_mode() != "trained":
+        return []
+    return [
+        f"{TRAINING_DIR}/metrics.json",
+        f"{TRAINING_DIR}/curve.png",
+        f"{TRAINING_DIR}/confusion_matrix.png",
+    ]
+
+
 def get_report_outputs():
     """What is made for people to look at (and shown by snakemake --report): contact
     sheets, probability charts, the summary table and the run's info as pages."""
     return [
+        *get_training_outputs(),
         *per_shard(shard_file("contact_sheets", ".png")),
         *per_shard(shard_folder("charts")),
         f"{RESULTS}/summary.html",

@@ -12,15 +12,18 @@ smk = snakemake  # noqa: F821
 params = smk.params
 with snakemake_step(smk, threads=params.threads):
     from sdcnn.layout import ShardLayout, shard_batches
-    from sdcnn.prediction import predict_shard
+    from sdcnn.prediction import predict_shard, with_truth
     from sdcnn.safety import with_verdicts
 
     warn_if_threads_differ("classifier.threads", params.threads, smk.threads)
     layout = ShardLayout(params.sharded)
     predict_shard(
         backend=params.backend,
-        batches=with_verdicts(
-            shard_batches(smk.input.tensors, params.images, layout), smk.input.images, layout
+        batches=with_truth(
+            with_verdicts(
+                shard_batches(smk.input.tensors, params.images, layout), smk.input.images, layout
+            ),
+            params.truth,
         ),
         weights_path=smk.input.weights,
         labels=params.labels,

@@ -9,9 +9,12 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the wor
 from sdcnn.step import snakemake_step  # noqa: E402
 
 smk = snakemake  # noqa: F821
-with snakemake_step(smk, threads=smk.threads):
-    from sdcnn.summary import write_summary
+with snakemake_step(smk, threads=smk.threads) as step:
+    from sdcnn.summary import accuracy_line, write_summary
 
-    write_summary(
+    metrics = write_summary(
         smk.input.predictions, smk.output.csv, smk.output.json, smk.params.prompt_order
     )
+    line = accuracy_line(metrics)
+    if line:
+        step.say(f"{line} (results/summary.csv)")

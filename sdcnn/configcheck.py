@@ -430,7 +430,7 @@ def config_problems_beyond_schema(config: dict[str, Any]) -> None:
         check_prompt_ids(config["prompts"])
     check_model_source(config["model"]["source"])
     classifier, preprocess = config["classifier"], config["preprocess"]
-    if classifier["weights"] is not None:
+    if classifier["weights"] not in (None, "glorot", "trained"):  # a file of the user's
         check_weights_file(
             classifier["weights"],
             classifier["labels"],

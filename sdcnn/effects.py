@@ -1,8 +1,9 @@
 """What a change of each config key re-runs: the ``x-reruns`` of config/schema.yaml.
 
 Every leaf key of the schema declares the rules whose jobs run again when its value
-changes (``x-reruns``), and may say more (``x-reruns-note``); a prompt's own keys
-re-run the jobs of its shard only.  The README's "you change / what runs again"
+changes (``x-reruns``), and may say more (``x-reruns-note``).  A per-shard rule
+(generate, preprocess, predict, figures) means every shard's job, and ``rule@shard`` only
+the job of the changed prompt's shard.  The README's "you change / what runs again"
 table is made from these declarations (``python -m sdcnn.effects`` prints it), and
 tests/test_reruns.py checks every one of them with a real dry run, so the table,
 the schema and the workflow cannot drift apart.
@@ -27,9 +28,12 @@ RULE_ORDER = (
     "instantiate_julia",
     "generate",
     "preprocess",
+    "train_classifier",
     "predict",
     "figures",
 )
+SHARD_RULES = ("generate", "preprocess", "predict", "figures")  # one job per shard
+ITS_SHARD = "@shard"  # "generate@shard": only the changed prompt's shard
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class Effect:
     """What re-runs when one config key changes."""
 
     key: tuple[str, ...]  # e.g. ("generation", "steps") or ("prompts", "*", "text")
-    rules: tuple[str, ...]
+    rules: tuple[str, ...]  # rule names, a per-shard one maybe with ITS_SHARD
     note: str | None = None
 
     @property
@@ -67,6 +71,10 @@ def leaf_keys(schema: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], dict
                 yield (name, ALL_PROMPTS, child), child_spec
 
 
+def _rule(declared: str) -> str:
+    return declared.removesuffix(ITS_SHARD)
+
+
 class UndeclaredEffect(ValueError):
     """A schema key without ``x-reruns``."""
 
@@ -78,10 +86,10 @@ def declared_effects(schema: Mapping[str, Any]) -> list[Effect]:
         if "x-reruns" not in spec:
             undeclared.append(key_name(key))
             continue
-        unknown = [rule for rule in spec["x-reruns"] if rule not in RULE_ORDER]
+        unknown = [rule for rule in spec["x-reruns"] if _rule(rule) not in RULE_ORDER]
         if unknown:
             raise UndeclaredEffect(f"{key_name(key)}: x-reruns names unknown rules {unknown}")
-        rules = tuple(sorted(spec["x-reruns"], key=RULE_ORDER.index))
+        rules = tuple(sorted(spec["x-reruns"], key=lambda rule: RULE_ORDER.index(_rule(rule))))
         effects.append(Effect(key, rules, spec.get("x-reruns-note")))
     if undeclared:
         raise UndeclaredEffect(
@@ -91,17 +99,22 @@ def declared_effects(schema: Mapping[str, Any]) -> list[Effect]:
     return effects
 
 
-SHARD_RULES = ("generate", "preprocess", "predict", "figures")  # one job per shard
+def _scope(declared: str) -> str:
+    if _rule(declared) not in SHARD_RULES:
+        return ""
+    return " of its shard" if declared.endswith(ITS_SHARD) else " of every shard"
 
 
 def _what_runs(effect: Effect) -> str:
-    once = [rule for rule in effect.rules if rule not in SHARD_RULES]
-    per_shard = [rule for rule in effect.rules if rule in SHARD_RULES]
-    parts = [", ".join(once)] if once else []
-    if per_shard:
-        whose = "its shard" if effect.per_prompt else "every shard"
-        parts.append(f"{', '.join(per_shard)} of {whose}")
-    text = "; ".join(parts) or "nothing"
+    """The rules in the order they run, consecutive ones of one scope named together."""
+    groups: list[tuple[str, list[str]]] = []
+    for declared in effect.rules:
+        scope = _scope(declared)
+        if groups and groups[-1][0] == scope:
+            groups[-1][1].append(_rule(declared))
+        else:
+            groups.append((scope, [_rule(declared)]))
+    text = "; ".join(", ".join(rules) + scope for scope, rules in groups) or "nothing"
     return f"{text} — {effect.note}" if effect.note else text
 
 

@@ -80,6 +80,8 @@ def prediction_plan(
                 "output": str(path_of(batch.prompt_id)),
                 "tensors": list(batch.tensor_paths),
                 "safety_flagged": list(batch.safety_flagged or [None] * len(batch.image_ids)),
+                "label": batch.label,
+                "splits": list(batch.splits) if batch.label is not None and batch.splits else None,
             }
             for batch in batches
         ],

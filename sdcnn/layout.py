@@ -52,6 +52,8 @@ class PromptBatch:
     tensor_paths: list[str]
     # each image's safety-checker verdict (sdcnn.safety): None where unknown
     safety_flagged: list[bool | None] | None = None
+    label: str | None = None  # the label the prompt's images are meant to show
+    splits: list[str] | None = None  # each image's "train" or "holdout" (labelled prompts)
 
 
 def shard_batches(

@@ -10,3 +10,13 @@ def image_id(prompt_id: str, index: int) -> str:
 
 def image_ids(prompt_id: str, n_images: int) -> list[str]:
     return [image_id(prompt_id, index) for index in range(n_images)]
+
+
+TRAIN, HOLDOUT = "train", "holdout"
+
+
+def split_of(index: int, holdout_every: int) -> str:
+    """``holdout`` for every ``holdout_every``-th image of a labelled prompt (indices
+    ``holdout_every - 1``, ``2 * holdout_every - 1``, ...), else ``train``: adding images
+    to a prompt never moves an image from one split to the other."""
+    return HOLDOUT if index % holdout_every == holdout_every - 1 else TRAIN

@@ -55,13 +55,35 @@ def shade(probability: float, lowest: float, highest: float) -> str:
     return f"background: rgba(5, 150, 105, {alpha:.3f})"
 
 
-def summary_page(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
-    """The summary table as HTML: each image's top label and every label's probability."""
+def accuracy_note(metrics: Mapping[str, Any] | None) -> str:
+    """A sentence on the classifier's held-out accuracy ("" without labelled images)."""
+    held = (metrics or {}).get("holdout") or {}
+    if not held.get("n_images"):
+        return ""
+    right = round(held["accuracy"] * held["n_images"])
+    return (
+        f"<strong>Held-out accuracy {held['accuracy']:.3f}</strong>: {right} of "
+        f"{held['n_images']} images the classifier never trained on got the label their "
+        "prompt meant. "
+    )
+
+
+RIGHT_MARK = {True: "✓", False: "✗", None: ""}
+
+
+def summary_page(
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    metrics: Mapping[str, Any] | None = None,
+) -> str:
+    """The summary table as HTML: each image's label, split and correctness (labelled
+    prompts), its top label and every label's probability."""
     labels = [column[2:] for column in columns if column.startswith("p_")]
     values = [row[f"p_{label}"] for row in rows for label in labels]
     lowest, highest = min(values, default=0.0), max(values, default=0.0)
     head = "".join(
-        f"<th>{escape(name)}</th>" for name in ("prompt", "image", "top label", "p(top)")
+        f"<th>{escape(name)}</th>"
+        for name in ("prompt", "image", "meant", "split", "top label", "p(top)", "right")
     ) + "".join(f"<th>{escape(label)}</th>" for label in labels)
     lines, previous_prompt = [], None
     for row in rows:
@@ -70,8 +92,11 @@ def summary_page(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> s
         cells = [
             f"<td>{escape(row['prompt_id']) if first else ''}</td>",
             f"<td>{escape(row['image_id'])}</td>",
+            f"<td>{escape(row.get('label') or '')}</td>",
+            f"<td>{escape(row.get('split') or '')}</td>",
             f"<td>{escape(row['top_label'])}</td>",
             f'<td class="num">{row["top_probability"]:.3f}</td>',
+            f"<td>{RIGHT_MARK[row.get('correct')]}</td>",
         ]
         for label in labels:
             value = row[f"p_{label}"]
@@ -84,9 +109,11 @@ def summary_page(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> s
     backends = sorted({f"{row['backend']} on {row['device']}" for row in rows})
     body = (
         "<h1>Predicted probabilities of every image</h1>\n"
-        f'<p class="note">{len(rows)} images; classifier: {escape(", ".join(backends))}. '
-        "The framed cell is each image's top label; the shading runs from the table's lowest "
-        "probability (pale) to its highest (green). "
+        f'<p class="note">{accuracy_note(metrics)}'
+        f'{len(rows)} images; classifier: {escape(", ".join(backends))}. '
+        "<em>meant</em> is the label of the image's prompt (when it has one), ✓ or ✗ whether "
+        "the top label is it. The framed cell is each image's top label; the shading runs "
+        "from the table's lowest probability (pale) to its highest (green). "
         "The same table is <code>results/summary.csv</code> and "
         "<code>results/summary.json</code>.</p>\n"
         f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n"
@@ -98,7 +125,7 @@ def summary_page(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> s
 
 def write_summary_page(summary_json: str | Path, output_path: str | Path) -> None:
     table = json.loads(Path(summary_json).read_text(encoding="utf-8"))
-    html = summary_page(table["columns"], table["rows"])
+    html = summary_page(table["columns"], table["rows"], table.get("metrics"))
     write_bytes_atomic(output_path, html.encode("utf-8"))
 
 

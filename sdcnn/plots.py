@@ -355,3 +355,63 @@ def prompt_summary_line(document: dict[str, Any], sheet_path: str | Path) -> str
         f"top: {counts}; surest {surest['image_id']} {surest['top_label']} "
         f"({surest['top_probability']:.3f}); contact sheet {sheet_path}"
     )
+
+
+# ---- training
+
+
+def training_curve_png(curve: Sequence[dict[str, Any]]) -> bytes:
+    """Loss and accuracies per epoch (train_classifier's curve) as a PNG."""
+    epochs = [point["epoch"] for point in curve]
+    fig = figure(7.0, 3.2)
+    loss_ax = fig.add_axes((0.08, 0.16, 0.38, 0.68))
+    loss_ax.plot(epochs, [point["loss"] for point in curve], color=TEXT_COLOUR, marker=".")
+    loss_ax.set_xlabel("epoch", color=TEXT_COLOUR)
+    loss_ax.set_title("training loss (cross-entropy)", fontsize=9, color=TEXT_COLOUR)
+    accuracy_ax = fig.add_axes((0.58, 0.16, 0.38, 0.68))
+    for key, colour, name in (
+        ("train_accuracy", BAR_COLOUR, "train"),
+        ("holdout_accuracy", TOP_COLOUR, "held out"),
+    ):
+        values = [point[key] for point in curve]
+        if any(value is not None for value in values):
+            accuracy_ax.plot(epochs, values, color=colour, marker=".", label=name)
+    accuracy_ax.set_ylim(0, 1.02)
+    accuracy_ax.set_xlabel("epoch", color=TEXT_COLOUR)
+    accuracy_ax.set_title("accuracy", fontsize=9, color=TEXT_COLOUR)
+    accuracy_ax.legend(fontsize=8, loc="lower right")
+    for ax in (loss_ax, accuracy_ax):
+        ax.spines[["top", "right"]].set_visible(False)
+    last = curve[-1]
+    held = last["holdout_accuracy"]
+    fig.suptitle(
+        f"training: {len(curve)} epochs, final held-out accuracy "
+        f"{'n/a' if held is None else f'{held:.3f}'}",
+        x=0.02, ha="left", fontsize=11, fontweight="bold", color=TEXT_COLOUR,
+    )  # fmt: skip
+    return png_bytes(fig)
+
+
+def confusion_matrix_png(holdout: dict[str, Any]) -> bytes:
+    """The held-out confusion matrix (rows: meant, columns: predicted) as a PNG."""
+    labels = holdout["confusion_matrix"]["labels"]
+    counts = np.array(holdout["confusion_matrix"]["counts"])
+    side = 1.2 + 0.55 * len(labels)
+    fig = figure(side + 1.2, side)
+    ax = fig.add_axes((0.28, 0.22, 0.64, 0.62))
+    ax.imshow(counts, cmap="Greens", vmin=0, vmax=max(1, int(counts.max())))
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted", color=TEXT_COLOUR)
+    ax.set_ylabel("meant (prompt label)", color=TEXT_COLOUR)
+    for (row, column), count in np.ndenumerate(counts):
+        dark = count > counts.max() / 2
+        ax.text(column, row, str(count), ha="center", va="center", fontsize=9,
+                color="white" if dark else TEXT_COLOUR)  # fmt: skip
+    accuracy = holdout["accuracy"]
+    fig.suptitle(
+        f"held-out images: {holdout['n_images']}, accuracy "
+        f"{'n/a' if accuracy is None else f'{accuracy:.3f}'}",
+        x=0.02, ha="left", fontsize=10, fontweight="bold", color=TEXT_COLOUR,
+    )  # fmt: skip
+    return png_bytes(fig)

@@ -16,9 +16,10 @@ Two backends compute them, the same network either way (docs/equivalence.md):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +117,19 @@ def prediction_document(
     backend: str,
     device: str,
     safety_flagged: Sequence[bool | None] | None = None,
+    label: str | None = None,
+    splits: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """``safety_flagged``: each image's safety-checker verdict (sdcnn.safety), None if unknown."""
+    """``safety_flagged``: each image's safety-checker verdict (sdcnn.safety), None if
+    unknown; ``label``: what the prompt's images are meant to show, and ``splits``: each
+    image's "train" or "holdout" (both None for an unlabelled prompt)."""
     if probabilities.shape != (len(image_ids), len(labels)):
         raise StepError(f"probabilities of shape {probabilities.shape} for {len(image_ids)} images")
     verdicts = list(safety_flagged) if safety_flagged is not None else [None] * len(image_ids)
+    split_of = list(splits) if splits is not None and label is not None else [None] * len(image_ids)
     images = []
-    for stem, tensor_path, row, flagged in zip(
-        image_ids, tensor_paths, probabilities, verdicts, strict=True
+    for stem, tensor_path, row, flagged, split in zip(
+        image_ids, tensor_paths, probabilities, verdicts, split_of, strict=True
     ):
         top = int(np.argmax(row))
         images.append(
@@ -132,12 +138,15 @@ def prediction_document(
                 "tensor": str(tensor_path),
                 "tensor_sha256": sha256_file(tensor_path),
                 "safety_flagged": flagged,
+                "label": label,
+                "split": split,
                 "probabilities": {
                     label: round_probability(p)
                     for label, p in zip(labels, row.tolist(), strict=True)
                 },
                 "top_label": labels[top],
                 "top_probability": round_probability(float(row[top])),
+                "correct": None if label is None else labels[top] == label,
             }
         )
     return {
@@ -149,6 +158,22 @@ def prediction_document(
         "weights": {"path": str(weights_path), "sha256": sha256_file(weights_path)},
         "images": images,
     }
+
+
+def with_truth(batches: Sequence[PromptBatch], truth: Mapping[str, Any]) -> list[PromptBatch]:
+    """``batches`` with each prompt's label and each image's split (the predict rule's
+    ``truth`` param: {"labels": {prompt id: label or None}, "holdout_every": k})."""
+    from sdcnn.naming import split_of
+
+    every = truth["holdout_every"]
+    return [
+        dataclasses.replace(
+            batch,
+            label=truth["labels"].get(batch.prompt_id),
+            splits=[split_of(index, every) for index in range(len(batch.image_ids))],
+        )
+        for batch in batches
+    ]
 
 
 def predict_batches_torch(
@@ -185,6 +210,8 @@ def predict_batches_torch(
             backend="torch",
             device=device,
             safety_flagged=batch.safety_flagged,
+            label=batch.label,
+            splits=batch.splits,
         )
         path_of(batch.prompt_id).write_bytes(dumps_json(document).encode("utf-8"))
     log.info(

@@ -23,7 +23,7 @@ import difflib
 import hashlib
 import io
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from sdcnn.configcheck import ConfigError, check_prompt_ids, describe_error
 
 SHEET_DELIMITERS = {".tsv": "\t", ".csv": ","}
 ID_COLUMN = "prompt_id"
+LABEL_COLUMN = "label"
 
 
 # ---- the schema's rules for one prompt
@@ -45,6 +46,8 @@ class ColumnRule:
     kind: str  # "string" or "integer"
     required: bool
     default: Any
+    nullable: bool = False  # None (an empty cell) is allowed
+    choices: frozenset[str] | None = None  # the only values allowed, when set
     pattern: re.Pattern[str] | None = None
     max_length: int | None = None
     minimum: int | None = None
@@ -52,7 +55,7 @@ class ColumnRule:
 
     def parse(self, cell: str) -> Any:
         """The cell's value: integers parsed, an empty optional cell is the default."""
-        if cell == "" and not self.required:
+        if cell == "" and (not self.required or self.nullable):
             return self.default
         if self.kind == "integer":
             try:
@@ -84,9 +87,13 @@ class ColumnRule:
         search = self.pattern.search if self.pattern is not None else None
         longest = self.max_length if self.max_length is not None else 2**63
         for index, value in enumerate(values):
+            if value is None and self.nullable:
+                continue
             if type(value) is not str or len(value) > longest:
                 return index
             if search is not None and search(value) is None:
+                return index
+            if self.choices is not None and value not in self.choices:
                 return index
         return None
 
@@ -100,26 +107,41 @@ class PromptRules:
     item_schema: dict[str, Any]
     id_schema: dict[str, Any]
 
+    labels: tuple[str, ...] | None = None  # classifier.labels, the values a label may take
+
     @classmethod
-    def from_schema(cls, schema: Mapping[str, Any]) -> PromptRules:
+    def from_schema(
+        cls, schema: Mapping[str, Any], labels: Sequence[str] | None = None
+    ) -> PromptRules:
+        """The rules of one prompt; with ``labels``, a prompt's label must be one of them."""
         prompts = schema["properties"]["prompts"]
         item = prompts["additionalProperties"]
         required = set(item.get("required", ()))
-        columns = {
-            name: ColumnRule(
+        columns = {}
+        for name, spec in item["properties"].items():
+            kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
+            columns[name] = ColumnRule(
                 name=name,
-                kind=spec["type"],
+                kind=next(kind for kind in kinds if kind != "null"),
                 required=name in required,
                 default=spec.get("default"),
+                nullable="null" in kinds,
+                choices=frozenset(labels) if name == LABEL_COLUMN and labels else None,
                 pattern=re.compile(spec["pattern"]) if "pattern" in spec else None,
                 max_length=spec.get("maxLength"),
                 minimum=spec.get("minimum"),
                 maximum=spec.get("maximum"),
             )
-            for name, spec in item["properties"].items()
-        }
         id_schema = prompts["propertyNames"]
-        return cls(re.compile(id_schema["pattern"]), columns, item, id_schema)
+        return cls(
+            re.compile(id_schema["pattern"]), columns, item, id_schema,
+            tuple(labels) if labels else None,
+        )  # fmt: skip
+
+    def choice_problem(self, name: str, value: Any) -> str:
+        if name == LABEL_COLUMN and self.labels:
+            return label_problem(value, self.labels)
+        return f"{value!r} is not allowed"
 
     @property
     def sheet_columns(self) -> list[str]:
@@ -133,6 +155,22 @@ class PromptRules:
         if not errors:
             return None
         return describe_error(errors[0]).split(": ", 1)[1]
+
+
+def label_problem(label: Any, labels: Sequence[str]) -> str:
+    guess = difflib.get_close_matches(str(label), list(labels), n=1)
+    hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+    return f"{label!r} is not one of classifier.labels ({', '.join(labels)}){hint}"
+
+
+def check_labels(prompts: Mapping[str, Mapping[str, Any]], labels: Sequence[str]) -> None:
+    """Every prompt's label (where it has one) is one of ``labels``."""
+    for prompt_id, prompt in prompts.items():
+        label = prompt.get(LABEL_COLUMN)
+        if label is not None and label not in labels:
+            raise ConfigError(
+                f"config key prompts.{prompt_id}.label: {label_problem(label, labels)}"
+            )
 
 
 # ---- sheets
@@ -262,7 +300,7 @@ def parse_prompt_sheet(path: str, text: str, rules: PromptRules) -> dict[str, di
             if name == ID_COLUMN
             else rules.item_schema["properties"][name]
         )
-        problem = rules.problem(value, schema) or f"{value!r} is not allowed"
+        problem = rules.problem(value, schema) or rules.choice_problem(name, value)
         raise SheetError(f"{_where(path, rows[bad], name)}: {problem}")
     names = list(rules.columns)
     rows_of_values = zip(*columns.values(), strict=True)
@@ -312,6 +350,27 @@ def load_prompts(prompts: Any, rules: PromptRules) -> dict[str, dict[str, Any]]:
     """The config's ``prompts``: the validated mapping itself, or the prompts of its sheet."""
     if isinstance(prompts, str):
         return read_prompt_sheet(prompts, rules)
+    return prompts
+
+
+WEIGHTS_TRAINED, WEIGHTS_GLOROT = "trained", "glorot"
+
+
+def checked_prompts(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The prompts of a validated config (its mapping, or its sheet's rows), with their
+    labels checked against ``classifier.labels``, and trained weights checked to have
+    labelled prompts to learn from.  Raises ``ConfigError``."""
+    labels = config["classifier"]["labels"]
+    prompts = load_prompts(config["prompts"], PromptRules.from_schema(schema, labels))
+    check_labels(prompts, labels)
+    if config["classifier"]["weights"] == WEIGHTS_TRAINED and not any(
+        prompt.get(LABEL_COLUMN) is not None for prompt in prompts.values()
+    ):
+        raise ConfigError(
+            "config key classifier.weights: trained needs labelled prompts to train on, and "
+            "none has a label (prompts.<id>.label, or a sheet's label column); label some, "
+            "or use glorot or a weights file"
+        )
     return prompts
 
 

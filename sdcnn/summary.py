@@ -15,8 +15,11 @@ from sdcnn.step import StepError
 FIXED_COLUMNS = (
     "prompt_id",
     "image_id",
+    "label",
+    "split",
     "top_label",
     "top_probability",
+    "correct",
     "backend",
     "device",
     "safety_flagged",
@@ -59,8 +62,11 @@ def summary_rows(documents: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             row = {
                 "prompt_id": document["prompt_id"],
                 "image_id": image["image_id"],
+                "label": image.get("label"),
+                "split": image.get("split"),
                 "top_label": image["top_label"],
                 "top_probability": image["top_probability"],
+                "correct": image.get("correct"),
                 "backend": document["backend"],
                 "device": document["device"],
                 "safety_flagged": image.get("safety_flagged"),
@@ -88,10 +94,39 @@ def write_summary(
     csv_path: str,
     json_path: str,
     prompt_order: Sequence[str] | None = None,
-) -> None:
+) -> dict[str, Any]:
+    """Write the table as CSV and JSON; returns its metrics (see ``split_metrics``)."""
     documents = read_predictions(prediction_outputs, prompt_order)
     labels = documents[0]["labels"] if documents else []
     columns = [*FIXED_COLUMNS, *(f"p_{label}" for label in labels)]
     rows = summary_rows(documents)
+    metrics = split_metrics(rows, labels)
     write_bytes_atomic(csv_path, csv_text(rows, columns).encode("utf-8"))
-    write_json_atomic(json_path, {"columns": columns, "rows": rows})
+    write_json_atomic(json_path, {"columns": columns, "rows": rows, "metrics": metrics})
+    return metrics
+
+
+def accuracy_line(metrics: dict[str, Any]) -> str | None:
+    """"held-out accuracy 0.958 (23 of 24 images right)", or None without labelled images."""
+    held = metrics["holdout"]
+    if not held["n_images"]:
+        return None
+    right = round(held["accuracy"] * held["n_images"])
+    return (
+        f"held-out accuracy {held['accuracy']:.3f} ({right} of {held['n_images']} images "
+        "right)"
+    )
+
+
+def split_metrics(rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[str, Any]:
+    """The classifier on the labelled images, per split ("holdout", "train"), from the
+    predictions themselves: what the summary and the report's landing page say."""
+    from sdcnn.metrics import classification_metrics
+
+    metrics = {}
+    for split in ("holdout", "train"):
+        chosen = [row for row in rows if row["split"] == split]
+        metrics[split] = classification_metrics(
+            [row["label"] for row in chosen], [row["top_label"] for row in chosen], labels
+        )
+    return metrics

@@ -59,7 +59,8 @@ def test_predict_command_is_an_argument_list_and_the_plan_holds_the_rest() -> No
     batches = [
         PromptBatch("city", ["city_000", "city_001"],
                     ["results/tensors/s/city/city_000.npy", "results/tensors/s/city/city_001.npy"]),
-        PromptBatch("bike", ["bike_000"], ["results/tensors/s/bike/bike_000.npy"], [True]),
+        PromptBatch("bike", ["bike_000"], ["results/tensors/s/bike/bike_000.npy"], [True],
+                    "ship", ["train"]),
     ]  # fmt: skip
     plan = prediction_plan(
         batches=batches,
@@ -77,10 +78,10 @@ def test_predict_command_is_an_argument_list_and_the_plan_holds_the_rest() -> No
             {"prompt_id": "city", "output": "results/predictions/.s.tmp/city.json",
              "tensors": ["results/tensors/s/city/city_000.npy",
                          "results/tensors/s/city/city_001.npy"],
-             "safety_flagged": [None, None]},
+             "safety_flagged": [None, None], "label": None, "splits": None},
             {"prompt_id": "bike", "output": "results/predictions/.s.tmp/bike.json",
              "tensors": ["results/tensors/s/bike/bike_000.npy"],
-             "safety_flagged": [True]},
+             "safety_flagged": [True], "label": "ship", "splits": ["train"]},
         ],
     }  # fmt: skip
 

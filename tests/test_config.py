@@ -45,11 +45,13 @@ def test_default_config_is_valid_and_reproduces_the_seed_project() -> None:
 
 def test_defaults_are_filled_in() -> None:
     config = check_config({"prompts": {"p": {"text": "x"}}}, SCHEMA_PATH)
-    assert config["prompts"]["p"] == {"text": "x", "negative_prompt": "", "n_images": 1}
+    assert config["prompts"]["p"] == {
+        "text": "x", "negative_prompt": "", "n_images": 1, "label": None
+    }
     assert config["generation"]["steps"] == 25
     assert config["classifier"]["backend"] == "torch"
     assert config["preprocess"]["interpolation"] == "auto"
-    assert config["classifier"]["weights"] is None
+    assert config["classifier"]["weights"] is None  # null: glorot
 
 
 def test_defaults_are_not_shared_between_configs() -> None:
@@ -323,8 +325,10 @@ def test_nested_command_line_strings_become_what_the_schema_wants() -> None:
     config = coerced(SMALL_CONFIG, given)
     assert config["generation"]["steps"] == 5 and config["generation"]["guidance_scale"] == 4.5
     assert config["generation"]["compile"] is True and config["generation"]["gpu"] == 1
-    assert config["classifier"]["weights"] is None and config["shards"] is None
-    assert config["prompts"]["new"] == {"text": "123", "n_images": 2, "negative_prompt": ""}
+    assert config["classifier"]["weights"] is None  # null: glorot and config["shards"] is None
+    assert config["prompts"]["new"] == {
+        "text": "123", "n_images": 2, "negative_prompt": "", "label": None
+    }
     assert config["prompts"]["city"]["n_images"] == 3  # merged, not replaced
 
 

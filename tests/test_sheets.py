@@ -37,9 +37,10 @@ def test_a_sheet_gives_the_mapping_with_defaults(tmp_path: Path) -> None:
         "harbor\tA quiet harbor, watercolor\tblurry\t\n",
     )
     assert read_prompt_sheet(path, RULES) == {
-        "city": {"text": "A futuristic city at sunset", "negative_prompt": "", "n_images": 3},
+        "city": {"text": "A futuristic city at sunset", "negative_prompt": "", "n_images": 3,
+                 "label": None},
         "harbor": {"text": "A quiet harbor, watercolor", "negative_prompt": "blurry",
-                   "n_images": 1},
+                   "n_images": 1, "label": None},
     }  # fmt: skip
 
 

@@ -400,6 +400,8 @@ function prediction_document(;
     probabilities::AbstractMatrix{<:Real},
     device::AbstractString,
     safety_flagged::AbstractVector = fill(nothing, length(tensor_paths)),
+    label::Union{Nothing, AbstractString} = nothing,
+    splits::Union{Nothing, AbstractVector} = nothing,
 )
     if size(probabilities) != (length(labels), length(tensor_paths))
         error(
@@ -415,9 +417,12 @@ function prediction_document(;
             tensor = String(tensor_path),
             tensor_sha256 = sha256_file(tensor_path),
             safety_flagged = safety_flagged[index],
+            label = isnothing(label) ? nothing : String(label),
+            split = isnothing(label) || isnothing(splits) ? nothing : String(splits[index]),
             probabilities = NamedTuple{label_keys}(Tuple(round_probability.(column))),
             top_label = String(labels[top]),
             top_probability = round_probability(column[top]),
+            correct = isnothing(label) ? nothing : labels[top] == label,
         )
     end
     return (
@@ -500,14 +505,18 @@ const PLAN_SCHEMA = "sdcnn-predict-plan/1"
     PromptJob
 
 One prompt's batch in a [`Plan`](@ref): its id (recorded in the JSON), where its prediction
-JSON goes, its `.npy` tensors in image order, and the model's safety-checker verdict on
-each image (`nothing` where the pipeline had no checker), copied into the JSON.
+JSON goes, its `.npy` tensors in image order, the model's safety-checker verdict on each
+image (`nothing` where the pipeline had no checker), and, for a labelled prompt, its label
+and each image's split: all copied into the JSON, which also says whether the top label is
+the label.
 """
 struct PromptJob
     prompt_id::String
     output::String
     tensors::Vector{String}
     safety_flagged::Vector{Union{Nothing, Bool}} # each image's safety-checker verdict
+    label::Union{Nothing, String}                # the label its images are meant to show
+    splits::Union{Nothing, Vector{String}}       # each image's "train" or "holdout"
 end
 
 """
@@ -587,11 +596,22 @@ function read_plan(path::AbstractString)
     jobs = map(plan_value(plan, :prompts, AbstractVector, path)) do job
         job isa AbstractDict || throw(InputError("plan $path: a prompt is not an object"))
         tensors = plan_strings(job, :tensors, path)
+        label = plan_value(job, :label, Union{Nothing, AbstractString}, path)
+        splits = isnothing(get(job, :splits, nothing)) ?
+            nothing :
+            plan_strings(job, :splits, path)
+        if !isnothing(splits) && length(splits) != length(tensors)
+            throw(InputError(
+                "plan $path: $(length(splits)) splits for $(length(tensors)) tensors",
+            ))
+        end
         return PromptJob(
             plan_value(job, :prompt_id, AbstractString, path),
             plan_value(job, :output, AbstractString, path),
             tensors,
             plan_verdicts(job, length(tensors), path),
+            isnothing(label) ? nothing : String(label),
+            splits,
         )
     end
     isempty(jobs) && throw(InputError("plan $path: no prompts"))
@@ -627,6 +647,8 @@ function predict_plan(plan::Plan)
             probabilities = predict(model, batch, device),
             device = device,
             safety_flagged = job.safety_flagged,
+            label = job.label,
+            splits = job.splits,
         )
         write_json_atomic(job.output, document)
         @info "$(job.prompt_id): $(size(batch, 4)) images predicted with flux on $device"

@@ -1,0 +1,239 @@
+"""Training the seed's CNN on the labelled prompts' images: the train_classifier step.
+
+Each labelled prompt's images are split by image index: every ``holdout_every``-th image
+(indices ``holdout_every - 1``, ``2 * holdout_every - 1``, ...) is held out, the others
+are trained on, so adding images to a prompt never moves an image from one split to the
+other.  The network is the contract's (docs/equivalence.md): its parameters *are* the
+weights file's tensors (convolution kernels, applied flipped by ``conv2d``), initialised
+as ``init_weights`` does (Glorot-uniform, Flux's default), trained with Adam on the
+cross-entropy of the logits, seeded and in a fixed order, with deterministic algorithms:
+on a CPU the same thread count gives the same bytes.  The result is written in the
+contract's format, so both backends read it.
+
+It writes the weights, the per-epoch curve (loss, train and held-out accuracy) and the
+held-out metrics (accuracy, per-label precision and recall, the confusion matrix) as JSON,
+and both as pictures.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdcnn.layout import ShardLayout
+from sdcnn.metrics import classification_metrics
+from sdcnn.naming import HOLDOUT, TRAIN, image_ids, split_of
+from sdcnn.step import StepError
+from sdcnn.weights import CNNWeights, init_weights
+
+log = logging.getLogger(__name__)
+
+METRICS_SCHEMA = "sdcnn-training/1"
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The config's ``training``: everything that decides the trained weights' bytes."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+    holdout_every: int
+    threads: int
+
+    @classmethod
+    def from_config(cls, training: Mapping[str, Any]) -> TrainingSettings:
+        return cls(**{name: training[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    tensors: np.ndarray  # float32 NCHW
+    labels: np.ndarray  # int64 label indices
+    image_ids: list[str]
+
+
+def labelled_images(
+    tensor_dirs: Mapping[str, str | Path],
+    prompts: Sequence[Mapping[str, Any]],
+    labels: Sequence[str],
+    layout: ShardLayout,
+    holdout_every: int,
+) -> dict[str, LabelledImages]:
+    """The train and held-out images of ``prompts`` (each: prompt_id, label, n_images,
+    shard), from their shards' tensor folders (``tensor_dirs``: shard -> folder)."""
+    from sdcnn.prediction import load_tensor
+
+    parts: dict[str, tuple[list[np.ndarray], list[int], list[str]]] = {
+        TRAIN: ([], [], []),
+        HOLDOUT: ([], [], []),
+    }
+    for prompt in prompts:
+        folder = layout.folder(tensor_dirs[prompt["shard"]], prompt["prompt_id"])
+        for index, stem in enumerate(image_ids(prompt["prompt_id"], prompt["n_images"])):
+            tensors, targets, ids = parts[split_of(index, holdout_every)]
+            tensors.append(load_tensor(folder / f"{stem}.npy"))
+            targets.append(labels.index(prompt["label"]))
+            ids.append(stem)
+    if not parts[TRAIN][0]:
+        raise StepError(
+            "training: no image to train on (label some prompts, and give them more "
+            "than training.holdout_every - 1 images)"
+        )
+    return {
+        split: LabelledImages(
+            np.stack(tensors) if tensors else np.zeros((0, 0, 0, 0), np.float32),
+            np.array(targets, dtype=np.int64),
+            ids,
+        )
+        for split, (tensors, targets, ids) in parts.items()
+    }
+
+
+def trainable(weights: CNNWeights) -> Any:
+    """The contract's network with its weights file's tensors as parameters."""
+    import torch
+    import torch.nn.functional as F
+
+    class TrainableCNN(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tensors = torch.nn.ParameterDict(
+                {
+                    name.replace(".", "_"): torch.nn.Parameter(torch.from_numpy(array.copy()))
+                    for name, array in weights.tensors.items()
+                }
+            )
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            """Logits; ``conv2d`` correlates, so the convolution kernels are flipped."""
+            t = self.tensors
+            hidden = F.conv2d(images, t["conv1_weight"].flip(-1, -2), t["conv1_bias"], padding=1)
+            hidden = F.max_pool2d(F.relu(hidden), 2)
+            hidden = F.conv2d(hidden, t["conv2_weight"].flip(-1, -2), t["conv2_bias"], padding=1)
+            hidden = F.max_pool2d(F.relu(hidden), 2)
+            return F.linear(hidden.flatten(1), t["dense_weight"], t["dense_bias"])
+
+        def weights(self, labels: Sequence[str]) -> CNNWeights:
+            tensors = {
+                name: self.tensors[name.replace(".", "_")].detach().numpy().copy()
+                for name in weights.tensors
+            }
+            return CNNWeights(tensors, list(labels))
+
+    return TrainableCNN()
+
+
+def accuracy(model: Any, images: LabelledImages) -> float | None:
+    predicted = predictions(model, images)
+    return None if predicted is None else float((predicted == images.labels).mean())
+
+
+def predictions(model: Any, images: LabelledImages, chunk: int = 64) -> np.ndarray | None:
+    import torch
+
+    if not len(images.labels):
+        return None
+    with torch.inference_mode():
+        logits = [
+            model(torch.from_numpy(images.tensors[start : start + chunk]))
+            for start in range(0, len(images.labels), chunk)
+        ]
+    return torch.cat(logits).argmax(dim=1).numpy()
+
+
+def train(
+    data: Mapping[str, LabelledImages], labels: Sequence[str], settings: TrainingSettings
+) -> tuple[CNNWeights, list[dict[str, Any]]]:
+    """Train from the Glorot start of ``settings.seed``; the weights and the curve."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(settings.threads)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(settings.seed)
+    order = np.random.default_rng(settings.seed)
+    train_set = data[TRAIN]
+    channels, size = train_set.tensors.shape[1], train_set.tensors.shape[2]
+    model = trainable(init_weights(settings.seed, channels, size, len(labels)))
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    images = torch.from_numpy(train_set.tensors)
+    targets = torch.from_numpy(train_set.labels)
+    curve = []
+    for epoch in range(1, settings.epochs + 1):
+        started = time.perf_counter()
+        permutation = torch.from_numpy(order.permutation(len(targets)))
+        total = 0.0
+        for start in range(0, len(targets), settings.batch_size):
+            batch = permutation[start : start + settings.batch_size]
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(images[batch]), targets[batch], reduction="sum")
+            (loss / len(batch)).backward()
+            optimizer.step()
+            total += float(loss)
+        point = {
+            "epoch": epoch,
+            "loss": total / len(targets),
+            "train_accuracy": accuracy(model, train_set),
+            "holdout_accuracy": accuracy(model, data[HOLDOUT]),
+        }
+        curve.append(point)
+        log.info(
+            "epoch %d/%d: loss %.4f, train accuracy %.3f, held-out accuracy %s (%.1f s)",
+            epoch, settings.epochs, point["loss"], point["train_accuracy"],
+            "n/a" if point["holdout_accuracy"] is None else f"{point['holdout_accuracy']:.3f}",
+            time.perf_counter() - started,
+        )  # fmt: skip
+    return model.weights(labels), curve
+
+
+def train_classifier(
+    *,
+    tensor_dirs: Mapping[str, str | Path],
+    prompts: Sequence[Mapping[str, Any]],
+    labels: Sequence[str],
+    layout: ShardLayout,
+    settings: TrainingSettings,
+    weights_path: str | Path,
+    metrics_path: str | Path,
+    curve_path: str | Path,
+    confusion_path: str | Path,
+) -> dict[str, Any]:
+    """The train_classifier step end to end; returns the metrics document it wrote."""
+    from sdcnn.fileio import write_bytes_atomic, write_json_atomic
+    from sdcnn.plots import confusion_matrix_png, training_curve_png
+    from sdcnn.weights import save_weights
+
+    data = labelled_images(tensor_dirs, prompts, labels, layout, settings.holdout_every)
+    log.info(
+        "training on %d images, %d held out, %d labels: %s",
+        len(data[TRAIN].labels), len(data[HOLDOUT].labels), len(labels), ", ".join(labels),
+    )  # fmt: skip
+    weights, curve = train(data, labels, settings)
+    model = trainable(weights)
+    held_out = data[HOLDOUT]
+    predicted = predictions(model, held_out)
+    metrics = {
+        "schema": METRICS_SCHEMA,
+        "settings": asdict(settings),
+        "labels": list(labels),
+        "n_train": len(data[TRAIN].labels),
+        "holdout": classification_metrics(
+            [labels[i] for i in held_out.labels],
+            [] if predicted is None else [labels[i] for i in predicted],
+            labels,
+        ),
+        "curve": curve,
+    }
+    save_weights(weights_path, weights)
+    write_json_atomic(metrics_path, metrics)
+    write_bytes_atomic(curve_path, training_curve_png(curve))
+    write_bytes_atomic(confusion_path, confusion_matrix_png(metrics["holdout"]))
+    return metrics
