@@ -51,7 +51,7 @@ def test_defaults_are_filled_in() -> None:
     assert config["generation"]["steps"] == 25
     assert config["classifier"]["backend"] == "torch"
     assert config["preprocess"]["interpolation"] == "auto"
-    assert config["classifier"]["weights"] is None  # null: glorot
+    assert config["classifier"]["weights"] == "glorot"
 
 
 def test_defaults_are_not_shared_between_configs() -> None:
@@ -325,7 +325,7 @@ def test_nested_command_line_strings_become_what_the_schema_wants() -> None:
     config = coerced(SMALL_CONFIG, given)
     assert config["generation"]["steps"] == 5 and config["generation"]["guidance_scale"] == 4.5
     assert config["generation"]["compile"] is True and config["generation"]["gpu"] == 1
-    assert config["classifier"]["weights"] is None  # null: glorot and config["shards"] is None
+    assert config["classifier"]["weights"] is None and config["shards"] is None  # null: glorot
     assert config["prompts"]["new"] == {
         "text": "123", "n_images": 2, "negative_prompt": "", "label": None
     }
