@@ -186,6 +186,8 @@ def generation_settings():
 def model_params():
     # model.allow_download is left out on purpose: it decides whether a model may be
     # fetched, never what it draws (the generate script reads it from the config).
+    if MODEL["source"] == "demo":
+        return {"source": "demo", "demo_seed": MODEL["demo_seed"]}
     return {"source": MODEL["source"]}
 
 

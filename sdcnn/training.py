@@ -157,7 +157,20 @@ def train(
     import torch.nn.functional as F
 
     torch.set_num_threads(settings.threads)
+    deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
+    try:
+        return _train(data, labels, settings)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(
+    data: Mapping[str, LabelledImages], labels: Sequence[str], settings: TrainingSettings
+) -> tuple[CNNWeights, list[dict[str, Any]]]:
+    import torch
+    import torch.nn.functional as F
+
     torch.manual_seed(settings.seed)
     order = np.random.default_rng(settings.seed)
     train_set = data[TRAIN]
@@ -177,7 +190,7 @@ def train(
             loss = F.cross_entropy(model(images[batch]), targets[batch], reduction="sum")
             (loss / len(batch)).backward()
             optimizer.step()
-            total += float(loss)
+            total += float(loss.detach())
         point = {
             "epoch": epoch,
             "loss": total / len(targets),

@@ -30,16 +30,19 @@ __all__ = ["REPO", "WORKFLOW_PARTS", "copy_workflow", "write_config"]
 # two prompts (one with a negative prompt), several images, shrinking resize.
 SMALL_CONFIG: dict[str, Any] = {
     "prompts": {
-        "city": {"text": "A futuristic city at sunset", "n_images": 3},
+        "city": {"text": "A futuristic city at sunset", "n_images": 3, "label": "ship"},
         "harbor": {
             "text": "A quiet fishing harbor at dawn, watercolor",
             "negative_prompt": "blurry",
             "n_images": 2,
+            "label": "dog",
         },
     },
     "generation": {"steps": 2, "height": 64, "width": 64, "base_seed": 7},
     "preprocess": {"size": 32},
-    "classifier": {"labels": ["cat", "dog", "ship"], "weights_seed": 3},
+    # trained on the two prompts' images, as the default config is (in 2 quick epochs)
+    "classifier": {"labels": ["cat", "dog", "ship"], "weights": "trained", "weights_seed": 3},
+    "training": {"epochs": 2, "batch_size": 2, "holdout_every": 3},
 }
 
 
@@ -101,15 +104,16 @@ def sheet_rows() -> list[dict[str, Any]]:
     ]
     rows += [
         {"prompt_id": f"p{i:02d}", "text": f"a picture number {i}", "negative_prompt": "",
-         "n_images": 1}
+         "n_images": 1, "label": None}
         for i in range(SHEET_PROMPTS - len(rows))
     ]  # fmt: skip
     return rows
 
 
 def write_sheet(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    columns = ["prompt_id", "text", "negative_prompt", "n_images"]
-    lines = ["\t".join(columns)] + ["\t".join(str(row[c]) for c in columns) for row in rows]
+    columns = ["prompt_id", "text", "negative_prompt", "n_images", "label"]
+    lines = ["\t".join(columns)]
+    lines += ["\t".join("" if row[c] is None else str(row[c]) for c in columns) for row in rows]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

@@ -62,7 +62,7 @@ def test_tensors_are_float32_in_unit_range(small_run: Path) -> None:
 
 
 def test_predictions_per_prompt(small_run: Path) -> None:
-    weights = small_run / "results" / "weights" / "cnn.safetensors"
+    weights = small_run / "results" / "weights" / "trained.safetensors"
     for prompt_id in PROMPTS:
         path = small_run / "results" / "predictions" / f"{prompt_id}.json"
         document = json.loads(path.read_text())
@@ -89,9 +89,17 @@ def test_summary_covers_every_image(small_run: Path) -> None:
     expected = [stem for prompt_id in PROMPTS for stem in stems(prompt_id)]
     assert [row["image_id"] for row in rows] == expected
     assert list(rows[0]) == [
-        "prompt_id", "image_id", "top_label", "top_probability", "backend", "device",
-        *(f"p_{label}" for label in LABELS),
+        "prompt_id", "image_id", "label", "split", "top_label", "top_probability", "correct",
+        "backend", "device", "safety_flagged", *(f"p_{label}" for label in LABELS),
     ]  # fmt: skip
+    holdout_every = SMALL_CONFIG["training"]["holdout_every"]
+    for row in rows:
+        prompt_id = row["prompt_id"]
+        index = int(row["image_id"].rsplit("_", 1)[1])
+        assert row["label"] == PROMPTS[prompt_id]["label"], row
+        expected_split = "holdout" if index % holdout_every == holdout_every - 1 else "train"
+        assert row["split"] == expected_split, row
+        assert row["correct"] == str(row["top_label"] == row["label"]).lower(), row
     summary = json.loads((small_run / "results" / "summary.json").read_text())
     assert [row["image_id"] for row in summary["rows"]] == expected
     assert summary["columns"] == list(rows[0])

@@ -168,8 +168,8 @@ def other_value(spec: dict[str, Any], value: Any) -> Any:
 def use_an_equivalent_sheet(workdir: Path, config: dict[str, Any]) -> None:
     """The same prompts as a prompt sheet: the sheet's content decides, not its form."""
     prompts = check_config(copy.deepcopy(config), REPO / "config" / "schema.yaml")["prompts"]
-    lines = ["prompt_id\ttext\tnegative_prompt\tn_images"]
-    lines += [f"{pid}\t{p['text']}\t{p['negative_prompt']}\t{p['n_images']}"
+    lines = ["prompt_id\ttext\tnegative_prompt\tn_images\tlabel"]
+    lines += [f"{pid}\t{p['text']}\t{p['negative_prompt']}\t{p['n_images']}\t{p['label'] or ''}"
               for pid, p in prompts.items()]  # fmt: skip
     (workdir / "prompts.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     config["prompts"] = "prompts.tsv"
@@ -183,8 +183,16 @@ def copy_of_the_demo_model(workdir: Path, config: dict[str, Any]) -> None:
 
 
 def copy_of_the_weights(workdir: Path, config: dict[str, Any]) -> None:
-    shutil.copy(workdir / "results/weights/cnn.safetensors", workdir / "my-weights.safetensors")
+    shutil.copy(workdir / "results/weights/trained.safetensors", workdir / "my-weights.safetensors")
     config["classifier"]["weights"] = "my-weights.safetensors"
+
+
+def renamed_labels(workdir: Path, config: dict[str, Any]) -> None:
+    """Other names, as many (x-reruns-note), and the prompts' labels renamed with them."""
+    names = dict(zip(config["classifier"]["labels"], ["a", "b", "c"], strict=True))
+    config["classifier"]["labels"] = list(names.values())
+    for prompt in config["prompts"].values():
+        prompt["label"] = names[prompt["label"]]
 
 
 # keys whose new value needs more than the schema can say
@@ -192,10 +200,11 @@ SPECIAL_CHANGES: dict[str, Callable[[Path, dict[str, Any]], None]] = {
     "prompts": use_an_equivalent_sheet,
     "model.source": copy_of_the_demo_model,
     "classifier.weights": copy_of_the_weights,
+    "classifier.labels": renamed_labels,
 }
 SPECIAL_VALUES = {
-    "classifier.labels": ["a", "b", "c"],  # other names, as many (x-reruns-note)
     "classifier.backend": "auto",  # torch here: flux needs julia (tests/test_backend.py)
+    "prompts.*.label": "cat",  # another of classifier.labels
 }
 
 
