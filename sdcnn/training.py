@@ -154,7 +154,6 @@ def train(
 ) -> tuple[CNNWeights, list[dict[str, Any]]]:
     """Train from the Glorot start of ``settings.seed``; the weights and the curve."""
     import torch
-    import torch.nn.functional as F
 
     torch.set_num_threads(settings.threads)
     deterministic = torch.are_deterministic_algorithms_enabled()
