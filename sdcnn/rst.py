@@ -50,7 +50,19 @@ def rst_literal(value: object) -> str:
     return f":literal:`{rst_text(text)}`" if text else ""
 
 
-JINJA_FILTERS = {"rst": rst_text, "rst_literal": rst_literal}
+def json_file(path: object) -> object:
+    """The JSON document at ``path`` (relative to the working directory), None if there is
+    none: how the report's landing page reads results, e.g. the held-out accuracy."""
+    import json
+    from pathlib import Path
+
+    try:
+        return json.loads(Path(str(path)).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+JINJA_FILTERS = {"rst": rst_text, "rst_literal": rst_literal, "json_file": json_file}
 
 
 def register_jinja_filters() -> None:

@@ -48,7 +48,12 @@ def expected_pictures() -> dict[str, str]:
     return pictures
 
 
-PAGES = {"results/summary.html": "Summary", "results/run_info.html": "Run info"}
+PAGES = {
+    "results/summary.html": "Summary",
+    "results/run_info.html": "Run info",
+    "results/training/curve.png": "Training",
+    "results/training/confusion_matrix.png": "Training",
+}
 DOWNLOADS = {"results/summary.csv": "Summary"}
 
 
@@ -90,6 +95,7 @@ def test_report_embeds_every_picture_page_and_table(small_run: Path, report: Pat
         "Probabilities",
         "Run info",
         "Summary",
+        "Training",
     ]
     assert sorted(categories["Images"]) == sorted(PROMPTS)
     for prompt_id in PROMPTS:
@@ -107,7 +113,7 @@ def test_labels_pair_each_image_with_its_preprocessed_version(report: Path) -> N
     assert results["results/contact_sheets/city.png"]["labels"] == {"prompt": "city"}
 
 
-def test_captions_say_what_each_item_is(report: Path) -> None:
+def test_captions_say_what_each_item_is(small_run: Path, report: Path) -> None:
     html = report.read_text(encoding="utf-8")
     results = embedded(html, "results")
     harbor = PROMPTS["harbor"]
@@ -122,7 +128,11 @@ def test_captions_say_what_each_item_is(report: Path) -> None:
     description = json.loads(re.search(r"var workflow_desc = (.*?);\n", html).group(1))
     for prompt in PROMPTS.values():
         assert prompt["text"] in description
-    assert "coloured noise" in description  # the demo model is said to be one
+    assert "the built-in demo" in description  # the demo model is said to be one
+    summary = json.loads((small_run / "results" / "summary.json").read_text())
+    held = summary["metrics"]["holdout"]
+    assert held["n_images"] == 1  # city_002: every 3rd image of a labelled prompt
+    assert f"Held-out accuracy {held['accuracy']:.3f}" in description, description[:800]
 
 
 def test_run_info_page_agrees_with_the_manifest(small_run: Path) -> None:
