@@ -84,8 +84,9 @@ def test_summary_files_agree_with_the_documents_to_the_last_digit(tmp_path: Path
     table = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
     columns = [*FIXED_COLUMNS, *(f"p_{label}" for label in LABELS)]
     assert table == {"columns": columns, "rows": summary_rows(DOCUMENTS)}
-    text = (tmp_path / "summary.csv").read_text(encoding="utf-8")
-    assert text.endswith("\n") and "\r" not in text, "CSV lines must end with a bare newline"
+    raw = (tmp_path / "summary.csv").read_bytes()
+    assert raw.endswith(b"\n") and b"\r" not in raw, "CSV lines must end with a bare newline"
+    text = raw.decode("utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert text.splitlines()[0] == ",".join(columns), f"CSV header {text.splitlines()[0]!r}"
     for row, expected in zip(rows, table["rows"], strict=True):
@@ -95,6 +96,13 @@ def test_summary_files_agree_with_the_documents_to_the_last_digit(tmp_path: Path
             got = float(value) if isinstance(want, float) else value
             assert got == want, f"CSV {expected['image_id']} {column}: {value!r}, JSON {want!r}"
     assert len(rows) == 3
+
+
+def test_one_prediction_file_makes_a_summary(tmp_path: Path) -> None:
+    paths = write_documents(tmp_path, DOCUMENTS[:1])
+    write_summary(paths, str(tmp_path / "s.csv"), str(tmp_path / "s.json"))
+    table = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
+    assert table["rows"] == summary_rows(DOCUMENTS[:1]) and len(table["rows"]) == 2
 
 
 def test_no_predictions_give_the_fixed_columns_only(tmp_path: Path) -> None:
@@ -188,7 +196,11 @@ def test_write_manifest_writes_the_document(
     make_outputs(tmp_path)
     predictions = write_documents(tmp_path, DOCUMENTS[:1])
     outputs = ["results/summary.csv"]
-    write_manifest("results/manifest.json", outputs, [str(p) for p in predictions], "1" * 64)
+    stamp = tmp_path / "instantiated.txt"
+    stamp.write_text("julia 1.11.2\n", encoding="utf-8")
+    write_manifest("results/manifest.json", outputs, [str(p) for p in predictions], "1" * 64,
+                   julia_stamp=stamp, snakemake_version="9.9.9")  # fmt: skip
     written = json.loads(Path("results/manifest.json").read_text(encoding="utf-8"))
-    assert written == manifest_document(outputs, predictions, "1" * 64)
+    assert written == manifest_document(outputs, predictions, "1" * 64, stamp, "9.9.9")
+    assert (written["versions"]["julia"], written["versions"]["snakemake"]) == ("1.11.2", "9.9.9")
     assert Path("results/manifest.json").read_text(encoding="utf-8").endswith("}\n")

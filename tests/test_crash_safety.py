@@ -36,7 +36,7 @@ def kill_mid_write(kind: str, target: Path, setup: Path) -> tuple[Path, int, int
     child = subprocess.Popen(
         [sys.executable, str(Path(crash_writer.__file__)), kind, str(target), str(setup),
          str(write_fd)],
-        pass_fds=(write_fd,), cwd=setup, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        pass_fds=(write_fd,), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"},
     )  # fmt: skip
     os.close(write_fd)

@@ -258,6 +258,7 @@ def test_cubic_and_lanczos_ring_at_an_edge_where_the_others_cannot(mode: str) ->
         (96, 40, 32, "area"),
         (16, 16, 32, "cubic"),  # enlarging
         (64, 24, 32, "cubic"),  # one side grows: not shrinking
+        (64, 32, 32, "cubic"),  # one side keeps its size: not shrinking
         (37, 37, 37, "cubic"),  # the same size
     ],
 )

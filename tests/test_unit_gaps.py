@@ -21,10 +21,18 @@ from PIL import Image
 from safetensors.numpy import save_file
 
 from sdcnn import imagestore
-from sdcnn.configcheck import ConfigError, check_config_file, refuse_duplicate_keys, validate_config
+from sdcnn.configcheck import (
+    ConfigError,
+    _unique,
+    check_config_file,
+    check_prompt_ids,
+    refuse_duplicate_keys,
+    validate_config,
+)
 from sdcnn.fileio import dumps_json, remove_stale_temporaries
-from sdcnn.imagestore import ImageStore, folder_fingerprint, key_digest
+from sdcnn.imagestore import ImageStore, folder_fingerprint, key_digest, store_from_config
 from sdcnn.naming import image_id, image_ids
+from sdcnn.preprocessing import preprocess_prompt
 from sdcnn.seeds import image_seed
 from sdcnn.step import StepError
 from sdcnn.weights import CNNWeights, init_weights, load_weights, read_header, save_weights
@@ -67,7 +75,53 @@ def test_image_ids_are_the_prompt_and_a_three_digit_index() -> None:
     assert image_ids("x", 0) == []
 
 
+# ---- preprocessing: colour previews, threads
+
+
+def write_pngs(folder: Path, count: int) -> list[str]:
+    import cv2
+
+    folder.mkdir(parents=True)
+    stems = [f"p_{index:03d}" for index in range(count)]
+    rng = np.random.default_rng(9)
+    for stem in stems:
+        cv2.imwrite(str(folder / f"{stem}.png"), rng.integers(0, 256, (16, 16, 3), np.uint8))
+    return stems
+
+
+def test_a_colour_preview_shows_the_images_own_colours(tmp_path: Path) -> None:
+    import cv2
+
+    stems = write_pngs(tmp_path / "images", 1)
+    preprocess_prompt(tmp_path / "images", tmp_path / "t", tmp_path / "v", stems, size=16,
+                      grayscale=False, interpolation="nearest")  # fmt: skip
+    original = cv2.imread(str(tmp_path / "images" / "p_000.png"), cv2.IMREAD_COLOR)
+    preview = cv2.imread(str(tmp_path / "v" / "p_000.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(preview, original, err_msg="preview channels are swapped")
+
+
+def test_threads_change_no_output(tmp_path: Path) -> None:
+    stems = write_pngs(tmp_path / "images", 5)
+    outputs = {}
+    for threads in (1, 2, 3):
+        out = tmp_path / f"threads{threads}"
+        preprocess_prompt(tmp_path / "images", out / "t", out / "v", stems, size=8,
+                          grayscale=True, interpolation="area", threads=threads)  # fmt: skip
+        outputs[threads] = {p.relative_to(out).as_posix(): p.read_bytes()
+                            for p in sorted(out.rglob("*")) if p.is_file()}  # fmt: skip
+    assert len(outputs[1]) == 10, sorted(outputs[1])
+    assert outputs[2] == outputs[1] and outputs[3] == outputs[1], "threads changed the outputs"
+
+
 # ---- image store
+
+
+def test_the_store_follows_its_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert store_from_config({}) == ImageStore(Path(".image-store"))
+    assert store_from_config({"enabled": True, "path": "~/store"}) == ImageStore(tmp_path / "store")
+    assert store_from_config({"enabled": False, "path": "x"}) is None
+
 
 KEY = {"model": "sha256:abc", "prompt": "a city", "seed": 7}
 
@@ -201,6 +255,18 @@ def test_bad_weights_metadata_is_named_and_explained(
 
 
 @pytest.mark.parametrize("reader", [load_weights, read_header])
+@pytest.mark.parametrize("name", ["conv1.weight", "dense.weight"])
+def test_a_tensor_with_too_few_dimensions_is_refused(
+    tmp_path: Path, reader: Any, name: str
+) -> None:
+    tensors = weights().tensors
+    tensors[name] = np.zeros((2,), np.float32)
+    save_file(tensors, str(tmp_path / "w.safetensors"))
+    with pytest.raises(StepError, match=rf"{re.escape(name)} has shape \(2,\), expected"):
+        reader(tmp_path / "w.safetensors")
+
+
+@pytest.mark.parametrize("reader", [load_weights, read_header])
 def test_a_dense_layer_of_no_square_image_is_refused(tmp_path: Path, reader: Any) -> None:
     tensors = weights().tensors
     tensors["dense.weight"] = np.zeros((2, 32 * 8), np.float32)  # 8 is no k * k
@@ -250,8 +316,14 @@ SCHEMA: dict[str, Any] = {
             "required": ["k"],
             "properties": {"k": {"type": "string", "description": "The key."}},
         },
+        "r3": {"type": "object", "required": ["k"], "properties": {"j": {}}},
+        "q": {"type": "string", "pattern": "^a"},
+        "s2": {"type": "string", "minLength": 3},
+        "u": {"type": "array", "uniqueItems": True},
+        "z": {"type": "object", "additionalProperties": False},
     },
 }
+KEYS = "n, x, m, e, s, p, l, t, o, r, r3, q, s2, u, z"
 LONG = "a" * 100
 
 MESSAGES = [
@@ -281,9 +353,14 @@ MESSAGES = [
      "config key t: datetime.date(2020, 1, 2) is date, expected a string or null"),
     ({"o": {}}, "config key o: has 0 entries, expected at least 1; expected at least one entry"),
     ({"r": {}}, "config key r.k: missing, but required; expected the key"),
-    ({"nn": 1}, "config key nn: unknown key (did you mean n?); the keys are n, x, m, e, s, p, l, "
-     "t, o, r"),
-    ({"zzzz": 1}, "config key zzzz: unknown key; the keys are n, x, m, e, s, p, l, t, o, r"),
+    ({"nn": 1}, f"config key nn: unknown key (did you mean n?); the keys are {KEYS}"),
+    ({"zzzz": 1}, f"config key zzzz: unknown key; the keys are {KEYS}"),
+    ({"s": "a" * 58}, f"config key s: '{'a' * 58}' is 58 characters long, more than 5"),
+    ({"r3": {}}, "config key r3.k: missing, but required"),
+    ({"q": "b"}, "config key q: 'b' is not allowed"),
+    ({"s2": "ab"}, "config key s2: 'ab' is too short"),
+    ({"u": [2, 1, 1]}, "config key u: 1 appears more than once"),
+    ({"z": {"a": 1}}, "config key z.a: unknown key; the keys of z are "),
 ]  # fmt: skip
 
 
@@ -292,6 +369,48 @@ def test_each_schema_problem_has_its_message(config: dict[str, Any], message: st
     with pytest.raises(ConfigError) as caught:
         validate_config(config, SCHEMA)
     assert str(caught.value) == message
+
+
+def test_problems_at_the_top_level_say_so() -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_config([], SCHEMA)  # type: ignore[arg-type]
+    assert str(caught.value) == "config key (top level): [] is a list, expected a mapping"
+    names = {"type": "object", "propertyNames": {"pattern": "^[a-z]+$",
+                                                 "description": "Lower-case names."}}  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        validate_config({"A": 1}, names)
+    assert str(caught.value) == (
+        "config key (top level): the name 'A' is not allowed; expected lower-case names"
+    )
+
+
+def test_other_problems_are_listed_one_a_line() -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_config({"n": 0, "x": 0, "m": 12}, SCHEMA)
+    first, heading, *others = str(caught.value).split("\n")
+    assert heading == "other problems:", str(caught.value)
+    assert sorted([first, *(line.removeprefix("  ") for line in others)]) == [
+        "config key m: 12 is not a multiple of 8",
+        "config key n: 0 is less than the minimum 1",
+        "config key x: 0 is not above 0",
+    ]
+    assert all(line.startswith("  config key ") for line in others), others
+
+
+def test_prompt_ids_differing_in_case_get_the_reason() -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_prompt_ids({"City": {}, "city": {}})
+    assert str(caught.value) == (
+        "config key prompts: the ids 'City' and 'city' differ only in case; their files would "
+        "be the same on case-insensitive file systems"
+    )
+
+
+def test_config_files_named_twice_are_checked_once(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("a: 1\n")
+    assert list(_unique([path, tmp_path / "." / "config.yaml", str(path)])) == [path]
+    assert list(_unique([path, tmp_path / "other.yaml"])) == [path, tmp_path / "other.yaml"]
 
 
 def test_a_key_given_twice_after_a_merge_key_is_found() -> None:
