@@ -1,13 +1,14 @@
 # The two commands of the README:
 #   make run    set up .venv and run the whole pipeline on config/config.yaml
 #   make test   set up .venv (with the test tools) and run the test suite
-# and, after a run, `make report`: the HTML report of its results (results/report.html).
+# and, after a run, `make report`: the HTML report of its results (results/report.html);
+# `make mutate`: mutation testing of the core modules (docs/mutation-testing.md; not in CI).
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= 2
 BIN := $(VENV)/bin
 
-.PHONY: run test lint report clean
+.PHONY: run test lint report mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,5 +37,19 @@ lint: $(VENV)/.dev-deps
 	$(BIN)/snakefmt --check .
 	$(BIN)/ruff check .
 
+# mutmut (pinned in requirements-mutation.txt) over the modules and fast unit tests that
+# [tool.mutmut] in pyproject.toml names; a fresh run each time (~20 min on 2 cores).
+mutate: $(VENV)/.dev-deps
+	$(BIN)/python -c "import mutmut" 2>/dev/null || \
+		$(BIN)/python -m pip install --disable-pip-version-check -r requirements-mutation.txt
+	rm -rf mutants
+	nice -n 10 $(BIN)/mutmut run --max-children $(CORES)
+	$(BIN)/mutmut export-cicd-stats
+	$(BIN)/mutmut results
+	$(BIN)/python -c "import json; s = json.load(open('mutants/mutmut-cicd-stats.json')); \
+		caught = s['killed'] + s['timeout']; share = 100 * caught / s['total']; \
+		print(f\"mutation score: {caught} of {s['total']} caught ({share:.1f}%),\", \
+		f\"{s['survived']} survived, {s['no_tests']} untested\")"
+
 clean:
-	rm -rf results .snakemake
+	rm -rf results .snakemake mutants

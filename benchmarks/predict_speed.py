@@ -94,7 +94,7 @@ def main() -> None:
         def raw_loop() -> None:
             with torch.inference_mode():
                 for path in paths:
-                    model(torch.from_numpy(np.load(path))[None])
+                    model(torch.from_numpy(np.load(path, allow_pickle=False))[None])
 
         def raw_forward_only(batch: torch.Tensor) -> None:
             with torch.inference_mode():
@@ -109,7 +109,7 @@ def main() -> None:
                 output_path=str(scratch / "bench.json"), gpus=0, threads=args.threads,
             )  # fmt: skip
 
-        batch = torch.from_numpy(np.stack([np.load(path) for path in paths]))
+        batch = torch.from_numpy(np.stack([np.load(path, allow_pickle=False) for path in paths]))
         raw_loop()  # warm up (oneDNN primitive caches)
         times = {
             "raw eager loop (np.load + batch-1 forward)": timed(raw_loop, args.repeats),
