@@ -111,9 +111,10 @@ def _weights(target: Path, setup: Path) -> None:
 
 
 def _prediction(target: Path, setup: Path) -> None:
-    from sdcnn.prediction import predict_prompt_torch
+    from sdcnn.prediction import predict_prompt
 
-    predict_prompt_torch(
+    predict_prompt(
+        backend="torch", julia_project="julia",
         prompt_id="p", tensor_dir=str(setup / "tensors"), image_ids=IMAGE_IDS,
         weights_path=str(_weights_path(setup)), labels=LABELS, output_path=str(target),
         gpus=0, threads=1,

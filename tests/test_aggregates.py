@@ -70,12 +70,23 @@ def test_rows_hold_each_images_values_under_its_labels() -> None:
         assert row == {
             "prompt_id": document["prompt_id"],
             "image_id": image["image_id"],
+            "label": image.get("label"),
+            "split": image.get("split"),
             "top_label": image["top_label"],
             "top_probability": image["top_probability"],
+            "correct": image.get("correct"),
             "backend": document["backend"],
             "device": document["device"],
+            "safety_flagged": image.get("safety_flagged"),
             **{f"p_{label}": image["probabilities"][label] for label in LABELS},
         }, f"row {row} is not image {image['image_id']} of {document['prompt_id']}"
+
+
+def csv_cell(value: object) -> object:
+    """How the CSV writes a JSON value: null as an empty cell, booleans as in the JSON."""
+    if value is None:
+        return ""
+    return str(value).lower() if isinstance(value, bool) else value
 
 
 def test_summary_files_agree_with_the_documents_to_the_last_digit(tmp_path: Path) -> None:
@@ -83,7 +94,7 @@ def test_summary_files_agree_with_the_documents_to_the_last_digit(tmp_path: Path
     write_summary(paths, str(tmp_path / "summary.csv"), str(tmp_path / "summary.json"))
     table = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
     columns = [*FIXED_COLUMNS, *(f"p_{label}" for label in LABELS)]
-    assert table == {"columns": columns, "rows": summary_rows(DOCUMENTS)}
+    assert table["columns"] == columns and table["rows"] == summary_rows(DOCUMENTS)
     raw = (tmp_path / "summary.csv").read_bytes()
     assert raw.endswith(b"\n") and b"\r" not in raw, "CSV lines must end with a bare newline"
     text = raw.decode("utf-8")
@@ -94,6 +105,7 @@ def test_summary_files_agree_with_the_documents_to_the_last_digit(tmp_path: Path
             value = row[column]
             want = expected[column]
             got = float(value) if isinstance(want, float) else value
+            want = csv_cell(want)
             assert got == want, f"CSV {expected['image_id']} {column}: {value!r}, JSON {want!r}"
     assert len(rows) == 3
 
@@ -107,10 +119,9 @@ def test_one_prediction_file_makes_a_summary(tmp_path: Path) -> None:
 
 def test_no_predictions_give_the_fixed_columns_only(tmp_path: Path) -> None:
     write_summary([], str(tmp_path / "s.csv"), str(tmp_path / "s.json"))
-    assert json.loads((tmp_path / "s.json").read_text()) == {
-        "columns": list(FIXED_COLUMNS),
-        "rows": [],
-    }
+    table = json.loads((tmp_path / "s.json").read_text())
+    assert table["columns"] == list(FIXED_COLUMNS) and table["rows"] == []
+    assert table["metrics"]["holdout"]["n_images"] == 0
     assert (tmp_path / "s.csv").read_text() == ",".join(FIXED_COLUMNS) + "\n"
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from sdcnn.cnn import FluxCNN
-from sdcnn.prediction import predict_prompt_torch, round_probability
+from sdcnn.prediction import predict_prompt, round_probability
 from sdcnn.weights import CNNWeights, init_weights, save_weights
 
 LABELS = [f"label{index}" for index in range(10)]
@@ -47,7 +47,8 @@ def written_and_computed(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict
     batch = rng.random((N_IMAGES, 1, SIZE, SIZE), dtype=np.float32)
     for stem, tensor in zip(image_ids, batch, strict=True):
         np.save(folder / "tensors" / f"{stem}.npy", tensor)
-    predict_prompt_torch(
+    predict_prompt(
+        backend="torch", julia_project="julia",
         prompt_id="p", tensor_dir=str(folder / "tensors"), image_ids=image_ids,
         weights_path=str(folder / "w.safetensors"), labels=LABELS,
         output_path=str(folder / "p.json"), gpus=0, threads=1,
