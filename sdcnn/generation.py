@@ -7,6 +7,7 @@ the default exercises exactly the path a real checkpoint takes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -69,8 +70,8 @@ class GenerationSettings:
 
     steps: int
     guidance_scale: float
-    height: int
-    width: int
+    height: int | None  # None: the model's native size (resolved before anything is made)
+    width: int | None
     scheduler: str
     base_seed: int  # the seeds of the images derive from it (sdcnn.seeds)
     threads: int  # torch threads: 1 vs 2 changes a few pixels
@@ -249,6 +250,55 @@ def _hub_error(
             f". If you meant a local folder: {model.location!r} does not exist under {Path.cwd()}"
         )
     return StepError(problem)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def model_folder(model: ModelSource) -> Path | None:
+    """The local folder of a model: itself, or a Hub model's cached snapshot."""
+    if model.kind != "hub":
+        return Path(model.location)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(model.location, local_files_only=True))
+    except Exception:  # noqa: BLE001 (not cached: the size is known once it is loaded)
+        return None
+
+
+def native_size(model: ModelSource) -> int | None:
+    """The image side a pipeline was made for, from its configs alone (nothing loaded):
+    the UNet's ``sample_size`` times the VAE's down-sampling, 2 ** (blocks - 1)."""
+    folder = model_folder(model)
+    if folder is None:
+        return None
+    unet = _read_json(folder / "unet" / "config.json")
+    vae = _read_json(folder / "vae" / "config.json")
+    if not unet or not vae or not isinstance(unet.get("sample_size"), int):
+        return None
+    blocks = len(vae.get("block_out_channels", [0] * 4))
+    return unet["sample_size"] * 2 ** (blocks - 1)
+
+
+def resolve_size(settings: GenerationSettings, model: ModelSource) -> GenerationSettings:
+    """``settings`` with a null height or width replaced by the model's native size."""
+    if settings.height is not None and settings.width is not None:
+        return settings
+    side = native_size(model)
+    if side is None:
+        raise StepError(
+            f"generation.height/width are null (the model's native size), but the size of "
+            f"{model.name!r} cannot be read from its unet/vae configs; set them in the config"
+        )
+    log.info("the model's native size: %d x %d", side, side)
+    return dataclasses.replace(
+        settings, height=settings.height or side, width=settings.width or side
+    )
 
 
 def diffusion_dtype(precision: str, device: str) -> str:
@@ -614,6 +664,7 @@ def generate_shard(
 
     torch.set_num_threads(settings.threads)
     device = select_device(gpus)
+    settings = resolve_size(settings, model)
     generator = ShardGenerator(
         settings=settings,
         model=model,

@@ -88,7 +88,7 @@ BAD_VALUES = [
     (("generation", "height"), -64, r"^config key generation\.height: -64 is less than the "
      r"minimum 8$"),
     (("generation", "width"), "64", r"^config key generation\.width: '64' is a string, "
-     r"expected an integer$"),
+     r"expected an integer or null \(image width in pixels"),
     (("generation", "scheduler"), "ddimm", r"^config key generation\.scheduler: 'ddimm' is not "
      r"one of default, ddim, .* \(did you mean 'ddim'\?\)$"),
     (("generation",), None, r"^config key generation: is empty \(null\), expected a mapping$"),

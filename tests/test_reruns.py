@@ -278,8 +278,14 @@ def test_the_readme_table_is_the_schemas() -> None:
 
 # ---- cases the schema's per-key declarations do not cover
 
+def glorot_with_two_labels(config: dict[str, Any]) -> None:
+    config["classifier"].update(weights="glorot", labels=["a", "b"])
+    for prompt in config["prompts"].values():
+        prompt.pop("label", None)
+
+
 CONFIG_CASES = {
-    "label count": (setter("classifier", "labels", value=["a", "b"]), NEW_WEIGHTS | FROM_PREDICT),
+    "glorot, label count": (glorot_with_two_labels, NEW_WEIGHTS | FROM_PREDICT),
     "store off": (setter("store", "enabled", value=False), set()),
 }
 

@@ -26,7 +26,7 @@ from conftest import (
     write_config,
     write_sheet,
 )
-from sdcnn.prompts import assign_shards
+from sdcnn.prompts import assign_shards, shard_index, shard_name
 
 pytestmark = pytest.mark.pipeline
 
@@ -151,13 +151,21 @@ def test_editing_one_prompt_reruns_its_shard_and_computes_only_its_images(run_co
 
 
 def test_adding_a_prompt_touches_only_its_shard(run_copy: Path) -> None:
-    rows = [*ROWS, {"prompt_id": "added", "text": "one more", "negative_prompt": "", "n_images": 2}]
-    edit_sheet(run_copy, rows)
-    shard = assign_shards([row["prompt_id"] for row in rows], SHARDED_CONFIG["shards"])
-    where = next(name for name, members in shard.items() if "added" in members)
+    # a new, unlabelled prompt in the shard of a labelled one (city): that shard re-runs
+    where = SHARD_OF["city"]
+    prompt_id = next(
+        f"added{i}" for i in range(1000)
+        if shard_name(shard_index(f"added{i}", SHARDED_CONFIG["shards"]), SHARDED_CONFIG["shards"])
+        == where
+    )  # fmt: skip
+    added = {"prompt_id": prompt_id, "text": "one more", "negative_prompt": "", "n_images": 2,
+             "label": None}  # fmt: skip
+    edit_sheet(run_copy, [*ROWS, added])
     jobs = planned(run_copy)
     for rule in PER_SHARD_RULES:
         assert jobs.get(rule) == {where}, f"{rule}: planned {jobs.get(rule)}, expected {where}"
+    # an unlabelled prompt trains nothing, even in a shard with labelled prompts
+    assert "train_classifier" not in jobs, f"adding an unlabelled prompt retrains: {jobs}"
 
 
 def test_changing_shards_computes_no_image(run_copy: Path) -> None:
