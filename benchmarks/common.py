@@ -22,7 +22,8 @@ from sdcnn.workspace import WORKFLOW_PARTS, copy_workflow  # noqa: E402, F401
 
 # what a run delivers (results/ less logs and benchmarks): compared byte for byte
 DATA = ("models", "weights", "images", "tensors", "previews", "predictions", "charts",
-        "contact_sheets")  # fmt: skip
+        "contact_sheets", "training")  # fmt: skip
+NOT_DATA = ("plan.json",)  # training/plan.json: the workflow's own record of train's params
 DATA_FILES = ("summary.csv", "summary.json", "manifest.json", "summary.html", "run_info.html")
 
 
@@ -33,6 +34,7 @@ def data_files(results: Path) -> dict[str, bytes]:
         if (
             path.is_file()
             and path.name != ".snakemake_timestamp"
+            and path.name not in NOT_DATA
             and (relative.parts[0] in DATA or relative.name in DATA_FILES)
         ):
             files[relative.as_posix()] = path.read_bytes()

@@ -21,6 +21,7 @@ Also the CNN (``sdcnn.cnn``) on the GPU vs the CPU.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -193,7 +194,10 @@ def main() -> None:  # noqa: PLR0915
             defaults.save_pretrained(folder, safe_serialization=True)
         defaults.set_progress_bar_config(disable=True)
         unet_flops = unet_flops_per_step(defaults, args.size, device) * args.steps
-        plain = GenerationSettings(args.steps, 7.5, args.size, args.size, "ddim")
+        plain = GenerationSettings(
+            steps=args.steps, guidance_scale=7.5, height=args.size, width=args.size,
+            scheduler="ddim", base_seed=0, threads=torch.get_num_threads(), precision="fp32",
+        )  # fmt: skip
         rows = {
             "diffusers defaults (fp32, batch 1)": images_per_second(
                 lambda b: generate_images(defaults, prompt, list(range(b)), plain),
@@ -210,8 +214,8 @@ def main() -> None:  # noqa: PLR0915
         if args.compile:
             variants.append(("project: as above + torch.compile", True))
         for name, compile_unet in variants:
-            settings = GenerationSettings(
-                args.steps, 7.5, args.size, args.size, "ddim", args.batch, compile_unet
+            settings = dataclasses.replace(
+                plain, precision="auto", batch_size=args.batch, compile=compile_unet
             )
             pipeline = prepare_for_device(
                 load_pipeline(

@@ -30,7 +30,8 @@ def main(workdir: Path) -> None:
     schema = load_schema(REPO / "config" / "schema.yaml")
     config = validate_config(yaml.safe_load(Path("config/config.yaml").read_text()), schema)
     gen, model, pre, clf = (config[k] for k in ("generation", "model", "preprocess", "classifier"))
-    assert model["source"] == "demo" and clf["backend"] != "flux" and not clf["weights"]
+    assert model["source"] == "demo" and clf["backend"] != "flux"
+    assert clf["weights"] in (None, "glorot", "trained")
     pin_threads(gen["threads"])
     set_hub_mode(offline=True)
 
@@ -48,64 +49,93 @@ def main(workdir: Path) -> None:
     from sdcnn.naming import image_ids
     from sdcnn.pages import write_run_info, write_summary_page
     from sdcnn.plots import write_shard_figures
-    from sdcnn.prediction import predict_shard
+    from sdcnn.prediction import predict_shard, with_truth
     from sdcnn.preprocessing import preprocess_shard
     from sdcnn.prompts import PromptRules, assign_shards, load_prompts
     from sdcnn.provenance import config_sha256
     from sdcnn.safety import with_verdicts
     from sdcnn.summary import write_summary
+    from sdcnn.training import TrainingSettings, train_classifier
     from sdcnn.weights import init_weights, save_weights
 
-    prompts = load_prompts(config["prompts"], PromptRules.from_schema(schema))
+    prompts = load_prompts(config["prompts"], PromptRules.from_schema(schema, clf["labels"]))
     shards = assign_shards(prompts, config["shards"])
     layout = ShardLayout(config["shards"] is not None)
     results = "results"
-    demo_dir, weights_path = f"{results}/models/demo", f"{results}/weights/cnn.safetensors"
+    demo_dir = f"{results}/models/demo"
     save_demo_pipeline(demo_dir, seed=model["demo_seed"])
-    architecture = {
-        "in_channels": 1 if pre["grayscale"] else 3,
-        "image_size": pre["size"],
-        "n_labels": len(clf["labels"]),
-    }
-    save_weights(weights_path, init_weights(**architecture, seed=clf["weights_seed"]))
     settings = GenerationSettings.from_config(gen)
     model_source = resolve_model_source("demo", demo_dir=demo_dir)
     preprocess = {key: pre[key] for key in ("size", "grayscale", "interpolation")}
-    predictions, data_outputs = [], [demo_dir, weights_path]
-    for shard, prompt_ids in shards.items():
-        fields = ("text", "negative_prompt", "n_images")
-        specs = [
-            PromptSpec(prompt_id=pid, **{k: prompts[pid][k] for k in fields}) for pid in prompt_ids
-        ]
-        kinds = ("images", "tensors", "previews", "charts")
-        folders = {kind: f"{results}/{kind}/{shard}" for kind in kinds}
-        counts = {spec.prompt_id: spec.n_images for spec in specs}
-        prediction = f"{results}/predictions/{shard}" + ("" if layout.sharded else ".json")
-        sheet = f"{results}/contact_sheets/{shard}" + ("" if layout.sharded else ".png")
+    fields = ("text", "negative_prompt", "n_images")
+    specs = {
+        shard: [PromptSpec(prompt_id=pid, **{k: prompts[pid][k] for k in fields}) for pid in ids]
+        for shard, ids in shards.items()
+    }
+    folder = {
+        (kind, shard): f"{results}/{kind}/{shard}"
+        for kind in ("images", "tensors", "previews", "charts")
+        for shard in shards
+    }
+    data_outputs = [demo_dir]
+    for shard, shard_specs in specs.items():  # generate and preprocess every shard
         generate_shard(
-            output_dir=folders["images"], prompts=specs, layout=layout, settings=settings,
-            model=model_source, allow_download=False, gpus=0, store=None,
+            output_dir=folder["images", shard], prompts=shard_specs, layout=layout,
+            settings=settings, model=model_source, allow_download=False, gpus=0, store=None,
         )  # fmt: skip
         preprocess_shard(
-            folders["images"], folders["tensors"], folders["previews"],
-            {prompt_id: image_ids(prompt_id, n) for prompt_id, n in counts.items()},
+            folder["images", shard], folder["tensors", shard], folder["previews", shard],
+            {spec.prompt_id: image_ids(spec.prompt_id, spec.n_images) for spec in shard_specs},
             layout, **preprocess, threads=pre["threads"],
         )  # fmt: skip
+        data_outputs += [folder[kind, shard] for kind in ("images", "tensors", "previews")]
+    if clf["weights"] == "trained":  # then train on the labelled prompts
+        weights_path = f"{results}/weights/trained.safetensors"
+        labelled = [
+            {"prompt_id": pid, "label": prompts[pid]["label"], "n_images": prompts[pid]["n_images"],
+             "shard": shard}
+            for shard, ids in shards.items() for pid in ids if prompts[pid]["label"] is not None
+        ]  # fmt: skip
+        train_classifier(
+            tensor_dirs={shard: folder["tensors", shard] for shard in shards},
+            prompts=labelled, labels=clf["labels"], layout=layout,
+            settings=TrainingSettings.from_config(config["training"]),
+            weights_path=weights_path, metrics_path=f"{results}/training/metrics.json",
+            curve_path=f"{results}/training/curve.png",
+            confusion_path=f"{results}/training/confusion_matrix.png",
+        )  # fmt: skip
+    else:
+        weights_path = f"{results}/weights/glorot.safetensors"
+        architecture = {
+            "in_channels": 1 if pre["grayscale"] else 3,
+            "image_size": pre["size"],
+            "n_labels": len(clf["labels"]),
+        }
+        save_weights(weights_path, init_weights(**architecture, seed=clf["weights_seed"]))
+    data_outputs.append(weights_path)
+    truth = {
+        "labels": {pid: prompts[pid]["label"] for pid in prompts},
+        "holdout_every": config["training"]["holdout_every"],
+    }
+    predictions = []
+    for shard, shard_specs in specs.items():  # then predict and draw every shard
+        counts = {spec.prompt_id: spec.n_images for spec in shard_specs}
+        prediction = f"{results}/predictions/{shard}" + ("" if layout.sharded else ".json")
+        sheet = f"{results}/contact_sheets/{shard}" + ("" if layout.sharded else ".png")
+        batches = shard_batches(folder["tensors", shard], counts, layout)
         predict_shard(
             backend="torch",
-            batches=with_verdicts(
-                shard_batches(folders["tensors"], counts, layout), folders["images"], layout
-            ),
+            batches=with_truth(with_verdicts(batches, folder["images", shard], layout), truth),
             weights_path=weights_path, labels=clf["labels"], output=prediction, layout=layout,
             gpus=0, threads=clf["threads"], julia_project=REPO / "julia",
         )  # fmt: skip
         write_shard_figures(
-            prompts=[asdict(spec) for spec in specs], layout=layout, predictions=prediction,
-            image_dir=folders["images"], preview_dir=folders["previews"],
-            charts_dir=folders["charts"], contact_sheets=sheet,
+            prompts=[asdict(spec) for spec in shard_specs], layout=layout,
+            predictions=prediction, image_dir=folder["images", shard],
+            preview_dir=folder["previews", shard], charts_dir=folder["charts", shard],
+            contact_sheets=sheet,
         )  # fmt: skip
         predictions.append(prediction)
-        data_outputs += [folders["images"], folders["tensors"], folders["previews"]]
     write_summary(predictions, f"{results}/summary.csv", f"{results}/summary.json", list(prompts))
     output_config = {key: value for key, value in config.items() if key != "store"}
     data_outputs += [*predictions, f"{results}/summary.csv", f"{results}/summary.json"]

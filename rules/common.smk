@@ -263,12 +263,16 @@ def labelled_prompts():
     ]
 
 
-def get_training_tensors():
-    """The tensor folders of the shards that hold labelled prompts, as ancient inputs:
-    a shard re-run for an unlabelled prompt must not retrain.  What decides the labelled
-    images is in train_classifier's params instead (training_images())."""
+def get_training_inputs(wildcards):
+    """train_classifier's plan (rules/train.smk), and the tensor folders of the shards
+    that hold labelled prompts as ancient inputs: a shard re-run for an unlabelled prompt
+    must not retrain.  What decides the labelled images is in the plan (training_images).
+    """
     shards = sorted({prompt["shard"] for prompt in labelled_prompts()})
-    return {shard: ancient(f"{RESULTS}/tensors/{shard}") for shard in shards}
+    tensors = {
+        f"tensors_{shard}": ancient(f"{RESULTS}/tensors/{shard}") for shard in shards
+    }
+    return {"plan": f"{TRAINING_DIR}/plan.json", **tensors}
 
 
 def training_images():
@@ -290,8 +294,12 @@ def training_images():
 
 
 def training_code():
-    """The code of the training step and of the steps that make its tensors."""
+    """The code of the training step and of the steps that make its tensors (the plan's:
+    train_classifier's own code trigger is not checked while its tensors are re-made).
+    """
+    demo = package_code("build_demo_model.py") if MODEL["source"] == "demo" else {}
     return {
+        **demo,
         **package_code("generate.py"),
         **package_code("preprocess.py"),
         **package_code("train_classifier.py"),

@@ -1,6 +1,34 @@
+# Training in two rules, so that training re-runs exactly when what it learns from changes.
+# train_classifier reads its shards' tensor folders as ancient inputs: a shard that re-runs
+# for an unlabelled prompt must not retrain. Snakemake then skips every other check of a
+# job downstream of a re-run (its params too), so everything that decides the trained
+# weights is the params of training_plan, a rule with no inputs that Snakemake always
+# checks on its own; its plan.json is train_classifier's one normal input.
+
+
+rule training_plan:
+    output:
+        f"{TRAINING_DIR}/plan.json",
+    log:
+        f"{RESULTS}/logs/training_plan.log",
+    localrule: True
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    params:
+        code=training_code(),
+        prompts=labelled_prompts(),
+        images=training_images(),
+        labels=CLASSIFIER["labels"],
+        settings=training_settings(),
+        sharded=SHARDED,
+    script:
+        "../scripts/training_plan.py"
+
+
 rule train_classifier:
     input:
-        **get_training_tensors(),
+        unpack(get_training_inputs),
     output:
         weights=TRAINED_WEIGHTS_PATH,
         metrics=f"{TRAINING_DIR}/metrics.json",
@@ -24,11 +52,7 @@ rule train_classifier:
         "../envs/train.yaml"
     threads: TRAINING["threads"]
     params:
-        code=training_code(),
-        prompts=labelled_prompts(),
-        images=training_images(),
-        labels=CLASSIFIER["labels"],
-        settings=training_settings(),
-        sharded=SHARDED,
+        # what decides the weights is in the plan (input.plan); this only names the code
+        code=package_code("train_classifier.py"),
     script:
         "../scripts/train_classifier.py"

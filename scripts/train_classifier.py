@@ -1,4 +1,4 @@
-"""Snakemake entry point: train the CNN on the labelled prompts' tensors (seeded)."""
+"""Snakemake entry point: train the CNN on the labelled prompts' tensors (its plan says how)."""
 
 import sys
 from pathlib import Path
@@ -8,18 +8,23 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the wor
 from sdcnn.step import snakemake_step, warn_if_threads_differ  # noqa: E402
 
 smk = snakemake  # noqa: F821
-params = smk.params
-with snakemake_step(smk, threads=params.settings["threads"]):
+with snakemake_step(smk, threads=smk.threads):
     from sdcnn.layout import ShardLayout
-    from sdcnn.training import TrainingSettings, train_classifier
+    from sdcnn.training import TrainingSettings, read_plan, train_classifier
 
-    warn_if_threads_differ("training.threads", params.settings["threads"], smk.threads)
+    plan = read_plan(smk.input.plan)
+    settings = TrainingSettings(**plan["settings"])
+    warn_if_threads_differ("training.threads", settings.threads, smk.threads)
     train_classifier(
-        tensor_dirs=dict(smk.input.items()),
-        prompts=params.prompts,
-        labels=params.labels,
-        layout=ShardLayout(params.sharded),
-        settings=TrainingSettings(**params.settings),
+        tensor_dirs={
+            name.removeprefix("tensors_"): path
+            for name, path in smk.input.items()
+            if name.startswith("tensors_")
+        },
+        prompts=plan["prompts"],
+        labels=plan["labels"],
+        layout=ShardLayout(plan["sharded"]),
+        settings=settings,
         weights_path=smk.output.weights,
         metrics_path=smk.output.metrics,
         curve_path=smk.output.curve,

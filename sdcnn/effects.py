@@ -28,6 +28,7 @@ RULE_ORDER = (
     "instantiate_julia",
     "generate",
     "preprocess",
+    "training_plan",
     "train_classifier",
     "predict",
     "figures",

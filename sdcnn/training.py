@@ -69,7 +69,7 @@ def labelled_images(
 ) -> dict[str, LabelledImages]:
     """The train and held-out images of ``prompts`` (each: prompt_id, label, n_images,
     shard), from their shards' tensor folders (``tensor_dirs``: shard -> folder)."""
-    from sdcnn.prediction import load_tensor
+    from sdcnn.tensors import load_tensor
 
     parts: dict[str, tuple[list[np.ndarray], list[int], list[str]]] = {
         TRAIN: ([], [], []),
@@ -204,6 +204,25 @@ def _train(
             time.perf_counter() - started,
         )  # fmt: skip
     return model.weights(labels), curve
+
+
+PLAN_SCHEMA = "sdcnn-training-plan/1"
+
+
+def write_plan(path: str | Path, params: Mapping[str, Any]) -> None:
+    """training_plan's output: the params that decide the trained weights, as JSON."""
+    from sdcnn.fileio import write_json_atomic
+
+    write_json_atomic(path, {"schema": PLAN_SCHEMA, **params})
+
+
+def read_plan(path: str | Path) -> dict[str, Any]:
+    import json
+
+    plan = json.loads(Path(path).read_text(encoding="utf-8"))
+    if plan.get("schema") != PLAN_SCHEMA:
+        raise StepError(f"{path}: not a training plan ({PLAN_SCHEMA})")
+    return plan
 
 
 def train_classifier(

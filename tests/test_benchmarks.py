@@ -215,7 +215,7 @@ def test_dry_run_scale() -> None:
         "--huge", "50", "--huge-shards", "3", "--repeats", "1",
     )  # fmt: skip
     cases = re.findall(
-        rf"^  (.+?) +(\d+) jobs  {TIMES_RE}  ({NUMBER})x 1 prompt  peak RSS +({NUMBER}) MB$",
+        rf"^  (.+?) +(\d+) jobs +{TIMES_RE} +({NUMBER})x 1 prompt +peak RSS +({NUMBER}) MB$",
         output, re.M,
     )  # fmt: skip
     names = [case[0].strip() for case in cases]

@@ -12,9 +12,9 @@ from PIL import Image
 from safetensors.numpy import save_file
 
 from sdcnn.fileio import atomic_directory, atomic_path
-from sdcnn.prediction import load_batch, load_tensor
 from sdcnn.preprocessing import read_image
 from sdcnn.step import StepError
+from sdcnn.tensors import load_batch, load_tensor
 from sdcnn.weights import init_weights, load_weights, read_header
 
 

@@ -172,6 +172,7 @@ def rst_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """(report HTML, what ``snakemake --report`` printed) of a small finished run."""
     config = copy.deepcopy(SMALL_CONFIG)
     config["prompts"] = RST_PROMPTS
+    config["classifier"]["weights"] = "glorot"  # no labels: nothing to train on
     workdir = copy_workflow(tmp_path_factory.mktemp("rst_run"), config)
     run_snakemake(workdir)
     report = workdir / "report.html"

@@ -24,6 +24,7 @@ from conftest import REPO, SMALL_CONFIG, run_snakemake, write_config
 from sdcnn.configcheck import check_config, key_name, load_schema
 from sdcnn.effects import (
     ALL_PROMPTS,
+    ITS_SHARD,
     SHARD_RULES,
     Effect,
     UndeclaredEffect,
@@ -227,14 +228,17 @@ def expected_jobs(effect: Effect, config: dict[str, Any], workdir: Path) -> set[
     checked = check_config(copy.deepcopy(config), REPO / "config" / "schema.yaml")
     sheet = checked["prompts"]
     prompts = load_prompts(str(workdir / sheet) if isinstance(sheet, str) else sheet, RULES)
-    shards = assign_shards(prompts, checked["shards"])
-    if effect.per_prompt:
-        shards = {n: ids for n, ids in shards.items() if CHANGED_PROMPT in ids}
-    return {
-        f"{rule}[{shard}]" if rule in SHARD_RULES else rule
-        for rule in effect.rules
-        for shard in (shards if rule in SHARD_RULES else [None])
-    }
+    every_shard = assign_shards(prompts, checked["shards"])
+    its_shard = [name for name, ids in every_shard.items() if CHANGED_PROMPT in ids]
+    jobs = set()
+    for declared in effect.rules:
+        rule = declared.removesuffix(ITS_SHARD)
+        if rule not in SHARD_RULES:
+            jobs.add(rule)
+            continue
+        shards = its_shard if declared.endswith(ITS_SHARD) else every_shard
+        jobs |= {f"{rule}[{shard}]" for shard in shards}
+    return jobs
 
 
 @pytest.mark.parametrize("name", list(EFFECTS))
@@ -316,18 +320,23 @@ def test_removed_prompt_recomputes_nothing_and_leaves_the_summary(finished: Path
     assert "harbor_000" in (finished / "results" / "summary.csv").read_text()
 
 
+# training (the small run trains its classifier): its plan holds the code of the steps that
+# make its tensors, and new weights re-run every prediction
+TRAIN = {"training_plan", "train_classifier"} | FROM_PREDICT
 CODE_CASES = {
-    "scripts/generate.py": FROM_GENERATE,
-    "sdcnn/generation.py": FROM_GENERATE,
-    "scripts/preprocess.py": FROM_PREPROCESS,
-    "sdcnn/preprocessing.py": FROM_PREPROCESS,
+    "scripts/generate.py": FROM_GENERATE | TRAIN,
+    "sdcnn/generation.py": FROM_GENERATE | TRAIN,
+    "scripts/preprocess.py": FROM_PREPROCESS | TRAIN,
+    "sdcnn/preprocessing.py": FROM_PREPROCESS | TRAIN,
     "scripts/predict.py": FROM_PREDICT,
     "sdcnn/cnn.py": FROM_PREDICT,
-    "sdcnn/weights.py": NEW_WEIGHTS | FROM_PREDICT,
-    "sdcnn/demo_model.py": {"build_demo_model"} | FROM_GENERATE,
+    "sdcnn/weights.py": TRAIN,
+    "scripts/train_classifier.py": TRAIN,
+    "sdcnn/training.py": TRAIN,
+    "sdcnn/demo_model.py": {"build_demo_model"} | FROM_GENERATE | TRAIN,
     "sdcnn/codedeps.py": set(),  # used by the Snakefile only, by no step
-    "sdcnn/progress.py": FROM_GENERATE,
-    "sdcnn/plots.py": pictures(*PICTURES),
+    "sdcnn/progress.py": FROM_GENERATE | TRAIN,
+    "sdcnn/plots.py": pictures(*PICTURES) | TRAIN,  # training draws its curve
     "scripts/figures.py": pictures(*PICTURES),
     "sdcnn/pages.py": set(),  # the summary and run-info pages: aggregates only
 }

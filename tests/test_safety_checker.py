@@ -58,6 +58,7 @@ def flagging_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         **SMALL_CONFIG,
         "prompts": {"city": {"text": "A futuristic city at sunset", "n_images": 2}},
         "model": {"source": "./models/checked"},
+        "classifier": {**SMALL_CONFIG["classifier"], "weights": "glorot"},  # no labels
     }
     workdir = copy_workflow(tmp_path_factory.mktemp("checked_run"), config)
     save_pipeline_with_checker(workdir / "models" / "checked", flag_everything=True)
