@@ -180,7 +180,7 @@ def copy_of_the_demo_model(workdir: Path, config: dict[str, Any]) -> None:
     target = workdir / "models" / "local"
     if not target.exists():
         shutil.copytree(workdir / "results/models/demo", target)
-    config["model"]["source"] = "models/local"
+    config.setdefault("model", {})["source"] = "models/local"
 
 
 def copy_of_the_weights(workdir: Path, config: dict[str, Any]) -> None:
@@ -225,7 +225,8 @@ def apply_key_change(workdir: Path, config: dict[str, Any], name: str) -> None:
 
 def expected_jobs(effect: Effect, config: dict[str, Any], workdir: Path) -> set[str]:
     """The declared effect as job names of the changed config's dry run."""
-    checked = check_config(copy.deepcopy(config), REPO / "config" / "schema.yaml")
+    with contextlib.chdir(workdir):  # the config's paths are the workflow folder's
+        checked = check_config(copy.deepcopy(config), REPO / "config" / "schema.yaml")
     sheet = checked["prompts"]
     prompts = load_prompts(str(workdir / sheet) if isinstance(sheet, str) else sheet, RULES)
     every_shard = assign_shards(prompts, checked["shards"])
@@ -307,12 +308,17 @@ def test_added_prompt_runs_only_its_jobs(finished: Path) -> None:
         assert planned_jobs(finished) == chain_from("generate", ["bike"])
 
 
-def test_removed_prompt_recomputes_nothing_and_leaves_the_summary(finished: Path) -> None:
+def test_removed_prompt_recomputes_no_image_and_leaves_the_summary(finished: Path) -> None:
+    """harbor is labelled: without it the classifier is trained again (on city's images),
+    and the predictions follow; no image, tensor or other prompt's step runs again."""
+
     def remove_harbor(config: dict[str, Any]) -> None:
         del config["prompts"]["harbor"]
 
     with config_change(finished, remove_harbor):
-        assert planned_jobs(finished) == set()
+        assert planned_jobs(finished) == {"training_plan", "train_classifier"} | chain_from(
+            "predict", ["city"]
+        )
         run_snakemake(finished)
         summary = (finished / "results" / "summary.csv").read_text()
         assert "city_000" in summary and "harbor" not in summary
@@ -355,7 +361,8 @@ def test_nothing_changed_means_nothing_to_do(finished: Path) -> None:
 
 # ---- what counts as a code change: what the code does, not its comments (sdcnn/codedeps.py)
 
-EVERY_STEP = {"build_demo_model", "init_weights"} | FROM_GENERATE  # they all import sdcnn.step
+# they all import sdcnn.step (the small run trains its weights: no init_weights job)
+EVERY_STEP = {"build_demo_model", "training_plan", "train_classifier"} | FROM_GENERATE
 NOT_CODE = {
     "a comment": lambda code: code + COMMENT_EDIT,
     "a docstring": lambda code: code.replace(b'"""', b'"""Reworded. ', 1),

@@ -92,7 +92,10 @@ def assert_row_matches_prediction(
             f"{where}: p_{label} is {value!r}, but the prediction file gives {label} {truth!r}"
             f" (its probabilities: {expected['probabilities']})"
         )
-    for column in ("top_label", "top_probability", "backend", "device"):
+    for column in (
+        "top_label", "top_probability", "backend", "device",
+        "label", "split", "correct", "safety_flagged",
+    ):  # fmt: skip
         assert row[column] == expected[column], (
             f"{where}: {column} is {row[column]!r}, the prediction file says {expected[column]!r}"
         )
@@ -115,6 +118,37 @@ def test_summary_json_holds_each_images_predicted_probabilities(small_run: Path)
         assert_row_matches_prediction(row, expected[key], labels, f"summary.json row {key}")
 
 
+def test_summary_metrics_count_the_prediction_files(small_run: Path) -> None:
+    """The held-out accuracy the summary (and the report) states, counted here from the
+    prediction files themselves."""
+    images = predictions(small_run).values()
+    held = [image for image in images if image["split"] == "holdout"]
+    assert held, "the small run has no held-out image"
+    right = sum(image["top_label"] == image["label"] for image in held)
+    metrics = summary_table(small_run)["metrics"]["holdout"]
+    assert metrics["n_images"] == len(held), f"summary counts {metrics['n_images']} held out"
+    assert metrics["accuracy"] == right / len(held), (
+        f"summary says held-out accuracy {metrics['accuracy']}, the predictions {right}/{len(held)}"
+    )
+    counts = metrics["confusion_matrix"]["counts"]
+    labels = labels_of(small_run)
+    for image in held:
+        row, column = labels.index(image["label"]), labels.index(image["top_label"])
+        assert counts[row][column] >= 1, f"{image['image_id']} is missing from the matrix"
+    assert sum(map(sum, counts)) == len(held)
+
+
+def csv_value(name: str, text: str) -> Any:
+    """A CSV cell as the JSON has it: numbers, true/false, an empty cell for null."""
+    if name.startswith("p_") or name == "top_probability":
+        return float(text)
+    if name in ("label", "split", "correct", "safety_flagged") and text == "":
+        return None
+    if name in ("correct", "safety_flagged"):
+        return {"true": True, "false": False}[text]
+    return text
+
+
 def test_summary_csv_is_the_json_table_to_the_last_digit(small_run: Path) -> None:
     table = summary_table(small_run)
     expected, labels = predictions(small_run), labels_of(small_run)
@@ -129,10 +163,7 @@ def test_summary_csv_is_the_json_table_to_the_last_digit(small_run: Path) -> Non
             f"summary.csv row {key} stands where summary.json has "
             f"{(json_row['prompt_id'], json_row['image_id'])}"
         )
-        parsed = {
-            name: float(text) if name.startswith("p_") or name == "top_probability" else text
-            for name, text in text_row.items()
-        }
+        parsed = {name: csv_value(name, text) for name, text in text_row.items()}
         assert_row_matches_prediction(parsed, expected[key], labels, f"summary.csv row {key}")
 
 
@@ -250,7 +281,9 @@ def test_summary_page_shows_the_summary_tables_numbers(small_run: Path) -> None:
     page = parse_page(small_run / "results" / "summary.html")
     assert len(page.tables) == 1, f"summary.html has {len(page.tables)} tables, expected 1"
     header, *body = page.tables[0]
-    assert texts(header) == ["prompt", "image", "top label", "p(top)", *labels], texts(header)
+    assert texts(header) == [
+        "prompt", "image", "meant", "split", "top label", "p(top)", "right", *labels
+    ], texts(header)  # fmt: skip
     assert len(body) == len(table["rows"]), (
         f"summary.html shows {len(body)} rows, summary.json has {len(table['rows'])}"
     )
@@ -262,14 +295,17 @@ def test_summary_page_shows_the_summary_tables_numbers(small_run: Path) -> None:
         expected = [
             row["prompt_id"],
             row["image_id"],
+            row["label"] or "",
+            row["split"] or "",
             row["top_label"],
             f"{row['top_probability']:.3f}",
+            {True: "✓", False: "✗", None: ""}[row["correct"]],
             *(f"{row[f'p_{label}']:.3f}" for label in labels),
         ]
         assert [shown_prompt, *shown[1:]] == expected, (
             f"{where} shows {shown}, summary.json gives {expected} (probabilities to 3 places)"
         )
-        framed = [label for label, cell in zip(labels, cells[4:], strict=True) if
+        framed = [label for label, cell in zip(labels, cells[7:], strict=True) if
                   "top" in cell.attrs.get("class", "").split()]  # fmt: skip
         assert framed == [row["top_label"]], (
             f"{where} frames {framed} as the top label, summary.json says {row['top_label']}"
