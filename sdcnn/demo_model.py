@@ -56,6 +56,15 @@ def write_tokenizer_files(folder: Path) -> tuple[Path, Path]:
     return vocab_path, merges_path
 
 
+def build_tokenizer(max_tokens: int = MAX_TOKENS) -> Any:
+    """The byte-level CLIP tokenizer; prompts are cut to ``max_tokens`` (start and end included)."""
+    from transformers import CLIPTokenizer
+
+    with tempfile.TemporaryDirectory() as folder:
+        vocab_path, merges_path = write_tokenizer_files(Path(folder))
+        return CLIPTokenizer(str(vocab_path), str(merges_path), model_max_length=max_tokens)
+
+
 def build_demo_pipeline(seed: int) -> Any:
     """Construct the tiny pipeline with weights drawn from ``seed``."""
     import torch
@@ -65,12 +74,9 @@ def build_demo_pipeline(seed: int) -> Any:
         StableDiffusionPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel
 
-    with tempfile.TemporaryDirectory() as folder:
-        vocab_path, merges_path = write_tokenizer_files(Path(folder))
-        tokenizer = CLIPTokenizer(str(vocab_path), str(merges_path), model_max_length=MAX_TOKENS)
-
+    tokenizer = build_tokenizer()
     torch.manual_seed(seed)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
