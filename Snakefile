@@ -16,7 +16,6 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/model.smk"
 include: "rules/generate.smk"
 include: "rules/preprocess.smk"
 include: "rules/train.smk"

@@ -37,7 +37,6 @@ def main(workdir: Path) -> None:
 
     from dataclasses import asdict
 
-    from sdcnn.demo_model import save_demo_pipeline
     from sdcnn.generation import (
         GenerationSettings,
         PromptSpec,
@@ -62,10 +61,8 @@ def main(workdir: Path) -> None:
     shards = assign_shards(prompts, config["shards"])
     layout = ShardLayout(config["shards"] is not None)
     results = "results"
-    demo_dir = f"{results}/models/demo"
-    save_demo_pipeline(demo_dir, seed=model["demo_seed"])
     settings = GenerationSettings.from_config(gen)
-    model_source = resolve_model_source("demo", demo_dir=demo_dir)
+    model_source = resolve_model_source("demo")
     preprocess = {key: pre[key] for key in ("size", "grayscale", "interpolation")}
     fields = ("text", "negative_prompt", "n_images")
     specs = {
@@ -77,7 +74,7 @@ def main(workdir: Path) -> None:
         for kind in ("images", "tensors", "previews", "charts")
         for shard in shards
     }
-    data_outputs = [demo_dir]
+    data_outputs = []
     for shard, shard_specs in specs.items():  # generate and preprocess every shard
         generate_shard(
             output_dir=folder["images", shard], prompts=shard_specs, layout=layout,

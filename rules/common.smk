@@ -46,7 +46,6 @@ SHARDS = assign_shards(PROMPTS, config["shards"])
 
 PROMPT_ID_PATTERN = "[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 RESULTS = "results"
-DEMO_MODEL_DIR = f"{RESULTS}/models/demo"
 INIT_WEIGHTS_PATH = f"{RESULTS}/weights/glorot.safetensors"
 TRAINED_WEIGHTS_PATH = f"{RESULTS}/weights/trained.safetensors"
 TRAINING_DIR = f"{RESULTS}/training"
@@ -186,17 +185,25 @@ def generation_settings():
 def model_params():
     # model.allow_download is left out on purpose: it decides whether a model may be
     # fetched, never what it draws (the generate script reads it from the config).
-    if MODEL["source"] == "demo":
-        return {"source": "demo", "demo_seed": MODEL["demo_seed"]}
+    if MODEL["source"] == "demo":  # what the shipped model is: its files' content
+        return {"source": "demo", "sha256": demo_model_fingerprint()}
     return {"source": MODEL["source"]}
 
 
+def demo_model_fingerprint():
+    from sdcnn.generation import DEMO_PIPELINE_DIR
+    from sdcnn.imagestore import folder_fingerprint
+
+    return folder_fingerprint(DEMO_PIPELINE_DIR)
+
+
 def model_input():
-    """The demo folder (built by a rule), or a local pipeline's model_index.json, or
-    nothing for a Hub id.  The same for every prompt: a dict, not an input function
-    (1,000 prompts would be 1,000 calls while Snakemake builds the DAG)."""
+    """A local pipeline's model_index.json, or nothing: the demo model ships with the
+    package (its content is in model_params()), a Hub id is in the Hugging Face cache.
+    The same for every shard: a dict, not an input function (1,000 shards would be 1,000
+    calls while Snakemake builds the DAG)."""
     if MODEL["source"] == "demo":
-        return {"model": DEMO_MODEL_DIR}
+        return {}
     from sdcnn.generation import looks_like_path
 
     if looks_like_path(MODEL["source"]):
@@ -297,9 +304,7 @@ def training_code():
     """The code of the training step and of the steps that make its tensors (the plan's:
     train_classifier's own code trigger is not checked while its tensors are re-made).
     """
-    demo = package_code("build_demo_model.py") if MODEL["source"] == "demo" else {}
     return {
-        **demo,
         **package_code("generate.py"),
         **package_code("preprocess.py"),
         **package_code("train_classifier.py"),
@@ -378,8 +383,7 @@ def get_shard_data_outputs():
 
 def get_data_outputs():
     """Every data output of the workflow (what the manifest lists)."""
-    built = [DEMO_MODEL_DIR] if MODEL["source"] == "demo" else []
-    built += {"glorot": [INIT_WEIGHTS_PATH], "trained": [TRAINED_WEIGHTS_PATH]}.get(
+    built = {"glorot": [INIT_WEIGHTS_PATH], "trained": [TRAINED_WEIGHTS_PATH]}.get(
         weights_mode(), []
     )
     return [

@@ -30,7 +30,7 @@ with snakemake_step(
         prompts=[PromptSpec(**prompt) for prompt in params.prompts],
         layout=ShardLayout(params.sharded),
         settings=GenerationSettings(**params.settings),
-        model=resolve_model_source(params.model["source"], demo_dir=smk.input.get("model", "")),
+        model=resolve_model_source(params.model["source"]),
         allow_download=allow_download,
         gpus=gpus_requested(smk.resources),
         # not a param on purpose: the store never changes an output, only saves recomputing it

@@ -404,7 +404,7 @@ def check_model_source(source: str) -> None:
     if source == DEMO:
         return
     try:
-        if resolve_model_source(source, demo_dir="").kind == "local":
+        if resolve_model_source(source).kind == "local":
             check_local_pipeline(os.path.expanduser(source))  # as written, e.g. ./models/sd
     except StepError as error:
         raise ConfigError(f"config key model.source: {error}") from None

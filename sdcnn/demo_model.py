@@ -1,11 +1,13 @@
-"""The offline default model: a tiny random-weight Stable Diffusion pipeline.
+"""A tiny random-weight Stable Diffusion pipeline, and the byte-level tokenizer of the
+shipped demo model.
 
-It has every component of a real Stable Diffusion 1.x checkpoint (CLIP tokenizer
-and text encoder, UNet, VAE with 8x down-sampling, DDIM scheduler) at a size that
-runs in a fraction of a second on a CPU.  It is saved with ``save_pretrained``
-in safetensors and loaded back through exactly the code path of a real
-checkpoint (``sdcnn.generation.load_pipeline``).  Its images are coloured noise:
-it exists so the whole workflow runs, and is tested, with no Hugging Face Hub.
+The pipeline has every component of a real Stable Diffusion 1.x checkpoint (CLIP
+tokenizer and text encoder, UNet, VAE with 8x down-sampling, DDIM scheduler) at a size
+that runs in a fraction of a second on a CPU, saved with ``save_pretrained`` in
+safetensors.  Its images are coloured noise: tests and the GPU benchmark's CPU smoke run
+use it where any pipeline will do (a safety checker added to it, say).  The workflow's
+default model is the *trained* one shipped in ``sdcnn/assets/demo-pipeline``
+(``sdcnn.demo_training`` made it; ``sdcnn.generation.DEMO_PIPELINE_DIR``).
 """
 
 from __future__ import annotations

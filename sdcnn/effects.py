@@ -23,7 +23,6 @@ PER_PROMPT = "prompts"  # the keys under it are a prompt's own
 ALL_PROMPTS = "*"  # stands for any prompt id in a key's path
 # the order the table names rules in: the order they run
 RULE_ORDER = (
-    "build_demo_model",
     "init_weights",
     "instantiate_julia",
     "generate",

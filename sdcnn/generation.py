@@ -29,6 +29,10 @@ from sdcnn.step import StepError
 log = logging.getLogger(__name__)
 
 DEMO = "demo"
+# The offline default: a tiny Stable Diffusion pipeline trained by the project on pictures
+# of coloured shapes (sdcnn/demo_training.py), shipped with the package, loaded like any
+# checkpoint folder.
+DEMO_PIPELINE_DIR = Path(__file__).resolve().parent / "assets" / "demo-pipeline"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 HUB_PROBE_TIMEOUT_S = 5.0  # one request, no retries, before going online
 
@@ -96,10 +100,10 @@ def looks_like_path(source: str) -> bool:
     return source.startswith(("/", "./", "../", "~")) or Path(source).expanduser().exists()
 
 
-def resolve_model_source(source: str, demo_dir: str) -> ModelSource:
+def resolve_model_source(source: str, demo_dir: str | Path = DEMO_PIPELINE_DIR) -> ModelSource:
     """Classify the config's ``model.source``: ``demo``, a local folder, or a Hub id."""
     if source == DEMO:
-        return ModelSource(DEMO, demo_dir, DEMO)
+        return ModelSource(DEMO, str(demo_dir), DEMO)
     if looks_like_path(source):
         return ModelSource("local", str(Path(source).expanduser()), source)
     if HUB_ID.match(source):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
@@ -102,10 +103,10 @@ def test_every_generation_setting_and_prompt_field_is_placed() -> None:
 
 @pytest.fixture(scope="module")
 def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sdcnn.demo_model import save_demo_pipeline
+    from sdcnn.generation import DEMO_PIPELINE_DIR
 
     folder = tmp_path_factory.mktemp("model") / "demo"
-    save_demo_pipeline(folder, seed=0)
+    shutil.copytree(DEMO_PIPELINE_DIR, folder)
     return folder
 
 
