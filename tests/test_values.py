@@ -31,7 +31,11 @@ import pytest
 
 pytestmark = pytest.mark.pipeline
 
-FIXED_COLUMNS = ["prompt_id", "image_id", "top_label", "top_probability", "backend", "device"]
+# written out here, not imported: the test holds the contract, the code must meet it
+FIXED_COLUMNS = [
+    "prompt_id", "image_id", "label", "split", "top_label", "top_probability", "correct",
+    "backend", "device", "safety_flagged",
+]  # fmt: skip
 NOT_INSTALLED = "not installed"
 Key = tuple[str, str]  # (prompt id, image id)
 
