@@ -47,6 +47,7 @@ class TrainingSettings:
     seed: int
     holdout_every: int
     threads: int
+    augment: bool = True  # each epoch, each image mirrored and shifted at random
 
     @classmethod
     def from_config(cls, training: Mapping[str, Any]) -> TrainingSettings:
@@ -164,6 +165,27 @@ def train(
         torch.use_deterministic_algorithms(deterministic)
 
 
+def augmented(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each image mirrored left-right or not, and shifted by up to a quarter of its side,
+    the uncovered part filled with its border's median (the background): what a picture
+    shows stays what it shows, wherever it is, so the classifier learns that."""
+    out = np.empty_like(images)
+    side = images.shape[-1]
+    reach = max(1, side // 8)
+    for index, image in enumerate(images):
+        if rng.random() < 0.5:
+            image = image[..., ::-1]
+        dy, dx = rng.integers(-reach, reach + 1, size=2)
+        border = np.concatenate([image[..., 0, :], image[..., -1, :]], axis=-1)
+        fill = np.median(border, axis=-1)[:, None, None]
+        shifted = np.broadcast_to(fill, image.shape).copy()
+        ys, yd = (slice(0, side - dy), slice(dy, side)) if dy >= 0 else (slice(-dy, side), slice(0, side + dy))
+        xs, xd = (slice(0, side - dx), slice(dx, side)) if dx >= 0 else (slice(-dx, side), slice(0, side + dx))
+        shifted[:, yd, xd] = image[:, ys, xs]
+        out[index] = shifted
+    return out
+
+
 def _train(
     data: Mapping[str, LabelledImages], labels: Sequence[str], settings: TrainingSettings
 ) -> tuple[CNNWeights, list[dict[str, Any]]]:
@@ -176,20 +198,26 @@ def _train(
     channels, size = train_set.tensors.shape[1], train_set.tensors.shape[2]
     model = trainable(init_weights(settings.seed, channels, size, len(labels)))
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    # the learning rate falls along a half cosine to 0: the last epochs settle the weights
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
     images = torch.from_numpy(train_set.tensors)
     targets = torch.from_numpy(train_set.labels)
     curve = []
     for epoch in range(1, settings.epochs + 1):
         started = time.perf_counter()
         permutation = torch.from_numpy(order.permutation(len(targets)))
+        epoch_images = (
+            torch.from_numpy(augmented(train_set.tensors, order)) if settings.augment else images
+        )
         total = 0.0
         for start in range(0, len(targets), settings.batch_size):
             batch = permutation[start : start + settings.batch_size]
             optimizer.zero_grad()
-            loss = F.cross_entropy(model(images[batch]), targets[batch], reduction="sum")
+            loss = F.cross_entropy(model(epoch_images[batch]), targets[batch], reduction="sum")
             (loss / len(batch)).backward()
             optimizer.step()
             total += float(loss.detach())
+        schedule.step()
         point = {
             "epoch": epoch,
             "loss": total / len(targets),

@@ -1,0 +1,72 @@
+"""The default config, run for real as `make run` runs it: the demo model draws the
+prompts, and the classifier trained on its pictures reaches the held-out accuracy."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import REPO, copy_workflow, run_snakemake
+from sdcnn.shapes import describe_picture
+
+pytestmark = pytest.mark.pipeline
+
+DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = copy_workflow(tmp_path_factory.mktemp("default_run"))  # config/config.yaml as is
+    run_snakemake(workdir)
+    return workdir
+
+
+def test_every_picture_shows_its_prompt(default_run: Path) -> None:
+    """The independent checker reads each PNG's colour and shape; they are the prompt's."""
+    wrong, seen = [], 0
+    for png in sorted((default_run / "results" / "images").rglob("*.png")):
+        with Image.open(png) as image:
+            prompt = image.text["prompt"]
+            pixels = np.asarray(image.convert("RGB"))
+        _, colour, shape = prompt.split()
+        seen += 1
+        if describe_picture(pixels) != (colour, shape):
+            wrong.append(f"{png.name}: {prompt!r} reads as {describe_picture(pixels)}")
+    expected = sum(prompt["n_images"] for prompt in DEFAULT["prompts"].values())
+    assert seen == expected, f"{seen} pictures, the config asks for {expected}"
+    assert wrong == [], "pictures that do not show their prompt:\n" + "\n".join(wrong)
+
+
+def test_the_held_out_accuracy_is_reached_and_reported(default_run: Path) -> None:
+    results = default_run / "results"
+    with open(results / "summary.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    held = [row for row in rows if row["split"] == "holdout"]
+    every = DEFAULT["training"]["holdout_every"]
+    assert len(held) == sum(p["n_images"] // every for p in DEFAULT["prompts"].values())
+    assert all(row["label"] in DEFAULT["classifier"]["labels"] for row in rows)
+    right = sum(row["correct"] == "true" for row in held)
+    accuracy = right / len(held)
+    assert accuracy >= 0.9, f"held-out accuracy {accuracy:.3f} ({right} of {len(held)})"
+    metrics = json.loads((results / "summary.json").read_text())["metrics"]["holdout"]
+    assert metrics["accuracy"] == accuracy
+    trained = json.loads((results / "training" / "metrics.json").read_text())["holdout"]
+    assert trained["accuracy"] == accuracy, "training's own measure disagrees with predict's"
+
+
+def test_two_runs_train_the_same_bytes(default_run: Path, tmp_path: Path) -> None:
+    """The training rule is deterministic: a second run (images from the first run's image
+    store) trains byte-identical weights and metrics."""
+    second = copy_workflow(tmp_path / "second")
+    (second / ".image-store").symlink_to(default_run / ".image-store")
+    run_snakemake(second)
+    for name in ("weights/trained.safetensors", "training/metrics.json", "summary.csv"):
+        assert (second / "results" / name).read_bytes() == (
+            default_run / "results" / name
+        ).read_bytes(), f"results/{name} differs between two runs"
