@@ -12,7 +12,7 @@ using Test: @test, @testset, @test_throws
 const REPO = normpath(joinpath(@__DIR__, "..", ".."))
 # Paths relative to REPO, as the golden JSON files record them.
 const GOLDEN = joinpath("tests", "data", "golden")
-const CASES = ("gray8", "rgb10")
+const CASES = ("gray8", "rgb10", "shapes32")
 
 read_json(path) = JSON3.read(read(path, String))
 
