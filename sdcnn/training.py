@@ -165,6 +165,13 @@ def train(
         torch.use_deterministic_algorithms(deterministic)
 
 
+def _shift_slices(offset: int, side: int) -> tuple[slice, slice]:
+    """(source, destination) along one axis for a shift by ``offset`` pixels."""
+    if offset >= 0:
+        return slice(0, side - offset), slice(offset, side)
+    return slice(-offset, side), slice(0, side + offset)
+
+
 def augmented(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Each image mirrored left-right or not, and shifted by up to a quarter of its side,
     the uncovered part filled with its border's median (the background): what a picture
@@ -179,8 +186,7 @@ def augmented(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         border = np.concatenate([image[..., 0, :], image[..., -1, :]], axis=-1)
         fill = np.median(border, axis=-1)[:, None, None]
         shifted = np.broadcast_to(fill, image.shape).copy()
-        ys, yd = (slice(0, side - dy), slice(dy, side)) if dy >= 0 else (slice(-dy, side), slice(0, side + dy))
-        xs, xd = (slice(0, side - dx), slice(dx, side)) if dx >= 0 else (slice(-dx, side), slice(0, side + dx))
+        (ys, yd), (xs, xd) = _shift_slices(dy, side), _shift_slices(dx, side)
         shifted[:, yd, xd] = image[:, ys, xs]
         out[index] = shifted
     return out
