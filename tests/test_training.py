@@ -156,3 +156,23 @@ def test_bad_training_settings_are_refused_naming_the_key(
     config["training"] = {**config["training"], key: value}
     with pytest.raises(ConfigError, match=rf"^config key {message}"):
         check_config(config, SCHEMA_PATH)
+
+
+def test_augmentation_moves_a_shape_but_keeps_it() -> None:
+    """Mirrored and shifted by at most an eighth of the side, on the background's value:
+    the shape is all still there, seeded, and the batch changes between epochs."""
+    from sdcnn.training import augmented
+
+    image = np.full((1, 1, 32, 32), 0.9, np.float32)
+    image[0, 0, 12:20, 10:16] = 0.1  # a dark block away from the border
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    first, again = augmented(image, rng_a), augmented(image, rng_b)
+    np.testing.assert_array_equal(first, again)  # the same seed, the same augmentation
+    moves = [augmented(image, rng_a) for _ in range(20)]
+    for moved in (first, *moves):
+        assert (moved < 0.5).sum() == (image < 0.5).sum(), "the shape lost or gained pixels"
+        rows, cols = np.nonzero(moved[0, 0] < 0.5)
+        # rows 12..19 shifted by up to 4; columns 10..15, or mirrored 16..21, shifted by up to 4
+        assert 8 <= rows.min() <= 16 and 6 <= cols.min() <= 20, (rows.min(), cols.min())
+        assert set(np.unique(moved[moved >= 0.5])) == {np.float32(0.9)}  # background filled
+    assert len({moved.tobytes() for moved in moves}) > 5, "the augmentation barely varies"
