@@ -30,6 +30,7 @@ def sheet_config(folder: Path, n_prompts: int, n_images: int, shards: int | None
     """A copy of the workflow whose config reads a sheet of ``n_prompts`` prompts."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config.update({"prompts": "prompts.tsv", "shards": shards})
+    config["classifier"]["weights"] = "glorot"  # the sheet's prompts have no labels
     workdir = copy_workflow(folder, config)
     rows = "".join(f"prompt{i:06d}\tprompt number {i}\t{n_images}\n" for i in range(n_prompts))
     (workdir / "prompts.tsv").write_text("prompt_id\ttext\tn_images\n" + rows, encoding="utf-8")

@@ -78,8 +78,17 @@ def draw_and_check(
     from sdcnn.generation import GenerationSettings, PromptSpec, generate_images
 
     side = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
+    import torch
+
     settings = GenerationSettings(
-        steps=steps, guidance_scale=guidance, height=side, width=side, scheduler="default"
+        steps=steps,
+        guidance_scale=guidance,
+        height=side,
+        width=side,
+        scheduler="default",
+        base_seed=0,  # unused: the seeds are given
+        threads=torch.get_num_threads(),
+        precision="float32",
     )
     samples = []
     for prompt in prompts:

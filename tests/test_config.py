@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 import yaml
 from safetensors.numpy import save_file
+from snakemake.utils import update_config
 
 from conftest import REPO, SMALL_CONFIG, config_with
-from sdcnn.configcheck import ConfigError, check_config, check_config_file
+from sdcnn.configcheck import ConfigError, check_config, check_config_file, load_schema
+from sdcnn.generation import DEMO_PIPELINE_DIR
+from sdcnn.prompts import checked_prompts
 from sdcnn.weights import CNNWeights, init_weights, save_weights
 
 SCHEMA_PATH = REPO / "config" / "schema.yaml"
@@ -33,14 +36,34 @@ def config_error(config: dict[str, Any]) -> str:
     return str(caught.value)
 
 
-def test_default_config_is_valid_and_reproduces_the_seed_project() -> None:
+def test_default_config_is_the_trained_shapes_demo() -> None:
     config = check_config(load_default_config(), SCHEMA_PATH, [REPO / "config" / "config.yaml"])
-    city = config["prompts"]["city"]
-    assert city["text"] == "A futuristic city at sunset" and city["n_images"] == 3
-    assert len(config["prompts"]) >= 2
+    prompts = checked_prompts(config, load_schema(SCHEMA_PATH))
+    assert config["model"]["source"] == "demo"
+    assert config["classifier"]["weights"] == "trained"
+    assert config["classifier"]["labels"] == ["circle", "square", "triangle"]
+    # every prompt is labelled, and every label has prompts to learn from
+    assert {prompt["label"] for prompt in prompts.values()} == {"circle", "square", "triangle"}
+
+
+def test_city_config_reproduces_the_seed_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    """config/city.yaml merged over the default, as ``--configfile`` does (its checkpoint
+    folder replaced by the shipped demo pipeline, the only one on disk here)."""
+    city = yaml.safe_load((REPO / "config" / "city.yaml").read_text())
+    assert city["model"]["source"] == "./models/sd15"
+    merged = load_default_config()
+    update_config(merged, city)
+    merged["model"]["source"] = str(DEMO_PIPELINE_DIR)
+    config = check_config(merged, SCHEMA_PATH)
+    monkeypatch.chdir(REPO)  # the sheet's path is relative to the working directory
+    prompts = checked_prompts(config, load_schema(SCHEMA_PATH))
+    assert list(prompts) == ["city"]
+    assert prompts["city"]["text"] == "A futuristic city at sunset"
+    assert prompts["city"]["n_images"] == 3
+    assert config["generation"]["steps"] == 50 and config["generation"]["height"] == 512
     assert config["preprocess"]["size"] == 224 and config["preprocess"]["grayscale"] is True
     assert len(config["classifier"]["labels"]) == 10
-    assert config["model"]["source"] == "demo"
+    assert config["classifier"]["weights"] == "glorot"
 
 
 def test_defaults_are_filled_in() -> None:
@@ -102,7 +125,7 @@ BAD_VALUES = [
      r"empty or blank"),
     (("classifier", "weights"), "", r"^config key classifier\.weights: '' is empty or blank"),
     (("model", "source"), " demo", r"^config key model\.source: ' demo' is not allowed; expected "
-     r"'demo', a local diffusers pipeline folder"),
+     r"'demo' \(the shapes model shipped with the package\), a local diffusers pipeline folder"),
     (("model", "source"), "no such model", r"^config key model\.source: model\.source 'no such "
      r"model' is neither 'demo', an existing local folder, nor a Hugging Face id"),
     (("model", "source"), "./models/nowhere", r"^config key model\.source: model folder "

@@ -125,6 +125,12 @@ def test_captions_say_what_each_item_is(small_run: Path, report: Path) -> None:
     assert "32×32" in caption and "grayscale" in caption and "city_002.npy" in caption
     assert "results/predictions/city.json" in results["results/charts/city/city_000.png"]["caption"]
     assert PROMPTS["city"]["text"] in results["results/contact_sheets/city.png"]["caption"]
+    # the training figures say the settings they were trained with (from the plan)
+    training = SMALL_CONFIG["training"]
+    curve = results["results/training/curve.png"]["caption"]
+    assert f"each of {training['epochs']} epochs" in curve
+    confusion = results["results/training/confusion_matrix.png"]["caption"]
+    assert f"every {training['holdout_every']}th image" in confusion
     description = json.loads(re.search(r"var workflow_desc = (.*?);\n", html).group(1))
     for prompt in PROMPTS.values():
         assert prompt["text"] in description
@@ -350,8 +356,11 @@ def test_browser_shows_every_picture(
         assert width > 0 and height > 0 and x >= 0 and y >= 0, (path, item["box"])
         assert x + width <= SCREEN[0] and y + height <= SCREEN[1], (path, item["box"])
         on_screen = screen_crop(item["screenshot"], item["box"])
-        assert on_screen.std() > 5, f"{path} looks blank on screen"
         expected = file_pixels(data, (on_screen.shape[1], on_screen.shape[0]))
+        # the demo draws shapes on white (a prompt it has no shape for: near-blank), so
+        # "not blank" is relative: the screen varies as much as the picture does
+        assert expected.std() > 1, f"{path} is a uniform picture"
+        assert on_screen.std() > 0.5 * expected.std(), f"{path} looks blank on screen"
         difference = np.abs(on_screen - expected).mean()
         assert difference < 10, f"{path}: the screen differs from the file by {difference:.1f}"
     assert sorted(seen) == sorted(wanted)  # each picture shown, once
