@@ -13,6 +13,7 @@ import copy
 import html
 import json
 import re
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -97,9 +98,16 @@ def test_filters_reach_every_jinja_environment() -> None:
 # ---- every caption template, rendered as Snakemake renders it
 
 
-def fake_job(text: str) -> SimpleNamespace:
-    """What a caption template reads of ``snakemake``, every string set to ``text``."""
+# what train_classifier's captions read of its training plan (input.plan)
+PLAN_SETTINGS = {"epochs": 17, "batch_size": 4, "learning_rate": 0.002, "seed": 0,
+                 "holdout_every": 5}  # fmt: skip
+
+
+def fake_job(text: str, plan: Path) -> SimpleNamespace:
+    """What a caption template reads of ``snakemake``, every string set to ``text``;
+    ``plan``: a training plan file."""
     return SimpleNamespace(
+        input={"plan": str(plan)},
         wildcards={"shard": "p_-1", "image": "p_-1_000"},  # without shards: shard = prompt
         params={
             "prompts": [{"prompt_id": "p_-1", "text": text, "negative_prompt": text,
@@ -142,17 +150,24 @@ LINKS = "".join(f"\n.. _{name}: javascript:void(0)" for name in [*PANELS, "Run i
 
 @pytest.mark.parametrize("template", TEMPLATES)
 @pytest.mark.parametrize("text", [NASTY[0], NASTY[2], NASTY[4], NASTY[9]])
-def test_caption_template_shows_user_text_verbatim(template: str, text: str) -> None:
+def test_caption_template_shows_user_text_verbatim(
+    template: str, text: str, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"settings": PLAN_SETTINGS}), encoding="utf-8")
     environment = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
     environment.filters.update(JINJA_FILTERS)
     source = (REPO / "report" / template).read_text(encoding="utf-8")
-    rendered = environment.from_string(source + LINKS).render(snakemake=fake_job(text))
+    rendered = environment.from_string(source + LINKS).render(snakemake=fake_job(text, plan))
     body = docutils_html(rendered, report_level=2)  # the link targets are unused: info
     assert "system-message" not in body and "problematic" not in body, rendered
     if "snakemake.params.prompt" in source or "config.prompts" in source:
         assert one_line(text) in shown_text(body)
     if "{% set prompt_id" in source:
         assert "p_-1" in shown_text(body)
+    if "snakemake.input.plan" in source:
+        shown = " ".join(shown_text(body).split()).lower()
+        assert f"every {PLAN_SETTINGS['holdout_every']}th image" in shown
 
 
 # ---- a real report of a run whose prompts are full of reStructuredText
