@@ -27,7 +27,7 @@ from common import REPO, copy_workflow, data_files, job_seconds, machine, snakem
 
 IMPORTS = {
     "python (bare)": "pass",
-    "generate (torch + diffusers)": "import torch; from diffusers import AutoPipelineForText2Image",
+    "generate (torch + diffusers)": "import torch; from diffusers import DiffusionPipeline",
     "predict (torch)": "import torch",
     "preprocess (cv2)": "import cv2",
     "figures (matplotlib)": "import matplotlib; matplotlib.use('Agg'); import matplotlib.figure",

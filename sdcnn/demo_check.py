@@ -2,7 +2,7 @@
 
 The pipeline loads and draws through the workflow's own path
 (``sdcnn.generation.load_pipeline`` and ``generate_images``: diffusers'
-``AutoPipelineForText2Image.from_pretrained`` with local files only), and each
+``DiffusionPipeline.from_pretrained`` with local files only), and each
 picture is read by ``sdcnn.shapes.describe_picture``, which knows nothing of
 the model.
 

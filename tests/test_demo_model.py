@@ -108,3 +108,26 @@ def test_settings_round_trip_through_the_command_line() -> None:
     output, parsed = demo_training.parse_arguments([*arguments, "--output", "somewhere"])
     assert parsed == settings and output == Path("somewhere")
     assert demo_training.settings_arguments(demo_training.TrainingSettings()) == []
+
+
+@pytest.mark.pipeline
+def test_an_image_to_image_checkpoint_loads_as_its_text_to_image_sibling(
+    committed_pipeline: Any, tmp_path: Path
+) -> None:
+    """load_pipeline loads the class model_index.json names; one that needs an input image
+    becomes the text-to-image pipeline on the same components, as AutoPipeline did."""
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+
+    from sdcnn.generation import as_text_to_image, needs_an_image
+
+    assert type(committed_pipeline) is StableDiffusionPipeline
+    assert not needs_an_image(committed_pipeline)
+    assert as_text_to_image(committed_pipeline) is committed_pipeline
+    img2img = StableDiffusionImg2ImgPipeline(**committed_pipeline.components)
+    assert needs_an_image(img2img)
+    img2img.save_pretrained(tmp_path / "img2img")
+    with kept_torch_threads():
+        loaded = load_shapes_pipeline(tmp_path / "img2img", threads=2)
+    assert type(loaded) is StableDiffusionPipeline
+    for name, weights in committed_pipeline.unet.state_dict().items():
+        assert loaded.unet.state_dict()[name].equal(weights), name

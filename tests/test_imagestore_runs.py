@@ -47,7 +47,7 @@ def test_switching_back_reuses_every_image_and_changes_no_output(
     small_run: Path, run_copy: Path
 ) -> None:
     edit_config(run_copy, steps=3)
-    run_snakemake(run_copy)
+    run_snakemake(run_copy, "--until", "generate")  # the store gains the 3-step images
     assert generation_counts(run_copy, "city") == (0, 3)
     edit_config(run_copy, steps=SMALL_CONFIG["generation"]["steps"])
     run_snakemake(run_copy)
@@ -61,7 +61,7 @@ def test_one_more_image_computes_only_that_image(run_copy: Path) -> None:
     config = yaml.safe_load((run_copy / "config" / "config.yaml").read_text())
     config["prompts"]["city"]["n_images"] = 4
     write_config(run_copy, config)
-    run_snakemake(run_copy)
+    run_snakemake(run_copy, "--until", "generate")  # what follows is other tests' concern
     assert generation_counts(run_copy, "city") == (3, 1)
     assert len(list((run_copy / "results" / "images" / "city").glob("*.png"))) == 4
 
@@ -69,12 +69,12 @@ def test_one_more_image_computes_only_that_image(run_copy: Path) -> None:
 def test_batches_are_reused_whole(run_copy: Path) -> None:
     """Images made two per pipeline call are reused only where the whole call is known."""
     edit_config(run_copy, batch_size=2)
-    run_snakemake(run_copy)
+    run_snakemake(run_copy, "--until", "generate")
     assert generation_counts(run_copy, "city") == (0, 3)  # calls [0, 1] and [2]
     config = yaml.safe_load((run_copy / "config" / "config.yaml").read_text())
     config["prompts"]["city"]["n_images"] = 4
     write_config(run_copy, config)
-    run_snakemake(run_copy)
+    run_snakemake(run_copy, "--until", "generate")
     assert generation_counts(run_copy, "city") == (2, 2)  # [0, 1] reused, [2, 3] is new
     with Image.open(run_copy / "results" / "images" / "city" / "city_003.png") as image:
         assert image.text["batch_size"] == "2"
