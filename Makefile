@@ -26,8 +26,11 @@ run: $(VENV)/.run-deps
 	$(BIN)/python -m sdcnn.locks
 	$(BIN)/snakemake --cores $(CORES)
 
+# two pytest workers: much of the suite waits on subprocesses (Snakemake, SLURM, a
+# browser); each test file runs on one worker, so its module fixtures run once
+TEST_WORKERS ?= 2
 test: $(VENV)/.dev-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 report: $(VENV)/.run-deps
 	$(BIN)/snakemake --report results/report.html
