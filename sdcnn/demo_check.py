@@ -75,11 +75,11 @@ def draw_and_check(
     guidance: float = GUIDANCE,
 ) -> list[Sample]:
     """For each prompt, one pipeline call for all ``seeds`` at the model's native size."""
+    import torch
+
     from sdcnn.generation import GenerationSettings, PromptSpec, generate_images
 
     side = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
-    import torch
-
     settings = GenerationSettings(
         steps=steps,
         guidance_scale=guidance,

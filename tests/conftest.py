@@ -46,8 +46,8 @@ SMALL_CONFIG: dict[str, Any] = {
 }
 
 
-# The slowest files first, so that with two workers (make test) neither waits alone on
-# one of them at the end (measured: the SLURM file ~5 min, the default run ~3 min).
+# The slowest files first (the SLURM file ~5 min, the default run ~3 min, run alone): with
+# two workers (make test), a slow file handed out last would leave one worker alone at the end.
 SLOW_FIRST = ["test_slurm.py", "test_default_run.py", "test_imagestore_runs.py",
               "test_benchmarks.py", "test_shards.py", "test_reruns.py"]  # fmt: skip
 
