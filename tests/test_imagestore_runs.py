@@ -82,8 +82,8 @@ def test_batches_are_reused_whole(run_copy: Path) -> None:
 
 KILL_CONFIG = {
     "prompts": {"city": {"text": "A futuristic city at sunset", "n_images": 4}},
-    # slow enough (about a second an image) to be killed between two images
-    "generation": {"steps": 20, "height": 256, "width": 256},
+    # slow enough (about a second an image with the demo model) to be killed between two
+    "generation": {"steps": 20, "height": 128, "width": 128},
     "preprocess": {"size": 32},
     "classifier": {"labels": ["cat", "dog"]},
 }
@@ -133,7 +133,7 @@ def test_killed_run_rerun_regenerates_only_unfinished_images(tmp_path: Path) -> 
     for path in images:
         with Image.open(path) as image:
             image.load()  # a truncated file would raise here
-            assert np.asarray(image).shape == (256, 256, 3)
+            assert np.asarray(image).shape == (128, 128, 3)
     leftovers = [p.name for p in (workdir / "results" / "images").iterdir() if p.name != "city"]
     assert leftovers == []
     assert not list((workdir / ".snakemake" / "locks").glob("*.lock"))
