@@ -190,6 +190,7 @@ def model_params():
     return {"source": MODEL["source"]}
 
 
+@functools.cache  # generate's params and the training plan both ask; 5 MB to hash
 def demo_model_fingerprint():
     from sdcnn.generation import DEMO_PIPELINE_DIR
     from sdcnn.imagestore import folder_fingerprint
