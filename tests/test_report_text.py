@@ -145,14 +145,29 @@ def fake_job(text: str, plan: Path) -> SimpleNamespace:
 TEMPLATES = sorted(path.name for path in (REPO / "report").glob("*.rst"))
 # the link targets Snakemake appends to every caption (one per panel and category)
 PANELS = ["Workflow", "Statistics", "Contact sheets", "Images", "Probabilities", "Summary"]
-LINKS = "".join(f"\n.. _{name}: javascript:void(0)" for name in [*PANELS, "Run info"])
+CATEGORIES = ["Run info", "Training"]
+LINKS = "".join(f"\n.. _{name}: javascript:void(0)" for name in [*PANELS, *CATEGORIES])
+
+
+def write_finished_summary(workdir: Path, label: str) -> None:
+    """A results/summary.json with held-out metrics, as the captions read it (relative to
+    the working directory, which is the run's folder under ``snakemake --report``)."""
+    scores = {"precision": 1.0, "recall": None, "support": 1}
+    metrics = {"holdout": {"n_images": 1, "accuracy": 1.0, "per_label": {label: scores}}}
+    summary = workdir / "results" / "summary.json"
+    summary.parent.mkdir(parents=True)
+    summary.write_text(json.dumps({"columns": [], "rows": [], "metrics": metrics}), "utf-8")
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
 @pytest.mark.parametrize("text", [NASTY[0], NASTY[2], NASTY[4], NASTY[9]])
 def test_caption_template_shows_user_text_verbatim(
-    template: str, text: str, tmp_path: Path
+    template: str, text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # in a folder of its own (not the repository, where `make run` may have left results/),
+    # with held-out metrics whose one label is the nasty text
+    monkeypatch.chdir(tmp_path)
+    write_finished_summary(tmp_path, text)
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"settings": PLAN_SETTINGS}), encoding="utf-8")
     environment = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
