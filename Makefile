@@ -28,7 +28,7 @@ run: $(VENV)/.run-deps
 
 # two pytest workers: much of the suite waits on subprocesses (Snakemake, SLURM, a
 # browser); each test file runs on one worker, so its module fixtures run once
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 test: $(VENV)/.dev-deps
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 

@@ -1,6 +1,6 @@
 """Pipeline overhead: the default workflow vs one Python process doing the same work.
 
-    .venv/bin/python benchmarks/pipeline_overhead.py [--cores 2] [--repeats 2]
+    .venv/bin/python benchmarks/pipeline_overhead.py [--cores 2] [--repeats 2] [--samples 3]
 
 Each repeat runs, from scratch in fresh copies of the workflow (default config, image
 store off):
@@ -9,7 +9,8 @@ store off):
 - ``benchmarks/single_process.py``: the same package functions in one process.
 It checks that both made byte-identical data outputs (the same work), prints both wall
 times and their ratio (goal: <= 1.3x), and where the workflow's time goes: each rule's
-job time from Snakemake's benchmark files, and the import cost of each kind of step.
+job time from Snakemake's benchmark files, and the import cost of each kind of step (the
+best of ``--samples`` fresh processes, as is the dry run's time).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=3, help="of each start-up time")
     parser.add_argument(
         "--config", type=Path, default=REPO / "config" / "config.yaml", help="another config"
     )
@@ -74,8 +76,11 @@ def main() -> None:
             if differing or missing:
                 sys.exit(f"not the same work: differing {differing}, missing {missing}")
         seconds = job_seconds(workflow / "results")
-        nothing_to_do = min(timed_dry_run(workflow) for _ in range(3))
-    imports = {name: min(import_seconds(code) for _ in range(3)) for name, code in IMPORTS.items()}
+        nothing_to_do = min(timed_dry_run(workflow) for _ in range(args.samples))
+    imports = {
+        name: min(import_seconds(code) for _ in range(args.samples))
+        for name, code in IMPORTS.items()
+    }
 
     pipeline, single = min(pipeline_times), min(single_times)
     print(machine())

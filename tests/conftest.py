@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from warm_snakemake import WarmSnakemake
 
 # the workflow's parts and the copy helpers live in the package, so that the benchmarks
 # share them without importing pytest (sdcnn/workspace.py)
@@ -63,6 +65,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 CONSOLE_LOG = "console.log"  # what the small run printed, next to its results/
+COLD_SNAKEMAKE = "SDCNN_TESTS_COLD_SNAKEMAKE"  # =1: every run a fresh `python -m snakemake`
+WARM = WarmSnakemake()
 
 
 def run_snakemake(
@@ -73,16 +77,23 @@ def run_snakemake(
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the real snakemake CLI in ``workdir`` (in ``env``, default: this process's
-    environment); fail the test with its output if asked."""
-    command: Sequence[str] = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    result = subprocess.run(
-        command,
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**(os.environ if env is None else env), "PYTHONDONTWRITEBYTECODE": "1"},
-    )
+    environment); fail the test with its output if asked.
+
+    In this process's environment it runs in a child forked from a server that imported
+    Snakemake once (tests/warm_snakemake.py: ~2 s less a call); in another environment,
+    which import-time code might read, as ``python -m snakemake``.
+    """
+    arguments = ["--cores", "2", *args]
+    command: Sequence[str] = [sys.executable, "-m", "snakemake", *arguments]
+    environment = {**(os.environ if env is None else env), "PYTHONDONTWRITEBYTECODE": "1"}
+    if env is None and os.environ.get(COLD_SNAKEMAKE) != "1":
+        returncode, stdout, stderr = WARM.run(workdir, arguments, environment, timeout)
+        result = subprocess.CompletedProcess(command, returncode, stdout, stderr)
+    else:
+        result = subprocess.run(
+            command, cwd=workdir, capture_output=True, text=True, timeout=timeout,
+            env=environment,
+        )  # fmt: skip
     if check and result.returncode != 0:
         pytest.fail(
             f"{' '.join(command)} exited {result.returncode}\n"
@@ -91,16 +102,53 @@ def run_snakemake(
     return result
 
 
-@pytest.fixture(scope="session")
-def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One full run of the workflow on SMALL_CONFIG; the folder it ran in.
+def shared_folder(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]
+) -> Path:
+    """A folder ``build`` makes once for the whole test session, in the first pytest-xdist
+    worker that asks for it; the other workers wait for it, then share it (read-only).
 
-    What the run printed (stdout, then stderr) is kept in ``console.log`` beside it.
+    A build that failed is not tried again: the other workers fail with its message.
     """
-    workdir = copy_workflow(tmp_path_factory.mktemp("small_run"), SMALL_CONFIG)
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' basetemps are popen-gw0, popen-gw1, ... in it
+    folder, outcome = root / f"shared-{name}", root / f"shared-{name}.outcome"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        if outcome.exists():
+            failure = outcome.read_text(encoding="utf-8")
+            if failure:
+                pytest.fail(f"the shared run {name!r} failed in another worker:\n{failure}")
+            return folder
+        try:
+            build(folder)
+        except BaseException as error:  # pytest.fail raises an exception of BaseException's
+            outcome.write_text(f"{type(error).__name__}: {error}", encoding="utf-8")
+            raise
+        outcome.write_text("", encoding="utf-8")
+    return folder
+
+
+def finished_run(workdir: Path, config: dict[str, Any], sheet: Sequence[dict] = ()) -> None:
+    """A copy of the workflow in ``workdir`` run to the end on ``config`` (and a prompt
+    sheet, if given); what the run printed (stdout, then stderr) in ``console.log`` beside
+    its results/."""
+    copy_workflow(workdir, config)
+    if sheet:
+        write_sheet(workdir / "prompts.tsv", sheet)
     result = run_snakemake(workdir)
     (workdir / CONSOLE_LOG).write_text(result.stdout + result.stderr, encoding="utf-8")
-    return workdir
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One full run of the workflow on SMALL_CONFIG (one for all workers); the folder it
+    ran in. Tests read it; one that runs Snakemake there does so only with --dry-run
+    (which writes nothing but Snakemake's I/O cache)."""
+    return shared_folder(
+        tmp_path_factory, "small_run", lambda folder: finished_run(folder, SMALL_CONFIG)
+    )
 
 
 # A sheet of 40 prompts in 4 shards, with the small config's settings; its first two rows
@@ -135,12 +183,13 @@ def write_sheet(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 @pytest.fixture(scope="session")
 def sharded_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One full run of a 40-prompt sheet in 4 shards (SHARDED_CONFIG); the folder it ran in."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("sharded_run"), SHARDED_CONFIG)
-    write_sheet(workdir / "prompts.tsv", sheet_rows())
-    result = run_snakemake(workdir)
-    (workdir / CONSOLE_LOG).write_text(result.stdout + result.stderr, encoding="utf-8")
-    return workdir
+    """One full run of a 40-prompt sheet in 4 shards (SHARDED_CONFIG, one for all
+    workers, read-only as ``small_run``); the folder it ran in."""
+    return shared_folder(
+        tmp_path_factory,
+        "sharded_run",
+        lambda folder: finished_run(folder, SHARDED_CONFIG, sheet_rows()),
+    )
 
 
 def result_files(workdir: Path) -> dict[str, bytes]:

@@ -318,10 +318,22 @@ def test_gpu_generate_smoke_on_cpu() -> None:
     assert_positive(cnn, "CNN images/s")
 
 
+# the small config at one image a prompt, untrained: every kind of step, in little time
+OVERHEAD_CONFIG = {
+    **SMALL_CONFIG,
+    "prompts": {
+        name: {**prompt, "n_images": 1} for name, prompt in SMALL_CONFIG["prompts"].items()
+    },
+    "classifier": {**SMALL_CONFIG["classifier"], "weights": "glorot"},
+}
+
+
 def test_pipeline_overhead_same_work(tmp_path: Path) -> None:
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(SMALL_CONFIG))
-    output = run_benchmark("pipeline_overhead.py", "--config", str(config), "--repeats", "1")
+    config.write_text(yaml.safe_dump(OVERHEAD_CONFIG))
+    output = run_benchmark(
+        "pipeline_overhead.py", "--config", str(config), "--repeats", "1", "--samples", "1"
+    )
     assert "same data outputs byte for byte: yes" in output
     best = {}
     for kind in ("snakemake --cores 2", "one Python process"):

@@ -13,6 +13,7 @@ import base64
 import io
 import json
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,9 +73,12 @@ def data_uri_bytes(uri: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def report(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``snakemake --report`` of the small run, written outside its results/."""
-    path = tmp_path_factory.mktemp("report") / "report.html"
-    run_snakemake(small_run, "--report", str(path))
+    """``snakemake --report`` of the small run, written outside its results/ (from a copy:
+    a report locks the folder it runs in, and other workers copy the small run)."""
+    folder = tmp_path_factory.mktemp("report")
+    finished = Path(shutil.copytree(small_run, folder / "finished", symlinks=True))
+    path = folder / "report.html"
+    run_snakemake(finished, "--report", str(path))
     return path
 
 

@@ -110,8 +110,9 @@ def fake_job(text: str, plan: Path) -> SimpleNamespace:
         input={"plan": str(plan)},
         wildcards={"shard": "p_-1", "image": "p_-1_000"},  # without shards: shard = prompt
         params={
-            "prompts": [{"prompt_id": "p_-1", "text": text, "negative_prompt": text,
-                         "n_images": 1}],
+            "prompts": [
+                {"prompt_id": "p_-1", "text": text, "negative_prompt": text, "n_images": 1}
+            ],
             "sharded": False,
             "settings": {
                 "base_seed": 7,

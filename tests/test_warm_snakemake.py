@@ -1,0 +1,83 @@
+"""The tests' warm Snakemake (tests/warm_snakemake.py) is the real CLI: the same plan, the
+same errors and exit status as ``python -m snakemake``, and a run past its time is
+killed with every job it started."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from warm_snakemake import WarmSnakemake
+
+from conftest import SMALL_CONFIG, copy_workflow, write_config
+
+ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def cold(workdir: Path, *args: str) -> tuple[int, str, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir, capture_output=True, text=True, env=ENV, timeout=300,
+    )  # fmt: skip
+    return result.returncode, result.stdout, result.stderr
+
+
+def plan(output: str) -> list[str]:
+    """What a dry run says it would do, in a fixed order (Snakemake prints the reasons'
+    files in set order, which differs from one process to the next)."""
+    lines = []
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith(("Date:", "Workflow ID:", "host:", "[")) or not line:
+            continue
+        if line.startswith("reason:"):
+            line = "reason: " + ", ".join(sorted(re.split(r"[,;:] ", line[8:])))
+        lines.append(line)
+    return sorted(lines)
+
+
+@pytest.fixture(scope="module")
+def warm() -> WarmSnakemake:
+    return WarmSnakemake()
+
+
+def test_a_dry_run_says_what_the_cold_cli_says(warm: WarmSnakemake, tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "w", SMALL_CONFIG)
+    args = ("--cores", "2", "--dry-run")
+    warm_code, warm_out, warm_err = warm.run(workdir, args, ENV, 300)
+    cold_code, cold_out, cold_err = cold(workdir, *args)
+    assert warm_code == cold_code == 0, warm_err
+    assert plan(warm_out) == plan(cold_out)
+    assert warm_err == cold_err  # the workflow profile line
+    assert f"Run directory: {workdir}" in warm_out
+    assert re.search(r"Command: \S+/snakemake/__main__\.py --cores 2 --dry-run$", warm_out, re.M)
+
+
+def test_a_refused_config_fails_as_the_cold_cli_fails(warm: WarmSnakemake, tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "w", SMALL_CONFIG)
+    write_config(workdir, {**SMALL_CONFIG, "shards": 0})
+    warm_code, _, warm_err = warm.run(workdir, ("--cores", "1"), ENV, 300)
+    cold_code, _, cold_err = cold(workdir, "--cores", "1")
+    assert warm_code == cold_code == 1
+    refused = [[line for line in err.splitlines() if "config key shards" in line]
+               for err in (warm_err, cold_err)]  # fmt: skip
+    assert refused[0] and refused[0] == refused[1], (warm_err, cold_err)
+    assert not (workdir / "results").exists()
+
+
+def test_a_run_past_its_time_is_killed_with_its_jobs(warm: WarmSnakemake, tmp_path: Path) -> None:
+    marker = f"{time.time_ns() % 10**6 + 100}.5"  # `sleep 100xxxx.5`: found by its arguments
+    (tmp_path / "Snakefile").write_text(
+        f'rule slow:\n    output: "done"\n    shell: "sleep {marker} && touch {{output}}"\n'
+    )
+    with pytest.raises(subprocess.TimeoutExpired):
+        warm.run(tmp_path, ("--cores", "1"), ENV, 5)
+    still_running = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True)
+    assert still_running.returncode == 1, f"the job outlived its run: {still_running.stdout}"
+    code, _, err = warm.run(tmp_path, ("--cores", "1", "--dry-run"), ENV, 300)
+    assert code == 0, err  # the server serves the next run
