@@ -26,11 +26,12 @@ run: $(VENV)/.run-deps
 	$(BIN)/python -m sdcnn.locks
 	$(BIN)/snakemake --cores $(CORES)
 
-# two pytest workers: much of the suite waits on subprocesses (Snakemake, SLURM, a
-# browser); each test file runs on one worker, so its module fixtures run once
+# three pytest workers on 2 cores: much of the suite waits (the SLURM tests are 1/4 CPU,
+# 3/4 waiting on the queue); each test file runs on one worker, so its module fixtures
+# run once, and the shared runs (tests/conftest.py) run once for all workers
 TEST_WORKERS ?= 3
 test: $(VENV)/.dev-deps
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 report: $(VENV)/.run-deps
 	$(BIN)/snakemake --report results/report.html

@@ -48,8 +48,10 @@ SMALL_CONFIG: dict[str, Any] = {
 }
 
 
-# The slowest files first (the SLURM file ~5 min, the default run ~3 min, run alone): with
-# two workers (make test), a slow file handed out last would leave one worker alone at the end.
+# The slowest files first (the SLURM file ~6 min, the default run ~3 min, run alone): with
+# a few workers (make test), a slow file handed out last would leave one worker alone at
+# the end. (pytest-xdist would hand out the files with the most tests first: make test
+# says --no-loadscope-reorder.)
 SLOW_FIRST = ["test_slurm.py", "test_default_run.py", "test_imagestore_runs.py",
               "test_benchmarks.py", "test_shards.py", "test_reruns.py"]  # fmt: skip
 
