@@ -81,3 +81,13 @@ def test_a_run_past_its_time_is_killed_with_its_jobs(warm: WarmSnakemake, tmp_pa
     assert still_running.returncode == 1, f"the job outlived its run: {still_running.stdout}"
     code, _, err = warm.run(tmp_path, ("--cores", "1", "--dry-run"), ENV, 300)
     assert code == 0, err  # the server serves the next run
+
+
+def test_a_child_that_fails_at_once_is_answered(warm: WarmSnakemake, tmp_path: Path) -> None:
+    """A child that fails before Snakemake starts (its folder is gone): its exit status
+    comes back with the error in its own stderr, and the server serves the next run."""
+    for _ in range(10):
+        code, _, err = warm.run(tmp_path / "gone", ("--dry-run",), ENV, 20)
+        assert code == 1 and "FileNotFoundError" in err, err
+    code, _, err = warm.run(tmp_path, ("--version",), ENV, 60)
+    assert code == 0, err  # and the server still serves

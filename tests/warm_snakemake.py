@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -52,29 +53,29 @@ PRELOAD = [
 
 
 def child(request: dict) -> None:
-    """In the forked child: become ``python -m snakemake ARGS`` in the request's folder."""
-    os.setsid()  # a process group of its own, so that a timeout kills its jobs too
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    sys.dont_write_bytecode = "PYTHONDONTWRITEBYTECODE" in os.environ
-    stdin = os.open(os.devnull, os.O_RDONLY)
-    stdout = os.open(request["stdout"], os.O_WRONLY | os.O_TRUNC)
-    stderr = os.open(request["stderr"], os.O_WRONLY | os.O_TRUNC)
-    for source, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
-        os.dup2(source, target)
-        os.close(source)
-    import snakemake
-    from snakemake.cli import main
-    from snakemake.workflow import Workflow
-
-    sys.argv = [str(Path(snakemake.__file__).with_name("__main__.py")), *request["args"]]
-    sys.path[0] = os.getcwd()  # as `python -m` puts it
-    Workflow._rundir = os.getcwd()  # Snakemake takes it at import, in a class attribute
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
+    """In the forked child: become ``python -m snakemake ARGS`` in the request's folder.
+    Never returns: whatever happens, the child exits here (not into the server's loop)."""
     code = 1
     try:
+        os.setsid()  # a process group of its own, so that a timeout kills its jobs too
+        stdin = os.open(os.devnull, os.O_RDONLY)
+        stdout = os.open(request["stdout"], os.O_WRONLY | os.O_TRUNC)
+        stderr = os.open(request["stderr"], os.O_WRONLY | os.O_TRUNC)
+        for source, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
+            os.dup2(source, target)
+            os.close(source)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.dont_write_bytecode = "PYTHONDONTWRITEBYTECODE" in os.environ
+        import snakemake
+        from snakemake.cli import main
+        from snakemake.workflow import Workflow
+
+        sys.argv = [str(Path(snakemake.__file__).with_name("__main__.py")), *request["args"]]
+        sys.path[0] = os.getcwd()  # as `python -m` puts it
+        Workflow._rundir = os.getcwd()  # Snakemake takes it at import, in a class attribute
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         main(request["args"])
         code = 0
     except SystemExit as stop:
@@ -117,28 +118,35 @@ class WarmSnakemake:
     """A client of one server, started on first use and ended with this process."""
 
     def __init__(self) -> None:
-        self._server: subprocess.Popen[str] | None = None
+        self._server: subprocess.Popen[bytes] | None = None
+        self._unread = b""  # what the server has replied beyond the last line taken
         self._lock = threading.Lock()
 
-    def _started(self) -> subprocess.Popen[str]:
+    def _started(self) -> subprocess.Popen[bytes]:
         if self._server is None or self._server.poll() is not None:
             self._server = subprocess.Popen(
                 [sys.executable, __file__],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                text=True,
                 env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
             )
+            self._unread = b""
         return self._server
 
-    def _reply(self, server: subprocess.Popen[str], timeout: float | None) -> dict:
+    def _reply(self, server: subprocess.Popen[bytes], timeout: float) -> dict:
+        """The server's next reply line, read straight from the pipe's descriptor (a
+        buffered reader could hold the next line too, where select cannot see it)."""
         assert server.stdout is not None
-        ready, _, _ = select.select([server.stdout], [], [], timeout)
-        if not ready:
-            raise TimeoutError
-        line = server.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the warm snakemake server ended (exit {server.wait()})")
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._unread:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([server.stdout], [], [], left)[0]:
+                raise TimeoutError
+            chunk = os.read(server.stdout.fileno(), 65536)
+            if not chunk:
+                raise RuntimeError(f"the warm snakemake server ended (exit {server.wait()})")
+            self._unread += chunk
+        line, _, self._unread = self._unread.partition(b"\n")
         return json.loads(line)
 
     def run(
@@ -153,7 +161,7 @@ class WarmSnakemake:
             assert server.stdin is not None
             request = {"cwd": str(cwd), "args": list(args), "env": dict(env),
                        "stdout": str(out), "stderr": str(err)}  # fmt: skip
-            server.stdin.write(json.dumps(request) + "\n")
+            server.stdin.write(json.dumps(request).encode() + b"\n")
             server.stdin.flush()
             pid = self._reply(server, 60)["pid"]
             try:
