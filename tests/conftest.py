@@ -140,7 +140,7 @@ def shared_folder(
     return folder
 
 
-def finished_run(workdir: Path, config: dict[str, Any], sheet: Sequence[dict] = ()) -> None:
+def build_finished_run(workdir: Path, config: dict[str, Any], sheet: Sequence[dict] = ()) -> None:
     """A copy of the workflow in ``workdir`` run to the end on ``config`` (and a prompt
     sheet, if given); what the run printed (stdout, then stderr) in ``console.log`` beside
     its results/."""
@@ -157,7 +157,7 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ran in. Tests read it; one that runs Snakemake there does so only with --dry-run
     (which writes nothing but Snakemake's I/O cache)."""
     return shared_folder(
-        tmp_path_factory, "small_run", lambda folder: finished_run(folder, SMALL_CONFIG)
+        tmp_path_factory, "small_run", lambda folder: build_finished_run(folder, SMALL_CONFIG)
     )
 
 
@@ -198,7 +198,7 @@ def sharded_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return shared_folder(
         tmp_path_factory,
         "sharded_run",
-        lambda folder: finished_run(folder, SHARDED_CONFIG, sheet_rows()),
+        lambda folder: build_finished_run(folder, SHARDED_CONFIG, sheet_rows()),
     )
 
 
