@@ -25,6 +25,7 @@ from sdcnn.imagestore import ImageStore
 from sdcnn.layout import ShardLayout
 from sdcnn.naming import image_id
 from sdcnn.progress import log_progress_bar
+from sdcnn.provenance import canonical_json
 from sdcnn.step import StepError
 
 log = logging.getLogger(__name__)
@@ -389,10 +390,20 @@ def as_text_to_image(pipeline: Any) -> Any:
     return AutoPipelineForText2Image.from_pipe(pipeline)
 
 
+MADE_ON_TEXT_KEY = "made_on"  # the PNG text chunk of the kernel environment (JSON)
+
+
 def png_text(
-    prompt: PromptSpec, index: int, seed: int, settings: GenerationSettings, model: ModelSource
+    prompt: PromptSpec,
+    index: int,
+    seed: int,
+    settings: GenerationSettings,
+    model: ModelSource,
+    made_on: dict[str, Any],
 ) -> dict[str, str]:
-    """The text chunks stored in each PNG: enough to make the same image again."""
+    """The text chunks stored in each PNG: enough to make the same image again, and the
+    kernel environment it was made with (``made_on``, JSON: where the same bytes come
+    from again)."""
     fields = {
         "prompt_id": prompt.prompt_id,
         "image_index": index,
@@ -402,7 +413,9 @@ def png_text(
         "model": model.name,
         **asdict(settings),
     }
-    return {key: str(value) for key, value in fields.items()}
+    text = {key: str(value) for key, value in fields.items()}
+    text[MADE_ON_TEXT_KEY] = canonical_json(made_on)
+    return text
 
 
 @dataclass(frozen=True)
@@ -413,6 +426,7 @@ class Generated:
 
     image: Any
     flagged: bool | None
+    made_on: dict[str, Any] | None = None  # the kernel environment; None: made here, now
 
 
 def run_pipeline(
@@ -556,7 +570,10 @@ class ShardGenerator:
     flagged: list[str] = field(default_factory=list)  # image ids the safety checker flagged
 
     def __post_init__(self) -> None:
+        from sdcnn.provenance import kernel_environment
+
         self.runtime = generation_runtime(self.device, self.dtype)
+        self.kernels = kernel_environment(self.device)
         self.model_id = (
             None
             if self.store is None
@@ -591,13 +608,16 @@ class ShardGenerator:
     def keys(self, prompt: PromptSpec, call_seeds: Sequence[int]) -> list[dict[str, Any] | None]:
         if self.store is None or self.model_id is None:
             return [None] * len(call_seeds)
+        runtime = self.runtime
+        if not self.store.across_machines:  # only what these kernels compute is reused
+            runtime = {**runtime, "kernels": self.kernels}
         return [
             image_key(
                 model_id=self.model_id,
                 prompt=prompt,
                 seed=seed,
                 settings=self.settings,
-                runtime=self.runtime,
+                runtime=runtime,
                 call_seeds=call_seeds,
             )
             for seed in call_seeds
@@ -612,7 +632,7 @@ class ShardGenerator:
         if all(entry is not None for entry in stored):
             self.counts["reused"] += len(stored)
             log.info("%s reused from the image store", what)
-            return [Generated(entry.image, entry.flagged) for entry in stored]
+            return [Generated(entry.image, entry.flagged, entry.made_on) for entry in stored]
         pipeline = self.pipeline  # loaded here the first time (not part of the timing)
         started = time.perf_counter()
         made = run_pipeline(pipeline, prompt, call_seeds, self.settings)
@@ -620,7 +640,9 @@ class ShardGenerator:
         log.info("%s generated in %.2f s", what, time.perf_counter() - started)
         for key, generated in zip(keys, made, strict=True):
             if self.store is not None and key:
-                self.store.put(key, generated.image, flagged=generated.flagged)
+                self.store.put(
+                    key, generated.image, flagged=generated.flagged, made_on=self.kernels
+                )
         return made
 
     def prompt_images(self, prompt: PromptSpec, folder: Path) -> dict[str, int]:
@@ -636,7 +658,8 @@ class ShardGenerator:
             made = self.batch(prompt, call_seeds, what)
             for index, seed, generated in zip(indices, call_seeds, made, strict=True):
                 stem = image_id(prompt.prompt_id, index)
-                text = png_text(prompt, index, seed, self.settings, self.model)
+                made_on = generated.made_on or self.kernels
+                text = png_text(prompt, index, seed, self.settings, self.model, made_on)
                 text[safety.TEXT_KEY] = safety.VERDICT_TEXT[generated.flagged]
                 save_png(generated.image, folder / f"{stem}.png", text)
                 if generated.flagged:

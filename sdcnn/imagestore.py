@@ -2,8 +2,13 @@
 
 An image's key holds everything that decides its pixels: the model's content
 identity, prompt, negative prompt, seed, steps, guidance, size, scheduler, the
-device, dtype and thread count it ran with, and the versions of torch,
-diffusers and transformers.  The entry's name is the sha256 of that key.
+device, dtype and thread count it ran with, the versions of torch, diffusers and
+transformers, and what decides the kernels (``sdcnn.provenance.kernel_environment``:
+CPU, kernel knobs, GPU model, CUDA and cuDNN).  The entry's name is the sha256 of that
+key.  So a store shared by the nodes of a mixed cluster never hands a node an image
+made with other kernels, which can differ from what it computes by a level in a few
+pixels; ``store.across_machines: true`` leaves the kernels out of the key, and such
+images are reused as they are (each entry still records where it was made).
 
 The generate step looks every image up before it loads the pipeline, and puts
 each image in the store the moment it is finished.  So switching a setting back
@@ -33,7 +38,7 @@ from sdcnn.provenance import canonical_json
 
 log = logging.getLogger(__name__)
 
-STORE_FORMAT = 2  # 2: entries record the safety checker's verdict
+STORE_FORMAT = 3  # 2: entries record the safety checker's verdict; 3: and the kernels
 
 
 def key_digest(key: dict[str, Any]) -> str:
@@ -51,11 +56,13 @@ def png_pixels_bytes(image: Any) -> bytes:
 class StoredImage:
     image: Any  # a PIL image
     flagged: bool | None  # the safety checker's verdict (None: the pipeline had none)
+    made_on: dict[str, Any] | None = None  # the kernel environment it was made with
 
 
 @dataclass(frozen=True)
 class ImageStore:
     root: Path
+    across_machines: bool = False  # True: keys leave out the kernel environment
 
     def _paths(self, digest: str) -> tuple[Path, Path]:
         folder = self.root / "images" / digest[:2]
@@ -83,16 +90,28 @@ class ImageStore:
             return None
         image = Image.open(io.BytesIO(data))
         image.load()
-        return StoredImage(image, record.get("safety_flagged"))
+        return StoredImage(image, record.get("safety_flagged"), record.get("made_on"))
 
-    def put(self, key: dict[str, Any], image: Any, flagged: bool | None = None) -> str:
+    def put(
+        self,
+        key: dict[str, Any],
+        image: Any,
+        flagged: bool | None = None,
+        made_on: dict[str, Any] | None = None,
+    ) -> str:
         """Store ``image`` under ``key`` atomically, with its safety checker's verdict
-        (``flagged``: True, False, or None for no checker); returns the entry's digest."""
+        (``flagged``: True, False, or None for no checker) and the kernel environment it
+        was made with; returns the entry's digest."""
         digest = key_digest(key)
         png_path, json_path = self._paths(digest)
         data = png_pixels_bytes(image)
         write_bytes_atomic(png_path, data)
-        record = {"key": key, "png_sha256": sha256_bytes(data), "safety_flagged": flagged}
+        record = {
+            "key": key,
+            "png_sha256": sha256_bytes(data),
+            "safety_flagged": flagged,
+            "made_on": made_on,
+        }
         write_json_atomic(json_path, record)
         return digest
 
@@ -130,7 +149,9 @@ def folder_fingerprint(folder: Path, hash_cache: Path | None = None) -> str:
 
 
 def store_from_config(store_config: dict[str, Any]) -> ImageStore | None:
-    """The store the config asks for (``store.enabled``, ``store.path``), or None."""
+    """The store the config asks for (``store.enabled``, ``store.path``,
+    ``store.across_machines``), or None."""
     if not store_config.get("enabled", True):
         return None
-    return ImageStore(Path(os.path.expanduser(store_config.get("path", ".image-store"))))
+    root = Path(os.path.expanduser(store_config.get("path", ".image-store")))
+    return ImageStore(root, bool(store_config.get("across_machines", False)))

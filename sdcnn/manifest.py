@@ -1,7 +1,10 @@
 """``results/manifest.json``: every output with its sha256 and size, and what made them.
 
 It holds no timestamp and no absolute path, so two runs of one config on one
-software stack give byte-identical manifests.
+software stack give byte-identical manifests.  ``kernels`` lists the kernel environments
+(``sdcnn.provenance.kernel_environment``) the images and the trained weights were made
+with, as their PNGs and training metrics record them: a run spread over mixed nodes says
+so here.
 """
 
 from __future__ import annotations
@@ -44,6 +47,32 @@ def backends_used(prediction_outputs: Sequence[str | Path]) -> list[str]:
     )
 
 
+def _png_made_on(path: Path) -> str | None:
+    """The kernel environment a PNG records (its ``made_on`` text chunk, JSON), if any."""
+    from PIL import Image
+
+    from sdcnn.generation import MADE_ON_TEXT_KEY
+
+    with Image.open(path) as image:  # reads the chunks before the pixels, not the pixels
+        return getattr(image, "text", {}).get(MADE_ON_TEXT_KEY)
+
+
+def kernels_used(files: Sequence[Path]) -> dict[str, Any]:
+    """The distinct kernel environments of the images (each with its image count) and
+    the training's, from the files' own records."""
+    counts: dict[str, int] = {}
+    training = None
+    for path in files:
+        if path.suffix == ".png" and "images" in path.parts:
+            made_on = _png_made_on(path)
+            if made_on is not None:
+                counts[made_on] = counts.get(made_on, 0) + 1
+        elif path.name == "metrics.json" and path.parent.name == "training":
+            training = json.loads(path.read_text(encoding="utf-8")).get("kernels")
+    images = [{"images": n, "made_on": json.loads(text)} for text, n in sorted(counts.items())]
+    return {"images": images, "training": training}
+
+
 def manifest_document(
     outputs: Iterable[str | Path],
     prediction_paths: Sequence[str | Path],
@@ -61,14 +90,16 @@ def manifest_document(
         from sdcnn.julia import versions_from_stamp
 
         versions.update(versions_from_stamp(Path(julia_stamp).read_text(encoding="utf-8")))
+    files = output_files(outputs)
     return {
         "schema": SCHEMA,
         "config_sha256": config_sha256,
         "backends": backends_used(prediction_paths),
         "versions": versions,
+        "kernels": kernels_used(files),
         "files": [
             {"path": path.as_posix(), "sha256": sha256_file(path), "size": path.stat().st_size}
-            for path in output_files(outputs)
+            for path in files
         ],
     }
 

@@ -6,9 +6,14 @@ are trained on, so adding images to a prompt never moves an image from one split
 other.  The network is the contract's (docs/equivalence.md): its parameters *are* the
 weights file's tensors (convolution kernels, applied flipped by ``conv2d``), initialised
 as ``init_weights`` does (Glorot-uniform, Flux's default), trained with Adam on the
-cross-entropy of the logits, seeded and in a fixed order, with deterministic algorithms:
-on a CPU the same thread count gives the same bytes.  The result is written in the
-contract's format, so both backends read it.
+cross-entropy of the logits, seeded and in a fixed order, with deterministic algorithms.
+It trains in float64 and writes the weights rounded to the contract's float32: the CPU's
+kernels (AVX-512, AVX2 or none; oneDNN's or ATen's convolution) sum in different orders,
+and in float32 those last-bit differences grow over the epochs into weights that differ
+by up to 0.2 (measured on the shapes32 golden case); in float64 they stay below float32's
+rounding, so the same tensors give the same weights' bytes on every CPU measured
+(docs/reproducibility.md), for 1.4x the float32 training time.  The result is written in
+the contract's format, so both backends read it.
 
 It writes the weights, the per-epoch curve (loss, train and held-out accuracy) and the
 held-out metrics (accuracy, per-label precision and recall, the confusion matrix) as JSON,
@@ -33,6 +38,9 @@ from sdcnn.step import StepError
 from sdcnn.weights import CNNWeights, init_weights
 
 log = logging.getLogger(__name__)
+
+# the precision training computes in (module docstring); the weights file is float32
+TRAINING_DTYPE = "float64"
 
 METRICS_SCHEMA = "sdcnn-training/1"
 
@@ -98,17 +106,22 @@ def labelled_images(
     }
 
 
-def trainable(weights: CNNWeights) -> Any:
-    """The contract's network with its weights file's tensors as parameters."""
+def trainable(weights: CNNWeights, dtype: str = TRAINING_DTYPE) -> Any:
+    """The contract's network with its weights file's tensors as parameters, held and
+    computed in ``dtype`` (its inputs are converted); ``weights()`` rounds to float32."""
     import torch
     import torch.nn.functional as F
+
+    torch_dtype = getattr(torch, dtype)
 
     class TrainableCNN(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.tensors = torch.nn.ParameterDict(
                 {
-                    name.replace(".", "_"): torch.nn.Parameter(torch.from_numpy(array.copy()))
+                    name.replace(".", "_"): torch.nn.Parameter(
+                        torch.from_numpy(array.astype(dtype, copy=True))
+                    )
                     for name, array in weights.tensors.items()
                 }
             )
@@ -116,6 +129,7 @@ def trainable(weights: CNNWeights) -> Any:
         def forward(self, images: torch.Tensor) -> torch.Tensor:
             """Logits; ``conv2d`` correlates, so the convolution kernels are flipped."""
             t = self.tensors
+            images = images.to(torch_dtype)
             hidden = F.conv2d(images, t["conv1_weight"].flip(-1, -2), t["conv1_bias"], padding=1)
             hidden = F.max_pool2d(F.relu(hidden), 2)
             hidden = F.conv2d(hidden, t["conv2_weight"].flip(-1, -2), t["conv2_bias"], padding=1)
@@ -124,7 +138,7 @@ def trainable(weights: CNNWeights) -> Any:
 
         def weights(self, labels: Sequence[str]) -> CNNWeights:
             tensors = {
-                name: self.tensors[name.replace(".", "_")].detach().numpy().copy()
+                name: self.tensors[name.replace(".", "_")].detach().numpy().astype(np.float32)
                 for name in weights.tensors
             }
             return CNNWeights(tensors, list(labels))
@@ -274,6 +288,7 @@ def train_classifier(
     """The train_classifier step end to end; returns the metrics document it wrote."""
     from sdcnn.fileio import write_bytes_atomic, write_json_atomic
     from sdcnn.plots import confusion_matrix_png, training_curve_png
+    from sdcnn.provenance import kernel_environment
     from sdcnn.weights import save_weights
 
     data = labelled_images(tensor_dirs, prompts, labels, layout, settings.holdout_every)
@@ -288,6 +303,8 @@ def train_classifier(
     metrics = {
         "schema": METRICS_SCHEMA,
         "settings": asdict(settings),
+        "dtype": TRAINING_DTYPE,
+        "kernels": kernel_environment("cpu"),
         "labels": list(labels),
         "n_train": len(data[TRAIN].labels),
         "holdout": classification_metrics(

@@ -161,6 +161,15 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run of config/config.yaml as it is, as `make run` runs it (one for all workers,
+    read-only as ``small_run``: tests/test_default_run.py, tests/test_reproducibility.py)."""
+    return shared_folder(
+        tmp_path_factory, "default_run", lambda folder: run_snakemake(copy_workflow(folder))
+    )
+
+
 # A sheet of 40 prompts in 4 shards, with the small config's settings; its first two rows
 # are the small config's prompts, so their outputs must equal the small run's byte for byte.
 SHEET_PROMPTS = 40

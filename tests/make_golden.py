@@ -11,7 +11,10 @@ Each case is a folder with
 
 Both backends are checked against these files: pytest for torch (tests/test_golden.py),
 julia/test/runtests.jl for Flux.  The files are pickle-free and byte-reproducible; a test
-regenerates them and compares bytes.  Paths inside the JSON files are relative to the
+regenerates them and compares bytes.  A trained case's weights are read from the committed
+file, not trained again (`--retrain` trains them anew: sdcnn.training trains in float64,
+so that gives the same weights on any CPU measured; tests/test_golden.py checks it within
+a stated tolerance).  Paths inside the JSON files are relative to the
 repository root, as the workflow's own paths are relative to its working directory.
 """
 
@@ -136,10 +139,19 @@ def case_weights(rng: np.random.Generator, case: Case) -> CNNWeights:
     return weights
 
 
-def write_case(case: Case, root: Path) -> None:
+def committed_weights(case: Case) -> CNNWeights:
+    """The weights of ``case`` as committed under tests/data/golden/."""
+    from sdcnn.weights import load_weights
+
+    return load_weights(REPO / GOLDEN_DIR / case.name / "weights.safetensors")
+
+
+def write_case(case: Case, root: Path, retrain: bool = False) -> None:
+    """Write ``case`` under ``root``; a trained case's weights are the committed ones
+    unless ``retrain``."""
     rng = np.random.default_rng(case.seed)
     if case.trained:
-        weights = trained_weights(case)
+        weights = trained_weights(case) if retrain else committed_weights(case)
         images = [shape_tensor(2000 + index, case.image_size)[0] for index in range(case.n_images)]
     else:
         weights = case_weights(rng, case)
@@ -189,18 +201,21 @@ def write_case(case: Case, root: Path) -> None:
     write_bytes_atomic(folder / "prediction.json", dumps_json(document).encode("utf-8"))
 
 
-def write_golden(root: Path) -> list[Path]:
+def write_golden(root: Path, retrain: bool = False) -> list[Path]:
     """Write every case under ``root``; return the files written."""
     for case in CASES:
-        write_case(case, root)
+        write_case(case, root, retrain)
     return sorted(path for path in root.rglob("*") if path.is_file())
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / GOLDEN_DIR, help="output folder")
+    parser.add_argument(
+        "--retrain", action="store_true", help="train the trained cases' weights anew"
+    )
     args = parser.parse_args(argv)
-    for path in write_golden(args.out):
+    for path in write_golden(args.out, args.retrain):
         print(path)
 
 

@@ -111,10 +111,12 @@ class Figure:
 
     @classmethod
     def parse(cls, text: str) -> Figure:
-        mantissa, _, exponent = text.replace(",", "").partition("e")
+        mantissa, e, exponent = text.replace(",", "").partition("e")
         decimals = len(mantissa.partition(".")[2])
         scale = 10.0 ** int(exponent or 0)
         value = float(mantissa) * scale
+        if e and value == 0:  # %e writes a non-zero value with a non-zero first digit
+            return cls(0.0, 0.0, text)
         half = 0.5 * 10.0**-decimals * scale
         return cls(value - half, value + half, text)
 
@@ -295,6 +297,27 @@ def test_predict_speed() -> None:
         shown, peak_f = Figure.parse(gflops), Figure.parse(peak)
         assert_consistent(shown, rates[name.strip()] * per_image, f"{name.strip()}: GFLOP/s")
         assert_consistent(Figure.parse(percent), shown / peak_f * 100, f"{name.strip()}: % of peak")
+
+
+def test_zero_in_scientific_notation_is_exactly_zero() -> None:
+    """%e prints 0.0e+00 only for zero: 3e-8 prints 3.0e-08 (predict_speed's difference)."""
+    assert (Figure.parse("0.0e+00").low, Figure.parse("0.0e+00").high) == (0.0, 0.0)
+    assert Figure.parse("3.0e-08").low == pytest.approx(2.95e-8)
+    assert (Figure.parse("0.0").low, Figure.parse("0.0").high) == (-0.05, 0.05)  # %.1f of 0.04
+
+
+def test_cross_kernels() -> None:
+    output = run_benchmark("cross_kernels.py", "--pictures", "12", "--epochs", "2")
+    rows = re.findall(
+        rf"^  (float32|float64): ({NUMBER}) s \((\w+)\), ({NUMBER}) s \((\w+)\); "
+        rf"weights apart by at most ({NUMBER})$", output, re.M,
+    )  # fmt: skip
+    assert [row[0] for row in rows] == ["float32", "float64"], output
+    for dtype, native_s, _, other_s, _, _ in rows:
+        assert_positive(Figure.parse(native_s), f"{dtype} training time")
+        assert_positive(Figure.parse(other_s), f"{dtype} training time")
+    # the float64 training's claim (docs/reproducibility.md), within the golden tolerance
+    assert Figure.parse(rows[1][5]).low <= 1e-6, f"float64 weights apart by {rows[1][5]}"
 
 
 def test_gpu_generate_smoke_on_cpu() -> None:

@@ -13,19 +13,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import REPO, copy_workflow, run_snakemake
+from conftest import REPO, run_snakemake
 from sdcnn.shapes import describe_picture
 
 pytestmark = pytest.mark.pipeline
 
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = copy_workflow(tmp_path_factory.mktemp("default_run"))  # config/config.yaml as is
-    run_snakemake(workdir)
-    return workdir
 
 
 def test_every_picture_shows_its_prompt(default_run: Path) -> None:
