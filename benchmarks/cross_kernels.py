@@ -78,7 +78,8 @@ def training_precision(pictures: int, epochs: int) -> None:
             runs = {}
             for other in (False, True):
                 out = Path(scratch) / f"{dtype}-{other}.npz"
-                runs[other] = (child(dtype, pictures, epochs, out, other), np.load(out))
+                timing = child(dtype, pictures, epochs, out, other)
+                runs[other] = (timing, np.load(out, allow_pickle=False))
             (native, a), (flipped, b) = runs[False], runs[True]
             apart = max(float(np.abs(a[name] - b[name]).max()) for name in a.files)
             print(

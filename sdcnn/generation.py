@@ -22,6 +22,7 @@ from typing import Any
 from sdcnn import safety
 from sdcnn.fileio import atomic_directory
 from sdcnn.imagestore import ImageStore
+from sdcnn.kernels import MADE_ON_TEXT_KEY
 from sdcnn.layout import ShardLayout
 from sdcnn.naming import image_id
 from sdcnn.progress import log_progress_bar
@@ -390,9 +391,6 @@ def as_text_to_image(pipeline: Any) -> Any:
     return AutoPipelineForText2Image.from_pipe(pipeline)
 
 
-MADE_ON_TEXT_KEY = "made_on"  # the PNG text chunk of the kernel environment (JSON)
-
-
 def png_text(
     prompt: PromptSpec,
     index: int,
@@ -570,7 +568,7 @@ class ShardGenerator:
     flagged: list[str] = field(default_factory=list)  # image ids the safety checker flagged
 
     def __post_init__(self) -> None:
-        from sdcnn.provenance import kernel_environment
+        from sdcnn.kernels import kernel_environment
 
         self.runtime = generation_runtime(self.device, self.dtype)
         self.kernels = kernel_environment(self.device)

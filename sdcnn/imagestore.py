@@ -3,7 +3,7 @@
 An image's key holds everything that decides its pixels: the model's content
 identity, prompt, negative prompt, seed, steps, guidance, size, scheduler, the
 device, dtype and thread count it ran with, the versions of torch, diffusers and
-transformers, and what decides the kernels (``sdcnn.provenance.kernel_environment``:
+transformers, and what decides the kernels (``sdcnn.kernels.kernel_environment``:
 CPU, kernel knobs, GPU model, CUDA and cuDNN).  The entry's name is the sha256 of that
 key.  So a store shared by the nodes of a mixed cluster never hands a node an image
 made with other kernels, which can differ from what it computes by a level in a few

@@ -2,7 +2,7 @@
 
 It holds no timestamp and no absolute path, so two runs of one config on one
 software stack give byte-identical manifests.  ``kernels`` lists the kernel environments
-(``sdcnn.provenance.kernel_environment``) the images and the trained weights were made
+(``sdcnn.kernels.kernel_environment``) the images and the trained weights were made
 with, as their PNGs and training metrics record them: a run spread over mixed nodes says
 so here.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sdcnn.fileio import sha256_file, write_json_atomic
+from sdcnn.kernels import MADE_ON_TEXT_KEY
 from sdcnn.provenance import package_versions
 
 SCHEMA = "sdcnn-manifest/1"
@@ -48,13 +49,15 @@ def backends_used(prediction_outputs: Sequence[str | Path]) -> list[str]:
 
 
 def _png_made_on(path: Path) -> str | None:
-    """The kernel environment a PNG records (its ``made_on`` text chunk, JSON), if any."""
+    """The kernel environment a PNG records (its ``made_on`` text chunk, JSON), if any:
+    None for a PNG without it, or a file that is not a PNG."""
     from PIL import Image
 
-    from sdcnn.generation import MADE_ON_TEXT_KEY
-
-    with Image.open(path) as image:  # reads the chunks before the pixels, not the pixels
-        return getattr(image, "text", {}).get(MADE_ON_TEXT_KEY)
+    try:
+        with Image.open(path) as image:  # reads the chunks before the pixels, not the pixels
+            return getattr(image, "text", {}).get(MADE_ON_TEXT_KEY)
+    except (OSError, ValueError):
+        return None
 
 
 def kernels_used(files: Sequence[Path]) -> dict[str, Any]:

@@ -287,8 +287,8 @@ def train_classifier(
 ) -> dict[str, Any]:
     """The train_classifier step end to end; returns the metrics document it wrote."""
     from sdcnn.fileio import write_bytes_atomic, write_json_atomic
+    from sdcnn.kernels import kernel_environment
     from sdcnn.plots import confusion_matrix_png, training_curve_png
-    from sdcnn.provenance import kernel_environment
     from sdcnn.weights import save_weights
 
     data = labelled_images(tensor_dirs, prompts, labels, layout, settings.holdout_every)

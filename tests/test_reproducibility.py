@@ -26,9 +26,14 @@ from PIL import Image
 from safetensors.numpy import save_file
 
 from conftest import REPO, copy_workflow, run_snakemake
-from sdcnn.generation import MADE_ON_TEXT_KEY, ModelSource, PromptSpec, ShardGenerator
+from sdcnn.generation import ModelSource, PromptSpec, ShardGenerator
 from sdcnn.imagestore import ImageStore, store_from_config
-from sdcnn.provenance import KERNEL_KNOBS, cpu_description, kernel_environment
+from sdcnn.kernels import (
+    KERNEL_KNOBS,
+    MADE_ON_TEXT_KEY,
+    cpu_description,
+    kernel_environment,
+)
 from sdcnn.reproducibility import (
     CROSS_MACHINE,
     OTHER_KERNELS,
