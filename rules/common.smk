@@ -395,6 +395,11 @@ def get_data_outputs():
     ]
 
 
+def get_training_metrics_input(wildcards):
+    """The training's metrics (they record its kernels) when the weights are trained."""
+    return {"training_metrics": f"{TRAINING_DIR}/metrics.json"} if weights_mode() == "trained" else {}
+
+
 def get_julia_stamp_input(wildcards):
     """The Julia environment's stamp (its versions) when the flux backend runs."""
     return {"julia_stamp": JULIA_ENV_STAMP} if BACKEND == "flux" else {}

@@ -1,6 +1,7 @@
 rule manifest:
     input:
         unpack(get_julia_stamp_input),
+        unpack(get_training_metrics_input),
         outputs=get_data_outputs(),
         predictions=get_prediction_outputs(),
     output:

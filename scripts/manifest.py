@@ -17,5 +17,6 @@ with snakemake_step(smk, threads=smk.threads):
         smk.input.predictions,
         smk.params.config_sha256,
         julia_stamp=smk.input.get("julia_stamp"),
+        training_metrics=smk.input.get("training_metrics"),
         snakemake_version=smk.params.snakemake_version,
     )

@@ -60,19 +60,19 @@ def _png_made_on(path: Path) -> str | None:
         return None
 
 
-def kernels_used(files: Sequence[Path]) -> dict[str, Any]:
-    """The distinct kernel environments of the images (each with its image count) and
-    the training's, from the files' own records."""
+def kernels_used(files: Sequence[Path], training_metrics: Path | None = None) -> dict[str, Any]:
+    """The distinct kernel environments of the images (each with its image count), from
+    their PNGs, and the training's, from its metrics (``training_metrics``)."""
     counts: dict[str, int] = {}
-    training = None
     for path in files:
         if path.suffix == ".png" and "images" in path.parts:
             made_on = _png_made_on(path)
             if made_on is not None:
                 counts[made_on] = counts.get(made_on, 0) + 1
-        elif path.name == "metrics.json" and path.parent.name == "training":
-            training = json.loads(path.read_text(encoding="utf-8")).get("kernels")
     images = [{"images": n, "made_on": json.loads(text)} for text, n in sorted(counts.items())]
+    training = None
+    if training_metrics is not None:
+        training = json.loads(Path(training_metrics).read_text(encoding="utf-8")).get("kernels")
     return {"images": images, "training": training}
 
 
@@ -82,10 +82,12 @@ def manifest_document(
     config_sha256: str,
     julia_stamp: str | Path | None = None,
     snakemake_version: str | None = None,
+    training_metrics: str | Path | None = None,
 ) -> dict[str, Any]:
     """``julia_stamp``: the Julia environment's stamp, when the flux backend ran;
     ``snakemake_version``: the Snakemake that ran the workflow (the job's environment
-    may not hold Snakemake at all, e.g. with --sdm conda)."""
+    may not hold Snakemake at all, e.g. with --sdm conda); ``training_metrics``: the
+    training's metrics, when the weights were trained (they record its kernels)."""
     versions: dict[str, str | None] = package_versions()
     if snakemake_version is not None:
         versions["snakemake"] = snakemake_version
@@ -99,7 +101,7 @@ def manifest_document(
         "config_sha256": config_sha256,
         "backends": backends_used(prediction_paths),
         "versions": versions,
-        "kernels": kernels_used(files),
+        "kernels": kernels_used(files, training_metrics),
         "files": [
             {"path": path.as_posix(), "sha256": sha256_file(path), "size": path.stat().st_size}
             for path in files
@@ -114,8 +116,10 @@ def write_manifest(
     config_sha256: str,
     julia_stamp: str | Path | None = None,
     snakemake_version: str | None = None,
+    training_metrics: str | Path | None = None,
 ) -> None:
     document = manifest_document(
-        outputs, prediction_paths, config_sha256, julia_stamp, snakemake_version
-    )
+        outputs, prediction_paths, config_sha256, julia_stamp, snakemake_version,
+        training_metrics,
+    )  # fmt: skip
     write_json_atomic(path, document)

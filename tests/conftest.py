@@ -60,8 +60,9 @@ SMALL_CONFIG: dict[str, Any] = {
 # a few workers (make test), a slow file handed out last would leave one worker alone at
 # the end. (pytest-xdist would hand out the files with the most tests first: make test
 # says --no-loadscope-reorder.)
-SLOW_FIRST = ["test_slurm.py", "test_default_run.py", "test_imagestore_runs.py",
-              "test_benchmarks.py", "test_shards.py", "test_reruns.py"]  # fmt: skip
+SLOW_FIRST = ["test_slurm.py", "test_default_run.py", "test_reproducibility.py",
+              "test_imagestore_runs.py", "test_benchmarks.py", "test_shards.py",
+              "test_reruns.py"]  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from safetensors.numpy import save_file
 
 from conftest import REPO, copy_workflow, run_snakemake
@@ -265,3 +265,25 @@ def test_the_command_exits_1_when_the_contract_breaks(
     with pytest.raises(SystemExit):
         main([str(a), str(tmp_path)])
     assert "no summary.json" in capsys.readouterr().err
+
+
+def test_the_manifest_reads_the_kernels_from_the_pngs_and_the_training(tmp_path: Path) -> None:
+    from sdcnn.manifest import manifest_document
+
+    folder = tmp_path / "results" / "images" / "p"
+    folder.mkdir(parents=True)
+    here = {"cpu": {"model": "here"}, "knobs": {}}
+    for index, made_on in enumerate([here, here, {**here, "knobs": {"X": "1"}}]):
+        info = PngImagePlugin.PngInfo()
+        info.add_text(MADE_ON_TEXT_KEY, json.dumps(made_on))
+        Image.new("RGB", (2, 2)).save(folder / f"p_{index:03d}.png", pnginfo=info)
+    (folder / "not-a.png").write_bytes(b"not a png")  # counted as no record, not an error
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"kernels": here}), encoding="utf-8")
+    document = manifest_document([folder.parent], [], "0" * 64, training_metrics=metrics)
+    assert document["kernels"] == {
+        "images": [{"images": 1, "made_on": {**here, "knobs": {"X": "1"}}},
+                   {"images": 2, "made_on": here}],
+        "training": here,
+    }  # fmt: skip
+    assert manifest_document([folder.parent], [], "0" * 64)["kernels"]["training"] is None
