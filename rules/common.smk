@@ -182,12 +182,23 @@ def generation_settings():
     return asdict(GenerationSettings.from_config(GENERATION))
 
 
+@functools.cache  # generate's params and the training plan both ask
 def model_params():
+    """The model's name and what it is (sdcnn/model_identity.py): the demo's content hash,
+    a local folder's files' sizes and times, a cached Hub model's commit."""
     # model.allow_download is left out on purpose: it decides whether a model may be
     # fetched, never what it draws (the generate script reads it from the config).
-    if MODEL["source"] == "demo":  # what the shipped model is: its files' content
+    from sdcnn import model_identity
+    from sdcnn.generation import looks_like_path
+
+    source = MODEL["source"]
+    if source == "demo":  # what the shipped model is: its files' content
         return {"source": "demo", "sha256": demo_model_fingerprint()}
-    return {"source": MODEL["source"]}
+    if looks_like_path(source):
+        folder = Path(source).expanduser()
+        return {"source": source, "files": model_identity.folder_state(folder)}
+    cache = model_identity.hub_cache_dir()
+    return {"source": source, "commit": model_identity.hub_cached_commit(source, cache)}
 
 
 @functools.cache  # generate's params and the training plan both ask; 5 MB to hash

@@ -40,6 +40,7 @@ rule summary_page:
         ),
     log:
         f"{RESULTS}/logs/summary_page.log",
+    localrule: True
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -61,6 +62,7 @@ rule run_info:
         ),
     log:
         f"{RESULTS}/logs/run_info.log",
+    localrule: True
     conda:
         "../envs/report.yaml"
     threads: 1

@@ -11,6 +11,7 @@ rule summary:
         json=f"{RESULTS}/summary.json",
     log:
         f"{RESULTS}/logs/summary.log",
+    localrule: True
     conda:
         "../envs/summary.yaml"
     threads: 1

@@ -24,7 +24,7 @@ with snakemake_step(
     from sdcnn.imagestore import store_from_config
     from sdcnn.layout import ShardLayout
 
-    warn_if_threads_differ("generation.threads", params.settings["threads"], smk.threads)
+    warn_if_threads_differ("generation.threads", params.settings["threads"], smk.threads, step)
     result = generate_shard(
         output_dir=smk.output[0],
         prompts=[PromptSpec(**prompt) for prompt in params.prompts],

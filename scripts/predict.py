@@ -10,12 +10,12 @@ from sdcnn.step import snakemake_step, warn_if_threads_differ  # noqa: E402
 
 smk = snakemake  # noqa: F821
 params = smk.params
-with snakemake_step(smk, threads=params.threads):
+with snakemake_step(smk, threads=params.threads) as step:
     from sdcnn.layout import ShardLayout, shard_batches
     from sdcnn.prediction import predict_shard, with_truth
     from sdcnn.safety import with_verdicts
 
-    warn_if_threads_differ("classifier.threads", params.threads, smk.threads)
+    warn_if_threads_differ("classifier.threads", params.threads, smk.threads, step)
     layout = ShardLayout(params.sharded)
     predict_shard(
         backend=params.backend,

@@ -8,13 +8,13 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the wor
 from sdcnn.step import snakemake_step, warn_if_threads_differ  # noqa: E402
 
 smk = snakemake  # noqa: F821
-with snakemake_step(smk, threads=smk.threads):
+with snakemake_step(smk, threads=smk.threads) as step:
     from sdcnn.layout import ShardLayout
     from sdcnn.training import TrainingSettings, read_plan, train_classifier
 
     plan = read_plan(smk.input.plan)
     settings = TrainingSettings(**plan["settings"])
-    warn_if_threads_differ("training.threads", settings.threads, smk.threads)
+    warn_if_threads_differ("training.threads", settings.threads, smk.threads, step)
     train_classifier(
         tensor_dirs={
             name.removeprefix("tensors_"): path

@@ -5,7 +5,9 @@ sheet with a header row (``prompt_id``, ``text``, optional ``negative_prompt`` a
 ``n_images``).  Both give the same thing: an ordered mapping from prompt id to
 its settings, with the schema's defaults filled in.  A sheet is checked row by
 row against the same rules as the mapping (config/schema.yaml, ``prompts``); a
-bad row is refused with one line naming the file, the row and the column.
+bad row is refused with one line naming the file, the row and the column.  No text of a
+prompt may hold a control character other than tab and line breaks (a NUL byte, an
+escape, a backspace, ...): they would reach the PNGs' text chunks, the JSON and the CSV.
 
 A sheet of 100,000 rows is read and checked in a fraction of a second: the
 schema's rules for one prompt are compiled once into plain checks, and only a
@@ -157,6 +159,43 @@ class PromptRules:
         return describe_error(errors[0]).split(": ", 1)[1]
 
 
+# C0 and C1 control characters and DEL, less tab, line feed and carriage return (white
+# space, which a quoted CSV cell may hold): none belongs in a prompt's text or label
+CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+CONTROL_NAMES = {0x00: "NUL", 0x08: "backspace", 0x0B: "vertical tab", 0x0C: "form feed",
+                 0x1B: "escape", 0x7F: "DEL"}  # fmt: skip
+
+
+def control_problem(value: Any) -> str | None:
+    """Why ``value`` is refused for holding a control character, or None."""
+    found = CONTROL_CHARACTER.search(value) if isinstance(value, str) else None
+    if found is None:
+        return None
+    code = ord(found.group())
+    name = f" ({CONTROL_NAMES[code]})" if code in CONTROL_NAMES else ""
+    return (
+        f"contains the control character U+{code:04X}{name} at character {found.start() + 1}; "
+        "a prompt's text holds printable characters, spaces, tabs and line breaks only"
+    )
+
+
+def first_with_control(values: Sequence[Any]) -> int | None:
+    """The index of the first string of ``values`` holding a control character, or None
+    (one regex search over all of them, and a loop only when one has one)."""
+    if CONTROL_CHARACTER.search(" ".join(v for v in values if isinstance(v, str))) is None:
+        return None
+    return next(i for i, value in enumerate(values) if control_problem(value) is not None)
+
+
+def check_control_characters(prompts: Mapping[str, Mapping[str, Any]]) -> None:
+    """No prompt's text, negative prompt or label (of a mapping) holds a control character."""
+    for prompt_id, prompt in prompts.items():
+        for name, value in prompt.items():
+            problem = control_problem(value)
+            if problem is not None:
+                raise ConfigError(f"config key prompts.{prompt_id}.{name}: {problem}")
+
+
 def label_problem(label: Any, labels: Sequence[str]) -> str:
     guess = difflib.get_close_matches(str(label), list(labels), n=1)
     hint = f" (did you mean {guess[0]!r}?)" if guess else ""
@@ -293,8 +332,18 @@ def parse_prompt_sheet(path: str, text: str, rules: PromptRules) -> dict[str, di
         for bad in [rule.first_bad(columns[name])]
         if bad is not None
     ]
+    problems += [
+        (bad, name, columns[name][bad])
+        for name, rule in rules.columns.items()
+        if rule.kind == "string"
+        for bad in [first_with_control(columns[name])]
+        if bad is not None
+    ]
     if problems:
         bad, name, value = min(problems, key=lambda problem: problem[0])
+        control = control_problem(value)
+        if control is not None:
+            raise SheetError(f"{_where(path, rows[bad], name)}: {control}")
         schema = (
             {"type": "string", **rules.id_schema}
             if name == ID_COLUMN
@@ -350,6 +399,7 @@ def load_prompts(prompts: Any, rules: PromptRules) -> dict[str, dict[str, Any]]:
     """The config's ``prompts``: the validated mapping itself, or the prompts of its sheet."""
     if isinstance(prompts, str):
         return read_prompt_sheet(prompts, rules)
+    check_control_characters(prompts)
     return prompts
 
 

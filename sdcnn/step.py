@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 log = logging.getLogger("sdcnn")
@@ -38,20 +38,46 @@ def pin_threads(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
-def warn_if_threads_differ(key: str, configured: int, reserved: int) -> None:
-    """Log a warning when a step runs more threads than Snakemake reserved for it.
+# set in every SLURM job: there, a job that runs more threads than it was given CPUs
+# slows the other jobs on its node, so a shortfall is an error, not a warning
+CLUSTER_JOB_VARIABLES = ("SLURM_JOB_ID",)
+
+
+def warn_if_threads_differ(
+    key: str,
+    configured: int,
+    reserved: int,
+    console: Console | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> None:
+    """Say so when a step would run more threads than Snakemake reserved for it; refuse
+    to on a cluster.
 
     The configured count runs, because the thread count can change the last bits of
     the outputs: with fewer threads, the same config would give other bytes on a
-    machine with fewer cores.  Snakemake reserves ``min(threads, --cores)``.
+    machine with fewer cores.  Snakemake reserves ``min(threads, --cores)``.  On a
+    workstation the job runs them anyway, with a warning in its log and on the console
+    (``console``); in a SLURM job (which asked for ``threads`` CPUs, so got fewer only
+    from a cap such as ``--max-threads``) it stops with a ``StepError`` instead.
     """
-    if configured != reserved:
-        log.warning(
-            "%s is %d but Snakemake reserved %d core(s) for this job (--cores, or the "
-            "cluster's CPUs): running %d threads anyway, so that the outputs are the same "
-            "as with %d cores; raise --cores or lower %s to avoid oversubscribing",
-            key, configured, reserved, configured, configured, key,
-        )  # fmt: skip
+    if configured <= reserved:
+        return
+    if any(name in environ for name in CLUSTER_JOB_VARIABLES):
+        raise StepError(
+            f"{key} is {configured} but this cluster job was given {reserved} CPU(s): "
+            f"{configured} threads would oversubscribe the node, and {reserved} would change "
+            f"the outputs' bytes; give the job {configured} CPUs (the rule's threads, sent as "
+            f"--cpus-per-task; check --max-threads and the profile) or lower {key}"
+        )
+    message = (
+        f"{key} is {configured} but Snakemake reserved {reserved} core(s) for this job "
+        f"(--cores, or the cluster's CPUs): running {configured} threads anyway, so that the "
+        f"outputs are the same as with {configured} cores; raise --cores or lower {key} to "
+        "avoid oversubscribing"
+    )
+    log.warning("%s", message)
+    if console is not None:
+        console.say(f"WARNING {message}")
 
 
 def set_hub_mode(*, offline: bool) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from sdcnn.configcheck import check_config, load_schema
+from sdcnn.configcheck import ConfigError, check_config, load_schema
 from sdcnn.prompts import (
     PromptRules,
     SheetError,
@@ -57,6 +57,53 @@ def test_a_sheet_equals_the_mapping_the_schema_validates(tmp_path: Path) -> None
 def test_csv_quoting_keeps_commas_quotes_and_newlines(tmp_path: Path) -> None:
     path = sheet(tmp_path, 'prompt_id,text\nq,"a ""quoted"", comma\nand a newline"\n', "q.csv")
     assert read_prompt_sheet(path, RULES)["q"]["text"] == 'a "quoted", comma\nand a newline'
+
+
+@pytest.mark.parametrize(
+    ("cell", "named"),
+    [("a\x00b", "U+0000 (NUL) at character 2"), ("\x1b[31mred", "U+001B (escape) at character 1"),
+     ("x\x7f", "U+007F (DEL) at character 2"), ("x\x85", "U+0085 at character 2")],
+)  # fmt: skip
+@pytest.mark.parametrize("column", ["text", "negative_prompt"])
+def test_a_control_character_in_a_cell_is_refused_by_row_and_column(
+    tmp_path: Path, cell: str, named: str, column: str
+) -> None:
+    rows = {"text": "fine", "negative_prompt": ""}
+    bad = {**rows, column: cell}
+    path = sheet(
+        tmp_path,
+        "prompt_id\ttext\tnegative_prompt\n"
+        f"a\t{rows['text']}\t{rows['negative_prompt']}\n"
+        f"b\t{bad['text']}\t{bad['negative_prompt']}\n",
+    )
+    with pytest.raises(SheetError) as error:
+        read_prompt_sheet(path, RULES)
+    assert str(error.value) == (
+        f"prompt sheet {path}, row 3, column {column}: contains the control character "
+        f"{named}; a prompt's text holds printable characters, spaces, tabs and line breaks only"
+    )
+
+
+def test_a_control_character_in_a_label_cell_is_refused(tmp_path: Path) -> None:
+    rules = PromptRules.from_schema(load_schema(SCHEMA_PATH), ["cat", "dog"])
+    path = sheet(tmp_path, "prompt_id,text,label\na,one,cat\nb,two,\"do\x00g\"\n", "l.csv")
+    with pytest.raises(SheetError, match=r"row 3, column label: .*U\+0000"):
+        read_prompt_sheet(path, rules)
+
+
+def test_a_control_character_in_the_mapping_names_the_key() -> None:
+    mapping = {"a": {"text": "one"}, "b": {"text": "two", "negative_prompt": "bl\x08urry"}}
+    with pytest.raises(ConfigError) as error:
+        load_prompts(mapping, RULES)
+    assert str(error.value).startswith(
+        "config key prompts.b.negative_prompt: contains the control character U+0008 "
+        "(backspace) at character 3"
+    )
+
+
+def test_tabs_and_line_breaks_in_a_quoted_cell_are_kept(tmp_path: Path) -> None:
+    path = sheet(tmp_path, 'prompt_id,text\nq,"one\ttwo\r\nthree"\n', "w.csv")
+    assert read_prompt_sheet(path, RULES)["q"]["text"] == "one\ttwo\r\nthree"
 
 
 def test_blank_lines_and_a_byte_order_mark_are_fine(tmp_path: Path) -> None:

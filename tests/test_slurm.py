@@ -196,6 +196,15 @@ def local_rules() -> set[str]:
     return rules
 
 
+def test_cheap_aggregates_run_on_the_submitting_host() -> None:
+    """No cluster needed: the summary, its page and the run info page are seconds of work
+    (a 30-minute, 2 GB job each in the queue would cost more than they do); the manifest
+    hashes every output, a job's worth of reading at 100,000 prompts, so it is submitted."""
+    local = local_rules()
+    assert {"training_plan", "summary", "summary_page", "run_info"} <= local, local
+    assert "manifest" not in local
+
+
 def test_every_job_was_a_slurm_job(slurm_run: SlurmRun) -> None:
     planned = planned_jobs(slurm_run.output)
     # one GPU generate job (and predict job) per shard, not per prompt
