@@ -455,24 +455,11 @@ def get_final_outputs():
     return [*get_data_outputs(), f"{RESULTS}/manifest.json", *get_report_outputs()]
 
 
-# ---- who holds the lock (sdcnn/locks.py): recorded when a run starts executing, in the
+# ---- who holds each lock (sdcnn/locks.py): recorded when a run starts executing, in the
 # main process only (never in dry runs or cluster jobs), so that `python -m sdcnn.locks`
-# (`make run`) can remove the lock of a run that was killed, and only that.
+# (`make run`) can remove the locks of a run that was killed, and only those. Installed on
+# the workflow object, not with `onstart:`, which Snakemake ignores in a module's Snakefile
+# (`module x: ...; use rule * from x`); installing registers handlers and writes nothing.
+from sdcnn.locks import install_hooks
 
-
-onstart:
-    from sdcnn.locks import record_holder
-
-    record_holder(Path.cwd())
-
-
-onsuccess:
-    from sdcnn.locks import forget_holder
-
-    forget_holder(Path.cwd())
-
-
-onerror:
-    from sdcnn.locks import forget_holder
-
-    forget_holder(Path.cwd())
+install_hooks(workflow)
