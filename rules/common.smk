@@ -408,7 +408,11 @@ def get_data_outputs():
 
 def get_training_metrics_input(wildcards):
     """The training's metrics (they record its kernels) when the weights are trained."""
-    return {"training_metrics": f"{TRAINING_DIR}/metrics.json"} if weights_mode() == "trained" else {}
+    return (
+        {"training_metrics": f"{TRAINING_DIR}/metrics.json"}
+        if weights_mode() == "trained"
+        else {}
+    )
 
 
 def get_julia_stamp_input(wildcards):

@@ -301,6 +301,12 @@ def install_hooks(workflow: Any) -> None:
     """
     if getattr(workflow, "sdcnn_locks_hooks", False):
         return  # included twice, or by two modules: once is enough
+    if not all(hasattr(workflow, f"_{name}") for name in HOOKS):
+        # another Snakemake than the one pinned (9.27): no record, so no lock is ever
+        # removed by `python -m sdcnn.locks`; the workflow itself runs as usual
+        log.warning("sdcnn.locks: this Snakemake has no %s: lock holders are not recorded",
+                    ", ".join(f"_{name}" for name in HOOKS))  # fmt: skip
+        return
     for name, ours in HOOKS.items():
         _install(workflow, name, ours)
         setattr(workflow, name, _keeping_ours(workflow, name, ours))
