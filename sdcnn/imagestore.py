@@ -120,6 +120,17 @@ class ImageStore:
             path.unlink(missing_ok=True)
 
 
+def visible_files(folder: Path) -> list[tuple[str, Path]]:
+    """(relative POSIX path, path) of every file in ``folder``, sorted; hidden files and
+    folders (such as Snakemake's ``.snakemake_timestamp``, a ``.cache``) left out."""
+    files = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            files.append((relative.as_posix(), path))
+    return files
+
+
 def folder_fingerprint(folder: Path, hash_cache: Path | None = None) -> str:
     """sha256 over (relative path, content sha256) of every file in ``folder``.
 
@@ -134,15 +145,12 @@ def folder_fingerprint(folder: Path, hash_cache: Path | None = None) -> str:
         except ValueError:
             cache = {}
     entries, changed = [], False
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if not path.is_file() or any(part.startswith(".") for part in relative.parts):
-            continue
+    for relative, path in visible_files(folder):
         stat = path.stat()
         cache_key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
         if cache_key not in cache:
             cache[cache_key], changed = sha256_file(path), True
-        entries.append([relative.as_posix(), cache[cache_key]])
+        entries.append([relative, cache[cache_key]])
     if hash_cache is not None and changed:
         write_json_atomic(hash_cache, cache)
     return sha256_bytes(canonical_json(entries).encode("utf-8"))

@@ -14,8 +14,6 @@ and dry run) nothing may be written and a multi-gigabyte checkpoint cannot be re
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,16 +22,16 @@ from pathlib import Path
 def folder_state(folder: str | Path) -> str:
     """sha256 over (relative path, size, mtime in ns) of the folder's files, hidden ones
     (such as ``.cache``) left out; it reads no file's content."""
-    root = Path(folder)
-    entries = []
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
-            continue
-        stat = path.stat()
-        entries.append([relative.as_posix(), stat.st_size, stat.st_mtime_ns])
-    text = json.dumps(entries, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    from sdcnn.fileio import sha256_bytes
+    from sdcnn.imagestore import visible_files
+    from sdcnn.provenance import canonical_json
+
+    entries = [
+        [relative, stat.st_size, stat.st_mtime_ns]
+        for relative, path in visible_files(Path(folder))
+        for stat in [path.stat()]
+    ]
+    return sha256_bytes(canonical_json(entries).encode("utf-8"))
 
 
 def hub_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
