@@ -15,14 +15,22 @@ configfile: "config/config.yaml"
 report: "report/workflow.rst"
 
 
-include: "rules/common.smk"
-include: "rules/generate.smk"
-include: "rules/preprocess.smk"
-include: "rules/train.smk"
-include: "rules/classify.smk"
-include: "rules/summary.smk"
-include: "rules/manifest.smk"
-include: "rules/report.smk"
+def rules_file(name):
+    """rules/<name>.smk beside this file, as a source file: a "rules/..." string would
+    do but for a git+file:// module at a repository's root, which Snakemake 9.27 joins
+    into "/rules/..." (LocalGitFile.join); a source file is resolved from its full URI.
+    """
+    return workflow.current_basedir.join(f"rules/{name}.smk")
+
+
+include: rules_file("common")
+include: rules_file("generate")
+include: rules_file("preprocess")
+include: rules_file("train")
+include: rules_file("classify")
+include: rules_file("summary")
+include: rules_file("manifest")
+include: rules_file("report")
 
 
 from sdcnn.rst import register_jinja_filters

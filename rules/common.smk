@@ -11,11 +11,49 @@ from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 
 # The workflow's own files, wherever it is deployed (this file is rules/common.smk): never
-# workflow.basedir, which is the *main* Snakefile's folder when this is a module.
-WORKFLOW_DIR = Path(workflow.current_basedir).parent
-# the workflow's own sdcnn package where it sits beside the rules (a clone, a local module);
-# else the installed one (`pip install` of this project, in requirements.txt)
-sys.path.insert(0, str(WORKFLOW_DIR))
+# workflow.basedir, which is the *main* Snakefile's folder when this is a module. A clone
+# or a local module has them in a folder (WORKFLOW_DIR); a remote module (github(), a
+# git+file:// source) has none: Snakemake reads its files one by one through its source
+# cache (workflow.source_path), and its Python package must be installed (check below).
+WORKFLOW_SOURCE = workflow.current_basedir
+WORKFLOW_DIR = (
+    Path(WORKFLOW_SOURCE).parent if isinstance(WORKFLOW_SOURCE, os.PathLike) else None
+)
+if WORKFLOW_DIR is not None:  # its own sdcnn package, beside the rules
+    sys.path.insert(0, str(WORKFLOW_DIR))
+
+
+def remote_package_problem():
+    """Why the installed sdcnn cannot serve this remote module's rules, or None."""
+    import tomllib
+    from importlib.util import find_spec
+
+    with open(workflow.source_path("../pyproject.toml"), "rb") as project_file:
+        wanted = tomllib.load(project_file)["project"]["version"]
+    if find_spec("sdcnn") is None:
+        found = "is not installed"
+    else:
+        from sdcnn import __version__ as found
+
+        if found == wanted:
+            return None
+        found = f"is version {found}"
+    return (
+        f"this workflow is used as a module from {WORKFLOW_SOURCE}, version {wanted}; its "
+        f"Python package sdcnn {found} in this environment: install the module's own, "
+        "e.g. pip install 'git+https://github.com/<org>/sdcnn@<its tag>' (README: "
+        "Deploying it elsewhere)"
+    )
+
+
+if WORKFLOW_DIR is None and (problem := remote_package_problem()):
+    raise WorkflowError(problem)
+
+import sdcnn
+
+PACKAGE_DIR = Path(
+    sdcnn.__file__
+).parent  # the code the steps run, and whose digests count
 
 from sdcnn.configcheck import ConfigError, check_config, load_schema
 from sdcnn.prompts import assign_shards, checked_prompts
@@ -50,8 +88,9 @@ INIT_WEIGHTS_PATH = f"{RESULTS}/weights/glorot.safetensors"
 TRAINED_WEIGHTS_PATH = f"{RESULTS}/weights/trained.safetensors"
 TRAINING_DIR = f"{RESULTS}/training"
 TRAINING = config["training"]
-JULIA_DIR = WORKFLOW_DIR / "julia"  # the Flux backend's Julia project
-# Written once the Julia packages are installed: flux jobs need it, `auto` looks for it.
+# the Flux backend's Julia project: a folder on disk, not in a remote module
+JULIA_DIR = WORKFLOW_DIR / "julia" if WORKFLOW_DIR else None
+# Written once the Julia packages are installed: flux predict jobs need it.
 JULIA_ENV_STAMP = f"{RESULTS}/julia/instantiated.txt"
 
 
@@ -72,7 +111,9 @@ def package_code(script):
     dry-run reason shows which file changed (comments and docstrings do not count)."""
     from sdcnn.codedeps import code_digests
 
-    return code_digests(WORKFLOW_DIR / "scripts" / script, WORKFLOW_DIR / "sdcnn")
+    name = f"scripts/{script}"  # a remote module's: Snakemake's copy of it
+    path = WORKFLOW_DIR / name if WORKFLOW_DIR else workflow.source_path(f"../{name}")
+    return code_digests(Path(path), PACKAGE_DIR, script_name=name)
 
 
 # ---- shards and their prompts
@@ -349,21 +390,33 @@ def julia_available():
 
 
 def resolve_backend():
-    """classifier.backend with `auto` resolved: flux once Julia and its environment are there."""
-    from sdcnn.prediction import resolve_backend as resolve
+    """classifier.backend, `auto` resolved, decided once per run (sdcnn/prediction.py):
+    the main process decides; its jobs take its decision from the environment."""
+    from sdcnn import prediction
     from sdcnn.step import StepError
 
-    try:
-        return resolve(
-            CLASSIFIER["backend"],
-            julia_found=julia_available(),
-            julia_ready=Path(JULIA_ENV_STAMP).is_file(),
-        )
-    except StepError as error:  # before any job runs: one clear message, no traceback
-        raise WorkflowError(f"classifier.backend: {error}") from None
+    requested = CLASSIFIER["backend"]
+    if workflow.is_main_process or not (
+        resolved := prediction.decided_backend(requested, os.environ)
+    ):
+        try:
+            resolved = prediction.resolve_backend(
+                requested,
+                julia_found=julia_available(),
+                julia_project=JULIA_DIR is not None,
+            )
+        except StepError as error:  # before any job runs: one clear message
+            raise WorkflowError(f"classifier.backend: {error}") from None
+    decision = prediction.backend_decision(requested, resolved)
+    os.environ[prediction.BACKEND_DECISION_VARIABLE] = decision  # this process's only
+    return resolved
 
 
 BACKEND = resolve_backend()
+
+
+envvars:
+    "SDCNN_BACKEND_DECISION",  # the decision, to every job (sdcnn/prediction.py)
 
 
 def julia_inputs():

@@ -118,10 +118,18 @@ def _display_name(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
 
-def code_digests(script: Path, package_dir: Path) -> dict[str, str]:
+def code_digests(
+    script: Path, package_dir: Path, script_name: str | None = None
+) -> dict[str, str]:
     """``{file: fingerprint}`` for ``script`` and every package module it imports, keyed
-    by the path relative to the workflow folder (``package_dir``'s parent), sorted."""
+    by the path relative to the workflow folder (``package_dir``'s parent), sorted.
+
+    ``script_name`` keys the script where its file is not in that folder: a remote
+    module's script is a copy in Snakemake's source cache, its package an installed one,
+    and the keys must be those of a clone (``scripts/generate.py``), wherever they lie.
+    """
     root = package_dir.parent
-    files = [script, *map(Path, package_modules(script, package_dir))]
-    digests = {_display_name(path, root): _analysis(path)[1] for path in files}
+    modules = map(Path, package_modules(script, package_dir))
+    digests = {_display_name(path, root): _analysis(path)[1] for path in modules}
+    digests[script_name or _display_name(script, root)] = _analysis(script)[1]
     return dict(sorted(digests.items()))

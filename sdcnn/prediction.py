@@ -38,22 +38,50 @@ BACKENDS = ("torch", "flux")
 BACKEND_CHOICES = (*BACKENDS, "auto")
 
 
-def resolve_backend(requested: str, *, julia_found: bool, julia_ready: bool) -> str:
+def resolve_backend(requested: str, *, julia_found: bool, julia_project: bool = True) -> str:
     """The backend that runs for ``classifier.backend``: ``torch`` or ``flux``.
 
-    ``auto`` is ``flux`` when ``julia`` can be run (``julia_found``) and its environment
-    has been instantiated (``julia_ready``), else ``torch``.  ``flux`` without Julia is
-    an error that names the missing ``julia``.
+    ``auto`` is ``flux`` when ``julia`` can be run (``julia_found``) and the workflow's
+    Julia project is a folder on disk (``julia_project``: not in a remote module, whose
+    files Snakemake fetches one by one), else ``torch``.  ``flux`` without either is an
+    error that names what is missing.
     """
     if requested not in BACKEND_CHOICES:
         raise StepError(f"classifier.backend must be one of {BACKEND_CHOICES}, not {requested!r}")
     if requested == "auto":
-        return "flux" if julia_found and julia_ready else "torch"
+        return "flux" if julia_found and julia_project else "torch"
     if requested == "flux" and not julia_found:
         from sdcnn.julia import MISSING_JULIA
 
         raise StepError(MISSING_JULIA)
+    if requested == "flux" and not julia_project:
+        raise StepError(REMOTE_JULIA_PROJECT)
     return requested
+
+
+REMOTE_JULIA_PROJECT = (
+    "the flux backend runs `julia --project=julia`, which needs the workflow's julia/ "
+    "folder on disk; a remote module (github(), git+file://) has none: use the module "
+    "from a clone (a local path), or set classifier.backend to torch (or auto)"
+)
+
+# The run's one decision: its main process resolves the backend (``auto`` by whether it
+# can run ``julia``) and passes "<configured>=<resolved>" to its jobs in this variable
+# (a Snakemake ``envvars:``), which parse the workflow again, maybe on a host where
+# ``julia`` is not on PATH: they take the decision instead of making their own.
+BACKEND_DECISION_VARIABLE = "SDCNN_BACKEND_DECISION"
+
+
+def backend_decision(requested: str, resolved: str) -> str:
+    return f"{requested}={resolved}"
+
+
+def decided_backend(requested: str, environ: Mapping[str, str]) -> str | None:
+    """The main process's decision for ``requested``, where a job finds one, else None."""
+    configured, _, resolved = environ.get(BACKEND_DECISION_VARIABLE, "").partition("=")
+    if configured != requested or resolved not in ("torch", "flux"):
+        return None
+    return resolved
 
 
 # Images per forward pass on the CPU: one keeps the feature maps in cache (a whole
