@@ -45,7 +45,7 @@ rule predict:
 
 rule instantiate_julia:
     input:
-        project=julia_project_file(),
+        **julia_project_input(),
     output:
         JULIA_ENV_STAMP,
     log:

@@ -429,8 +429,11 @@ def julia_inputs():
     return [JULIA_ENV_STAMP, *(os.path.relpath(path) for path in [*project, *sources])]
 
 
-def julia_project_file():
-    return os.path.relpath(JULIA_DIR / "Project.toml")
+def julia_project_input():
+    """instantiate_julia's input: the Julia project's file (none in a remote module)."""
+    if JULIA_DIR is None:
+        return {}
+    return {"project": os.path.relpath(JULIA_DIR / "Project.toml")}
 
 
 def predict_conda_env():

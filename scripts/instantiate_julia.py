@@ -5,10 +5,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
 
-from sdcnn.step import snakemake_step  # noqa: E402
+from sdcnn.step import StepError, snakemake_step  # noqa: E402
 
 smk = snakemake  # noqa: F821
 with snakemake_step(smk):
     from sdcnn.julia import instantiate_environment
+    from sdcnn.prediction import REMOTE_JULIA_PROJECT
+
+    if not hasattr(smk.input, "project"):  # a remote module: no julia/ folder on disk
+        raise StepError(REMOTE_JULIA_PROJECT)
 
     instantiate_environment(Path(smk.input.project).parent, smk.output[0])
