@@ -46,6 +46,28 @@ def remote_package_problem():
     )
 
 
+def let_local_git_join_source_files():
+    """Snakemake 9.27's LocalGitFile.join takes a str only, but a rule's script reaches
+    it as a LocalSourceFile (jobs.py, _path_to_source_file): every script: rule of a
+    git+file:// module fails with a TypeError. Give it the str, as SourceFile.join does
+    for the other kinds of source (this process only; a no-op once Snakemake does it)."""
+    from snakemake.sourcecache import LocalGitFile, SourceFile
+
+    join = LocalGitFile.join
+    if getattr(join, "takes_source_files", False):
+        return
+
+    def join_path_or_source_file(self, path):
+        if isinstance(path, SourceFile):
+            path = path.get_path_or_uri(secret_free=False)
+        return join(self, path)
+
+    join_path_or_source_file.takes_source_files = True
+    LocalGitFile.join = join_path_or_source_file
+
+
+if type(WORKFLOW_SOURCE).__name__ == "LocalGitFile":
+    let_local_git_join_source_files()
 if WORKFLOW_DIR is None and (problem := remote_package_problem()):
     raise WorkflowError(problem)
 
