@@ -15,22 +15,20 @@ configfile: "config/config.yaml"
 report: "report/workflow.rst"
 
 
-def rules_file(name):
-    """rules/<name>.smk beside this file, as a source file: a "rules/..." string would
-    do but for a git+file:// module at a repository's root, which Snakemake 9.27 joins
-    into "/rules/..." (LocalGitFile.join); a source file is resolved from its full URI.
-    """
-    return workflow.current_basedir.join(f"rules/{name}.smk")
+# The rule files as source files beside this one: plain "rules/x.smk" strings would do, but
+# for a git+file:// module at a repository's root, which Snakemake 9.27 joins into absolute
+# paths (LocalGitFile.join); a source file is resolved from its full URI.
+RULES = workflow.current_basedir.join("rules")
 
 
-include: rules_file("common")
-include: rules_file("generate")
-include: rules_file("preprocess")
-include: rules_file("train")
-include: rules_file("classify")
-include: rules_file("summary")
-include: rules_file("manifest")
-include: rules_file("report")
+include: RULES.join("common.smk")
+include: RULES.join("generate.smk")
+include: RULES.join("preprocess.smk")
+include: RULES.join("train.smk")
+include: RULES.join("classify.smk")
+include: RULES.join("summary.smk")
+include: RULES.join("manifest.smk")
+include: RULES.join("report.smk")
 
 
 from sdcnn.rst import register_jinja_filters

@@ -50,7 +50,8 @@ def let_local_git_join_source_files():
     """Snakemake 9.27's LocalGitFile.join takes a str only, but a rule's script reaches
     it as a LocalSourceFile (jobs.py, _path_to_source_file): every script: rule of a
     git+file:// module fails with a TypeError. Give it the str, as SourceFile.join does
-    for the other kinds of source (this process only; a no-op once Snakemake does it)."""
+    for the other kinds of source (this process only; a no-op once Snakemake does it).
+    """
     from snakemake.sourcecache import LocalGitFile, SourceFile
 
     join = LocalGitFile.join

@@ -9,8 +9,7 @@ from sdcnn.step import StepError, snakemake_step  # noqa: E402
 
 smk = snakemake  # noqa: F821
 with snakemake_step(smk):
-    from sdcnn.julia import instantiate_environment
-    from sdcnn.prediction import REMOTE_JULIA_PROJECT
+    from sdcnn.julia import REMOTE_JULIA_PROJECT, instantiate_environment
 
     if not hasattr(smk.input, "project"):  # a remote module: no julia/ folder on disk
         raise StepError(REMOTE_JULIA_PROJECT)

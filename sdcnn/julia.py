@@ -33,6 +33,12 @@ MISSING_JULIA = (
     "`snakemake --cores 1 instantiate_julia`, run with `--sdm conda`, or set "
     "classifier.backend to torch (or auto)"
 )
+# backend flux (or instantiate_julia) where the workflow's julia/ folder is not on disk
+REMOTE_JULIA_PROJECT = (
+    "the flux backend runs `julia --project=julia`, which needs the workflow's julia/ "
+    "folder on disk; a remote module (github(), git+file://) has none: use the module "
+    "from a clone (a local path), or set classifier.backend to torch (or auto)"
+)
 _TAIL_LINES = 20
 PLAN_SCHEMA = "sdcnn-predict-plan/1"
 

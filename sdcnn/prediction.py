@@ -55,15 +55,12 @@ def resolve_backend(requested: str, *, julia_found: bool, julia_project: bool = 
 
         raise StepError(MISSING_JULIA)
     if requested == "flux" and not julia_project:
+        from sdcnn.julia import REMOTE_JULIA_PROJECT
+
         raise StepError(REMOTE_JULIA_PROJECT)
     return requested
 
 
-REMOTE_JULIA_PROJECT = (
-    "the flux backend runs `julia --project=julia`, which needs the workflow's julia/ "
-    "folder on disk; a remote module (github(), git+file://) has none: use the module "
-    "from a clone (a local path), or set classifier.backend to torch (or auto)"
-)
 
 # The run's one decision: its main process resolves the backend (``auto`` by whether it
 # can run ``julia``) and passes "<configured>=<resolved>" to its jobs in this variable

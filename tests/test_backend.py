@@ -17,32 +17,64 @@ import yaml
 from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
 from sdcnn.julia import predict_batches_flux, predict_command, prediction_plan
 from sdcnn.layout import PromptBatch
-from sdcnn.prediction import predict_prompt, resolve_backend
+from sdcnn.prediction import (
+    BACKEND_DECISION_VARIABLE,
+    backend_decision,
+    decided_backend,
+    predict_prompt,
+    resolve_backend,
+)
 from sdcnn.step import StepError
 
 
 @pytest.mark.parametrize(
-    "requested, found, ready, expected",
+    "requested, found, project, expected",
     [
         ("torch", False, False, "torch"),
         ("torch", True, True, "torch"),
-        ("flux", True, False, "flux"),
         ("flux", True, True, "flux"),
-        ("auto", False, False, "torch"),
-        ("auto", True, False, "torch"),  # julia, but its packages not installed yet
         ("auto", False, True, "torch"),
-        ("auto", True, True, "flux"),
+        ("auto", True, False, "torch"),  # julia, but a remote module: no julia/ on disk
+        ("auto", False, False, "torch"),
+        ("auto", True, True, "flux"),  # not waiting for instantiate_julia: a job of the run
     ],
 )
-def test_resolve_backend(requested: str, found: bool, ready: bool, expected: str) -> None:
-    assert resolve_backend(requested, julia_found=found, julia_ready=ready) == expected
+def test_resolve_backend(requested: str, found: bool, project: bool, expected: str) -> None:
+    assert resolve_backend(requested, julia_found=found, julia_project=project) == expected
 
 
 def test_flux_without_julia_names_the_missing_julia() -> None:
     with pytest.raises(StepError, match="no `julia` executable is on PATH"):
-        resolve_backend("flux", julia_found=False, julia_ready=True)
+        resolve_backend("flux", julia_found=False)
     with pytest.raises(StepError, match="classifier.backend must be one of"):
-        resolve_backend("jax", julia_found=True, julia_ready=True)
+        resolve_backend("jax", julia_found=True)
+
+
+def test_flux_in_a_remote_module_names_the_missing_julia_folder() -> None:
+    with pytest.raises(StepError, match="needs the workflow's julia/ folder on disk"):
+        resolve_backend("flux", julia_found=True, julia_project=False)
+
+
+@pytest.mark.parametrize(
+    "requested, variable, expected",
+    [
+        ("auto", "auto=flux", "flux"),
+        ("auto", "auto=torch", "torch"),
+        ("flux", "flux=flux", "flux"),
+        ("torch", "auto=flux", None),  # another config's decision
+        ("auto", "auto=jax", None),
+        ("auto", "", None),
+        ("auto", None, None),
+    ],
+)
+def test_a_job_takes_the_main_process_decision_for_its_own_config(
+    requested: str, variable: str | None, expected: str | None
+) -> None:
+    environ = {} if variable is None else {BACKEND_DECISION_VARIABLE: variable}
+    assert decided_backend(requested, environ) == expected
+    resolved = expected or "torch"
+    decision = {BACKEND_DECISION_VARIABLE: backend_decision(requested, resolved)}
+    assert decided_backend(requested, decision) == resolved
 
 
 def test_predict_command_is_an_argument_list_and_the_plan_holds_the_rest() -> None:
@@ -223,6 +255,24 @@ def test_switching_to_flux_plans_only_the_julia_setup_and_predict(
         "predict": 2,
         "figures": 2,  # each prompt's pictures follow its predictions
     }
+
+
+@pytest.mark.pipeline
+def test_a_job_parsing_the_workflow_again_takes_the_runs_decision(
+    small_run: Path, tmp_path: Path
+) -> None:
+    """`auto` is decided once, by the run's main process: a cluster job that parses the
+    workflow again (--mode remote, as in a SLURM job) on a host where `julia` is on PATH
+    keeps the main process's torch, while a main process there would choose flux."""
+    configfile = config_file(tmp_path, with_backend("auto"))
+    path = f"{stand_in_julia(tmp_path / 'bin')}{os.pathsep}{path_without_julia()}"
+    env = {**snakemake_env(path), BACKEND_DECISION_VARIABLE: "auto=torch"}
+    main = run_snakemake(small_run, "--dry-run", "--configfile", configfile, env=env)
+    assert planned_jobs(main.stdout).get("instantiate_julia") == 1  # julia found: flux
+    job = run_snakemake(
+        small_run, "--dry-run", "--mode", "remote", "--configfile", configfile, env=env
+    )
+    assert not set(planned_jobs(job.stdout)) - AGGREGATES, job.stdout
 
 
 # made from every prediction (or the whole config): may re-run
