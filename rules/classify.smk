@@ -52,10 +52,13 @@ rule instantiate_julia:
         f"{RESULTS}/logs/instantiate_julia.log",
     benchmark:
         f"{RESULTS}/benchmarks/instantiate_julia.tsv"
-    localrule: True
     conda:
         "../envs/julia.yaml"
     threads: 1
+    resources:
+        # a job where the predict jobs run, not the login node: CUDA.jl installs the CUDA
+        # runtime its host's driver takes, and precompiles for that host
+        gpu=CLASSIFIER["gpu"],
     params:
         code=package_code("instantiate_julia.py"),
     script:

@@ -246,6 +246,47 @@ def generation_settings():
     return asdict(GenerationSettings.from_config(GENERATION))
 
 
+def resource_number(resources, name, default):
+    value = resources[name] if name in resources else default
+    return int(getattr(value, "value", value) or 0)  # a Snakemake Resource, or a number
+
+
+def requested_gpus(rule, configured):
+    """The GPUs a rule's jobs get: the config's request, or what --set-resources (a
+    profile's set-resources) makes it under the rule's name here (a module's `as`),
+    capped by the run's --resources gpu= (as Snakemake caps every job's)."""
+    rename = getattr(workflow.modifier, "local_rulename_modifier", None)
+    name = rename(rule) if callable(rename) else rule
+    settings = workflow.resource_settings
+    gpus = resource_number(
+        settings.overwrite_resources.get(name) or {}, "gpu", configured
+    )
+    return min(gpus, resource_number(settings.resources or {}, "gpu", gpus))
+
+
+@functools.cache  # generate's params and the training plan both ask
+def generation_runtime():
+    """What generate jobs run with (sdcnn.generation.planned_runtime): the device its
+    GPU request gives, the dtype, and the libraries' versions: with --sdm conda those
+    envs/diffusion(-cuda).yaml pins, else this Python environment's."""
+    import yaml
+
+    from sdcnn import generation, provenance
+
+    libraries = generation.GENERATION_LIBRARIES
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        with open(workflow.source_path(diffusion_conda_env())) as env_file:
+            env = yaml.safe_load(env_file)
+        versions = provenance.env_file_versions(env, libraries)
+    else:
+        versions = provenance.package_versions(libraries)
+    return generation.planned_runtime(
+        gpus=requested_gpus("generate", GENERATION["gpu"]),
+        precision=GENERATION["precision"],
+        versions=versions,
+    )
+
+
 @functools.cache  # generate's params and the training plan both ask
 def model_params():
     """The model's name and what it is (sdcnn/model_identity.py): the demo's content hash,
@@ -371,6 +412,7 @@ def training_images():
             for prompt in labelled_prompts()
         },
         "generation": generation_settings(),
+        "runtime": generation_runtime(),
         "model": model_params(),
         "preprocess": preprocess_settings(),
     }
@@ -459,8 +501,20 @@ def julia_project_input():
     return {"project": os.path.relpath(JULIA_DIR / "Project.toml")}
 
 
+def diffusion_conda_env():
+    """The CUDA build of torch for generate jobs that get a GPU, else the CPU build."""
+    if requested_gpus("generate", GENERATION["gpu"]) > 0:
+        return "../envs/diffusion-cuda.yaml"
+    return "../envs/diffusion.yaml"
+
+
 def predict_conda_env():
-    return "../envs/julia.yaml" if BACKEND == "flux" else "../envs/predict-torch.yaml"
+    """Julia for flux; torch's CUDA build for predict jobs that get a GPU, else its CPU one."""
+    if BACKEND == "flux":
+        return "../envs/julia.yaml"
+    if requested_gpus("predict", CLASSIFIER["gpu"]) > 0:
+        return "../envs/predict-torch-cuda.yaml"
+    return "../envs/predict-torch.yaml"
 
 
 # ---- what the workflow delivers
@@ -500,8 +554,13 @@ def get_julia_stamp_input(wildcards):
 
 
 def output_config():
-    """The validated config, less what never changes an output (the image store)."""
-    return {key: value for key, value in config.items() if key != "store"}
+    """The validated config, less what never changes an output: the image store, and
+    what a GPU job does where no GPU works (its outputs record where they were made)."""
+    return {
+        key: value
+        for key, value in config.items()
+        if key not in ("store", "gpu_fallback")
+    }
 
 
 def config_hash():

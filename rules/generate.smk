@@ -15,7 +15,7 @@ rule generate:
     benchmark:
         f"{RESULTS}/benchmarks/generate/{{shard}}.tsv"
     conda:
-        "../envs/diffusion.yaml"
+        diffusion_conda_env()
     threads: GENERATION["threads"]
     resources:
         gpu=GENERATION["gpu"],
@@ -23,6 +23,7 @@ rule generate:
         code=package_code("generate.py"),
         prompts=get_shard_prompts,
         settings=generation_settings(),
+        runtime=generation_runtime(),
         model=model_params(),
         sharded=SHARDED,
     script:

@@ -33,6 +33,8 @@ with snakemake_step(
         model=resolve_model_source(params.model["source"]),
         allow_download=allow_download,
         gpus=gpus_requested(smk.resources),
+        # not a param: what a job does where no GPU works, not what it computes
+        gpu_fallback=smk.config["gpu_fallback"],
         # not a param on purpose: the store never changes an output, only saves recomputing it
         store=store_from_config(smk.config["store"]),
     )

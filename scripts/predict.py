@@ -30,6 +30,8 @@ with snakemake_step(smk, threads=params.threads) as step:
         output=smk.output[0],
         layout=layout,
         gpus=gpus_requested(smk.resources),
+        # not a param: what a job does where no GPU works, not what it computes
+        gpu_fallback=smk.config["gpu_fallback"],
         threads=params.threads,
         julia_project=Path(smk.scriptdir).parent / "julia",
     )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Protocol
+from typing import Any, Protocol
+
+from sdcnn.step import CONSOLE_LOGGER, StepError
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +34,40 @@ def gpus_requested(resources: JobResources) -> int:
     return int(resources.get("gpu", 0) or 0)
 
 
-def select_device(gpus_requested: int) -> str:
-    """``"cuda"`` when a GPU was requested and CUDA works, else ``"cpu"``."""
+# config gpu_fallback: what a job that asked for a GPU does where CUDA does not work
+GPU_FALLBACKS = ("fail", "cpu")
+console_log = logging.getLogger(CONSOLE_LOGGER)  # the console too, not only the job's log
+
+
+def no_cuda_reason(torch: Any) -> str:
+    """Why torch has no CUDA here: a CPU-only build (what conda solves on a login node
+    without a GPU, README "GPUs"), or a CUDA build that finds no GPU or driver."""
+    if torch.version.cuda is None:
+        return f"torch {torch.__version__} is a CPU-only build"
+    return f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable GPU or driver"
+
+
+def select_device(gpus_requested: int, gpu_fallback: str = "fail") -> str:
+    """``"cuda"`` when a GPU was requested and CUDA works; ``"cpu"`` when none was
+    requested. Requested where CUDA does not work: a ``StepError`` (``gpu_fallback``
+    ``fail``), or the CPU with a warning on the console and in the log (``cpu``)."""
     if gpus_requested <= 0:
         log.info("no GPU requested: running on the CPU")
         return "cpu"
+    if gpu_fallback not in GPU_FALLBACKS:
+        raise StepError(f"gpu_fallback must be one of {GPU_FALLBACKS}, not {gpu_fallback!r}")
     import torch
 
     if torch.cuda.is_available():
         log.info("GPU requested and available: running on %s", torch.cuda.get_device_name(0))
         return "cuda"
-    log.warning("a GPU was requested but CUDA is not available here: running on the CPU")
+    problem = f"a GPU was requested but CUDA is not available here: {no_cuda_reason(torch)}"
+    if gpu_fallback == "fail":
+        raise StepError(
+            f"{problem}; stopping (gpu_fallback: fail). Run it where a GPU is, with a CUDA "
+            "build of torch (README: GPUs), or set gpu_fallback: cpu to run on the CPU"
+        )
+    console_log.warning("%s: running on the CPU (gpu_fallback: cpu)", problem)
     return "cpu"
 
 

@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -546,7 +546,29 @@ def generation_runtime(device: str, dtype: Any) -> dict[str, Any]:
         "device": device_name(device),
         "dtype": str(dtype).removeprefix("torch."),
         "memory_format": "channels_last" if device == "cuda" else "contiguous",
-        "versions": package_versions(("torch", "diffusers", "transformers")),
+        "versions": package_versions(GENERATION_LIBRARIES),
+    }
+
+
+GENERATION_LIBRARIES = ("torch", "diffusers", "transformers")  # in every image's key
+
+
+def planned_runtime(
+    *, gpus: int, precision: str, versions: Mapping[str, str | None]
+) -> dict[str, Any]:
+    """What the generate jobs will run with, as the workflow plans them: the device (a
+    GPU when the job asks for one), the dtype it implies, the libraries' versions.
+
+    A params value of generate and of the training plan: the pixels depend on all three
+    (fp16 on a GPU, other kernels, other library code), as the image store's keys say,
+    so a change re-generates and re-trains, in one run. (Which CPU or GPU model a job
+    lands on is not planned: ``docs/reproducibility.md`` bounds what it changes.)
+    """
+    device = "cuda" if gpus > 0 else "cpu"
+    return {
+        "device": device,
+        "dtype": CUDA_DTYPES[precision] if device == "cuda" else "float32",
+        "versions": dict(versions),
     }
 
 
@@ -701,6 +723,7 @@ def generate_shard(
     model: ModelSource,
     allow_download: bool,
     gpus: int,
+    gpu_fallback: str = "fail",
     store: ImageStore | None = None,
 ) -> ShardResult:
     """The generate step for one shard: every prompt's images, with one pipeline load
@@ -713,7 +736,7 @@ def generate_shard(
     from sdcnn.device import select_device
 
     torch.set_num_threads(settings.threads)
-    device = select_device(gpus)
+    device = select_device(gpus, gpu_fallback)
     settings = resolve_size(settings, model)
     generator = ShardGenerator(
         settings=settings,

@@ -69,6 +69,7 @@ def prediction_plan(
     labels: Sequence[str],
     path_of: Callable[[str], Path],
     gpus: int,
+    gpu_fallback: str = "fail",
 ) -> dict[str, Any]:
     """What one Julia process is asked to do: every prompt's batch of a shard.
 
@@ -80,6 +81,7 @@ def prediction_plan(
         "weights": str(weights_path),
         "labels": list(labels),
         "gpus": gpus,
+        "gpu_fallback": gpu_fallback,  # where CUDA is not functional: stop, or the CPU
         "prompts": [
             {
                 "prompt_id": batch.prompt_id,
@@ -130,6 +132,7 @@ def predict_batches_flux(
     labels: Sequence[str],
     path_of: Callable[[str], Path],
     gpus: int,
+    gpu_fallback: str = "fail",
     threads: int,
     project_dir: Path,
 ) -> None:
@@ -139,7 +142,12 @@ def predict_batches_flux(
     if not (project_dir / "Project.toml").is_file():
         raise StepError(f"the flux backend's Julia project {project_dir}/Project.toml is missing")
     plan = prediction_plan(
-        batches=batches, weights_path=weights_path, labels=labels, path_of=path_of, gpus=gpus
+        batches=batches,
+        weights_path=weights_path,
+        labels=labels,
+        path_of=path_of,
+        gpus=gpus,
+        gpu_fallback=gpu_fallback,
     )
     with tempfile.TemporaryDirectory(prefix="sdcnn-plan-") as folder:
         plan_path = Path(folder) / "plan.json"

@@ -61,7 +61,6 @@ def resolve_backend(requested: str, *, julia_found: bool, julia_project: bool = 
     return requested
 
 
-
 # The run's one decision: its main process resolves the backend (``auto`` by whether it
 # can run ``julia``) and passes "<configured>=<resolved>" to its jobs in this variable
 # (a Snakemake ``envvars:``), which parse the workflow again, maybe on a host where
@@ -183,6 +182,7 @@ def predict_batches_torch(
     labels: Sequence[str],
     path_of: Callable[[str], Path],
     gpus: int,
+    gpu_fallback: str = "fail",
     threads: int,
 ) -> str:
     """The torch backend for a shard: one model for every prompt's batch, one JSON each
@@ -195,7 +195,7 @@ def predict_batches_torch(
 
     torch.set_num_threads(threads)
     weights = load_weights(weights_path)
-    device = select_device(gpus)
+    device = select_device(gpus, gpu_fallback)
     model = FluxCNN(weights)
     for batch in batches:
         tensors = load_batch(batch.tensor_paths)
@@ -230,6 +230,7 @@ def predict_shard(
     output: str | Path,
     layout: ShardLayout,
     gpus: int,
+    gpu_fallback: str = "fail",
     threads: int,
     julia_project: str | Path,
 ) -> None:
@@ -245,6 +246,7 @@ def predict_shard(
                 labels=labels,
                 path_of=path_of,
                 gpus=gpus,
+                gpu_fallback=gpu_fallback,
                 threads=threads,
             )
         else:
@@ -256,6 +258,7 @@ def predict_shard(
                 labels=labels,
                 path_of=path_of,
                 gpus=gpus,
+                gpu_fallback=gpu_fallback,
                 threads=threads,
                 project_dir=Path(julia_project),
             )
@@ -271,6 +274,7 @@ def predict_prompt(
     labels: Sequence[str],
     output_path: str,
     gpus: int,
+    gpu_fallback: str = "fail",
     threads: int,
     julia_project: str | Path,
 ) -> dict[str, Any]:
@@ -284,6 +288,7 @@ def predict_prompt(
         output=output_path,
         layout=ShardLayout(sharded=False),
         gpus=gpus,
+        gpu_fallback=gpu_fallback,
         threads=threads,
         julia_project=julia_project,
     )

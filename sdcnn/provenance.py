@@ -42,6 +42,23 @@ def package_versions(names: tuple[str, ...] | None = None) -> dict[str, str | No
     return versions
 
 
+# a conda-forge package name -> the name versions are reported under
+CONDA_NAMES = {"pytorch": "torch", "opencv": "opencv", "py-opencv": "opencv"}
+
+
+def env_file_versions(env: dict[str, Any], names: tuple[str, ...]) -> dict[str, str | None]:
+    """The versions a conda environment file pins (``name =1.2`` or ``name ==1.2``), as
+    ``package_versions`` reports them: ``python`` and ``names`` (None: not pinned)."""
+    pinned: dict[str, str] = {}
+    for dependency in env.get("dependencies", []):
+        if not isinstance(dependency, str):
+            continue  # a pip: section
+        name, _, version = dependency.replace("==", "=").partition("=")
+        name = name.strip()
+        pinned[CONDA_NAMES.get(name, name)] = version.split("=")[0].strip()
+    return {name: pinned.get(name) for name in ("python", *names)}
+
+
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 

@@ -28,6 +28,10 @@ _QUIET_ENV = {
 }
 
 
+# what a step logs to this logger reaches the console as well as the job's log
+CONSOLE_LOGGER = "sdcnn.console"
+
+
 class StepError(Exception):
     """An error whose message is meant for the user as it is (no traceback needed)."""
 
@@ -122,11 +126,16 @@ def snakemake_step(
         stream=sys.stderr,
         force=True,
     )
+    console = Console(console_fd if console_fd is not None else 2)
+    if console_fd is not None:  # the "sdcnn.console" logger's records: the console too
+        to_console = logging.StreamHandler(os.fdopen(os.dup(console_fd), "w", buffering=1))
+        to_console.setFormatter(logging.Formatter(f"%(levelname)s {name}: %(message)s"))
+        logging.getLogger(CONSOLE_LOGGER).addHandler(to_console)
     if threads is not None:
         pin_threads(threads)
     set_hub_mode(offline=offline)
     try:
-        yield Console(console_fd if console_fd is not None else 2)
+        yield console
     except Exception as error:  # every failure ends here: log it, tell the console, exit 1
         log.error("%s failed: %s", name, error, exc_info=not isinstance(error, StepError))
         if console_fd is not None:

@@ -100,12 +100,14 @@ def test_predict_command_is_an_argument_list_and_the_plan_holds_the_rest() -> No
         labels=["cat", "--odd label; rm -rf /"],
         path_of=lambda prompt_id: Path("results/predictions/.s.tmp") / f"{prompt_id}.json",
         gpus=0,
+        gpu_fallback="cpu",
     )
     assert plan == {
         "schema": "sdcnn-predict-plan/1",
         "weights": "results/weights/cnn.safetensors",
         "labels": ["cat", "--odd label; rm -rf /"],
         "gpus": 0,
+        "gpu_fallback": "cpu",
         "prompts": [
             {"prompt_id": "city", "output": "results/predictions/.s.tmp/city.json",
              "tensors": ["results/tensors/s/city/city_000.npy",

@@ -28,6 +28,8 @@ CHANNELS = ["conda-forge", "nodefaults"]
 # conda-forge name -> PyPI name, where they differ
 PIP_NAMES = {
     "pytorch": "torch",
+    "pytorch-cpu": "torch",  # metapackages that pin pytorch's CPU or CUDA build
+    "pytorch-gpu": "torch",
     "py-opencv": "opencv-python-headless",
     "matplotlib-base": "matplotlib",
 }
@@ -175,20 +177,38 @@ def test_env_pins_match_requirements_txt(path: Path) -> None:
 def test_each_env_holds_what_its_step_imports() -> None:
     """Every module a step's script may import, anywhere in the files it uses, is in its env.
 
-    Rules whose env follows the config (predict: classifier.backend) import different
-    modules per choice, which this file-level reading cannot tell apart: they are left out.
+    A rule whose env follows the config checks every env it may get (generate: CPU or
+    CUDA build), except predict, whose backends (classifier.backend) import different
+    modules, which this file-level reading cannot tell apart.
     """
     checked = []
     for name, rule in workflow_rules().items():
-        if rule["chosen_by_config"] or rule["script"] is None or rule["script"].suffix != ".py":
+        if name == "predict" or rule["script"] is None or rule["script"].suffix != ".py":
             continue
-        (env,) = rule["envs"]
-        provided = set(pins(env))
-        for module in sorted(imported_packages(rule["script"])):
-            assert module in MODULE_PACKAGES, f"rule {name} imports {module}: map it above"
-            package = MODULE_PACKAGES[module]
-            assert package in provided, (
-                f"rule {name} imports {module}, but {env.name} has no {package}"
-            )
+        for env in rule["envs"]:
+            provided = set(pins(env))
+            for module in sorted(imported_packages(rule["script"])):
+                assert module in MODULE_PACKAGES, f"rule {name} imports {module}: map it above"
+                package = MODULE_PACKAGES[module]
+                assert package in provided, (
+                    f"rule {name} imports {module}, but {env.name} has no {package}"
+                )
         checked.append(name)
     assert {"generate", "preprocess", "init_weights"} <= set(checked)
+
+
+CUDA_ENVS = sorted(ENVS.glob("*-cuda.yaml"))
+
+
+@pytest.mark.parametrize("cuda", CUDA_ENVS, ids=lambda path: path.name)
+def test_a_cuda_env_is_its_cpu_env_with_the_cuda_build_of_the_same_torch(cuda: Path) -> None:
+    cpu = cuda.with_name(cuda.name.replace("-cuda", ""))
+    cuda_pins, cpu_pins = pins(cuda), pins(cpu)
+    assert cuda_pins.pop("pytorch-gpu") == cpu_pins.pop("pytorch-cpu") == cpu_pins["pytorch"]
+    assert cuda_pins == cpu_pins
+    rules = workflow_rules().values()
+    assert any(cuda.resolve() in rule["envs"] and cpu.resolve() in rule["envs"] for rule in rules)
+
+
+def test_there_are_cuda_envs_for_both_torch_steps() -> None:
+    assert [path.name for path in CUDA_ENVS] == ["diffusion-cuda.yaml", "predict-torch-cuda.yaml"]

@@ -24,7 +24,8 @@ from sdcnn.generation import diffusion_dtype
 from sdcnn.step import StepError
 
 SCHEMA = str(REPO / "config" / "schema.yaml")
-REQUESTED = "a GPU was requested but CUDA is not available here: running on the CPU"
+REQUESTED = "a GPU was requested but CUDA is not available here"
+FELL_BACK = "running on the CPU (gpu_fallback: cpu)"
 NOT_REQUESTED = "no GPU requested: running on the CPU"
 
 
@@ -82,20 +83,48 @@ def test_no_gpu_requested_by_default(small_run: Path) -> None:
 
 @pytest.mark.pipeline
 def test_a_gpu_request_reaches_the_step(tmp_path: Path) -> None:
-    """generation.gpu: 1 -> the job asks for a GPU; `--resources gpu=0` takes it back."""
+    """generation.gpu: 1 -> the job asks for a GPU; where CUDA does not work it stops
+    (gpu_fallback: fail, the default) or runs on the CPU and says so on the console
+    (gpu_fallback: cpu); `--resources gpu=0` takes the request back."""
     config = copy.deepcopy(SMALL_CONFIG)
     config["generation"] = {**config["generation"], "gpu": 1, "precision": "fp16"}
     workdir = copy_workflow(tmp_path / "gpu", config)
     target = "results/images/city"
     log = workdir / "results" / "logs" / "generate" / "city.log"
-
-    run_snakemake(workdir, target)
+    failed = run_snakemake(workdir, target, check=False)
+    assert failed.returncode != 0
+    printed = failed.stdout + failed.stderr
+    assert f"{REQUESTED}: torch " in printed and "stopping (gpu_fallback: fail)" in printed
+    assert not (workdir / target).exists()
+    run_snakemake(workdir, target, "--config", "gpu_fallback=cpu")
     text = log.read_text()
-    assert REQUESTED in text and "diffusion pipeline in float32 on cpu" in text, text
-
+    assert FELL_BACK in text and "diffusion pipeline in float32 on cpu" in text, text
     run_snakemake(workdir, target, "--forcerun", "generate", "--resources", "gpu=0")
     text = log.read_text()
     assert NOT_REQUESTED in text and REQUESTED not in text, text
+
+
+def test_the_fallback_to_the_cpu_is_said_on_the_console(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The warning of gpu_fallback: cpu reaches the console, not only the job's log."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from sdcnn.device import select_device
+    from sdcnn.step import snakemake_step
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA works here: no fallback to see")
+    log = tmp_path / "job.log"
+    smk = SimpleNamespace(rule="generate", wildcards={"shard": "city"}, log=[str(log)])
+    with snakemake_step(smk):
+        assert select_device(1, "cpu") == "cpu"
+        with pytest.raises(StepError, match="stopping"):
+            select_device(1)
+    assert FELL_BACK in capfd.readouterr().err
+    assert FELL_BACK in log.read_text()
 
 
 def test_gpus_requested_reads_the_gpu_resource() -> None:

@@ -354,6 +354,36 @@ def test_code_change_reruns_that_step_and_what_follows(finished: Path, relative:
         assert planned_jobs(finished) == CODE_CASES[relative]
 
 
+def installed_torch_metadata(folder: Path, version: str) -> dict[str, str]:
+    """An environment where the installed torch distribution says it is ``version``: a
+    dist-info folder first on the path, as a torch upgrade leaves one (the metadata
+    only: Snakemake's parse reads versions, it imports no torch)."""
+    dist_info = folder / f"torch-{version}.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n")
+    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
+
+
+# the labelled images' runtime (sdcnn.generation.planned_runtime) is in generate's params
+# and in the training plan: new images on another device or library version re-train,
+# though train_classifier reads its tensors as ancient inputs
+RUNTIME_CHANGES = {
+    "a GPU requested by a profile (device, dtype)": ("--set-resources", "generate:gpu=1"),
+    "a torch upgrade (versions)": (),
+}
+
+
+@pytest.mark.parametrize("change", RUNTIME_CHANGES)
+def test_a_labelled_images_runtime_change_regenerates_and_retrains(
+    finished: Path, tmp_path: Path, change: str
+) -> None:
+    arguments = RUNTIME_CHANGES[change]
+    env = None if arguments else installed_torch_metadata(tmp_path / "site", "99.0.0")
+    result = run_snakemake(finished, "--dry-run", *arguments, env=env)
+    assert planned_jobs(finished, result.stdout) == FROM_GENERATE | TRAIN
+
+
 def test_nothing_changed_means_nothing_to_do(finished: Path) -> None:
     result = run_snakemake(finished, "--dry-run")
     assert "Nothing to be done" in result.stdout + result.stderr

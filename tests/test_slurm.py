@@ -49,6 +49,10 @@ SLURM_ARGS = (
     "--slurm-init-seconds-before-status-checks",
     "2",
     "--verbose",
+    # the local cluster's GPUs are gres entries without CUDA: its GPU jobs may run on its
+    # CPUs only because this says so (the default, fail, stops them: test_gpu.py)
+    "--config",
+    "gpu_fallback=cpu",
 )
 # Bounds, not expectations: a run past them is a hang (measured: the pipeline ~2 min,
 # a failing submission under 1 min, on 2 busy cores).
@@ -227,6 +231,12 @@ def test_gpu_steps_were_submitted_with_one_gpu(slurm_run: SlurmRun) -> None:
             else:
                 assert "--gpus" not in line and "--gres" not in line, line
                 assert " -p cpu " in line, line
+
+
+def test_the_gpu_jobs_said_they_ran_on_the_cpu(slurm_run: SlurmRun) -> None:
+    for shard in SHARDS:
+        log = slurm_run.workdir / "results" / "logs" / "generate" / f"{shard}.log"
+        assert "running on the CPU (gpu_fallback: cpu)" in log.read_text(), shard
 
 
 def test_slurm_gave_the_gpu_jobs_a_gpu(slurm_run: SlurmRun, cluster: Cluster) -> None:

@@ -312,21 +312,49 @@ end
 # ---- forward pass
 
 """
-    select_device(gpus) -> "cuda" or "cpu"
+    DeviceError(message)
 
-CUDA when a GPU was asked for (`gpus > 0`) and `CUDA.functional()`, else the CPU; logged.
+A job that asked for a GPU where CUDA is not functional, with `gpu_fallback` "fail" (the
+default): `main` prints the message and returns 1, as for an [`InputError`](@ref).
+"""
+struct DeviceError <: Exception
+    message::String
+end
+
+Base.showerror(io::IO, err::DeviceError) = print(io, err.message)
+
+const GPU_FALLBACKS = ("fail", "cpu")
+
+"""
+    select_device(gpus, gpu_fallback = "fail") -> "cuda" or "cpu"
+
+CUDA when a GPU was asked for (`gpus > 0`) and `CUDA.functional()`; the CPU when none was.
+Asked for where CUDA is not functional: a [`DeviceError`](@ref) (`gpu_fallback` "fail"), or
+the CPU with a warning (`"cpu"`); the config key `gpu_fallback`, as for the torch backend.
 On CUDA the classifier then runs in true Float32 ([`exact_fp32_on_cuda`](@ref)).
 """
-function select_device(gpus::Integer)
+function select_device(gpus::Integer, gpu_fallback::AbstractString = "fail")
     if gpus <= 0
         @info "no GPU requested: running on the CPU"
         return "cpu"
-    elseif CUDA.functional()
+    end
+    gpu_fallback in GPU_FALLBACKS ||
+        throw(InputError(
+            "gpu_fallback must be one of $(GPU_FALLBACKS), not $(repr(gpu_fallback))",
+        ))
+    if CUDA.functional()
         @info "GPU requested and available: running on $(CUDA.device())"
         exact_fp32_on_cuda()
         return "cuda"
     end
-    @warn "a GPU was requested but CUDA is not functional here: running on the CPU"
+    problem = "a GPU was requested but CUDA is not functional here"
+    if gpu_fallback == "fail"
+        throw(DeviceError(
+            "$problem; stopping (gpu_fallback: fail). Run it where a GPU is, with a " *
+                "functional CUDA.jl (README: GPUs), or set gpu_fallback: cpu to run on the CPU",
+        ))
+    end
+    @warn "$problem: running on the CPU (gpu_fallback: cpu)"
     return "cpu"
 end
 
@@ -527,10 +555,11 @@ one set of weights, so Julia starts, loads its packages and builds the model onc
 Read from the JSON file the workflow writes (`$PLAN_SCHEMA`, `sdcnn/julia.py`).
 """
 Base.@kwdef struct Plan
-    weights::String            # the .safetensors weights file
-    labels::Vector{String}     # the classifier's labels, in order
-    gpus::Int = 1              # 0: stay on the CPU; ≥ 1: CUDA when functional
-    prompts::Vector{PromptJob} # the batches, in order
+    weights::String               # the .safetensors weights file
+    labels::Vector{String}        # the classifier's labels, in order
+    gpus::Int = 1                 # 0: stay on the CPU; ≥ 1: CUDA when functional
+    gpu_fallback::String = "fail" # where CUDA is not functional: "fail" or "cpu"
+    prompts::Vector{PromptJob}    # the batches, in order
 end
 
 const USAGE = "usage: julia --project=julia julia/predict.jl --plan PLAN.json"
@@ -621,6 +650,9 @@ function read_plan(path::AbstractString)
         weights = plan_value(plan, :weights, AbstractString, path),
         labels = labels,
         gpus = plan_value(plan, :gpus, Integer, path),
+        gpu_fallback = haskey(plan, :gpu_fallback) ?
+            String(plan_value(plan, :gpu_fallback, AbstractString, path)) :
+            "fail",
         prompts = collect(PromptJob, jobs),
     )
 end
@@ -634,7 +666,7 @@ documents written.
 """
 function predict_plan(plan::Plan)
     weights = load_weights(plan.weights)
-    device = select_device(plan.gpus)
+    device = select_device(plan.gpus, plan.gpu_fallback)
     model = cnn(weights)
     documents = map(plan.prompts) do job
         batch = load_batch(job.tensors)
@@ -667,7 +699,7 @@ function main(args::AbstractVector{<:AbstractString} = ARGS)
     try
         predict_plan(read_plan(parse_options(args)))
     catch err
-        err isa InputError || rethrow()
+        err isa Union{InputError, DeviceError} || rethrow()
         println(stderr, "ERROR: ", err.message)
         return 1
     end

@@ -225,4 +225,15 @@ end
     @testset "predict.jl runs nothing when included" begin
         @test include("../predict.jl") === nothing
     end
+
+    @testset "a GPU asked for where CUDA is not functional: gpu_fallback decides" begin
+        @test SDCNN.select_device(0, "fail") == "cpu"
+        @test input_error_message(() -> SDCNN.select_device(1, "gpu")) ==
+            "gpu_fallback must be one of (\"fail\", \"cpu\"), not \"gpu\""
+        if !SDCNN.CUDA.functional()
+            # the case this testset is about (always on a CPU host)
+            @test_throws SDCNN.DeviceError SDCNN.select_device(1)
+            @test SDCNN.select_device(1, "cpu") == "cpu"
+        end
+    end
 end
