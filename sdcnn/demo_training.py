@@ -34,17 +34,22 @@ from typing import Any
 import numpy as np
 
 from sdcnn import shapes
-from sdcnn.demo_model import build_tokenizer
+from sdcnn.demo_model import (
+    TEXT_HIDDEN_SIZE,
+    TRAIN_TIMESTEPS,
+    assemble_pipeline,
+    build_text_encoder,
+    build_tokenizer,
+    build_unet,
+    build_vae,
+    noise_schedule_config,
+)
 from sdcnn.fileio import atomic_directory, dumps_json
 
 log = logging.getLogger("sdcnn.demo_training")
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "assets" / "demo-pipeline"
 TRAINING_RECORD = "training.json"  # written into the pipeline folder: settings and final losses
-TRAIN_TIMESTEPS = 1000
-BETA_START, BETA_END = 0.00085, 0.012  # Stable Diffusion 1.x's scaled_linear schedule
-TEXT_HIDDEN_SIZE = 32
-LATENT_CHANNELS = 4
 VAE_CHANNELS = (16, 32, 32)  # three levels: 64 -> 32 -> 16 pixels
 UNET_CHANNELS = (32, 64)
 ENCODE_CHUNK = 256  # pictures per VAE forward when encoding the whole training set
@@ -103,72 +108,22 @@ def build_training_set(count: int) -> TrainingSet:
     return TrainingSet(pixels.contiguous(), torch.tensor(indices), prompts)
 
 
-def build_text_encoder(tokenizer: Any) -> Any:
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    return CLIPTextModel(
-        CLIPTextConfig(
-            hidden_size=TEXT_HIDDEN_SIZE,
-            intermediate_size=2 * TEXT_HIDDEN_SIZE,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            projection_dim=TEXT_HIDDEN_SIZE,
-            vocab_size=len(tokenizer),
-            max_position_embeddings=tokenizer.model_max_length,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
-
-
-def build_vae() -> Any:
-    from diffusers import AutoencoderKL
-
-    levels = len(VAE_CHANNELS)
-    return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=LATENT_CHANNELS,
-        block_out_channels=VAE_CHANNELS,
-        down_block_types=("DownEncoderBlock2D",) * levels,
-        up_block_types=("UpDecoderBlock2D",) * levels,
-        layers_per_block=1,
-        norm_num_groups=8,
-        sample_size=shapes.SIZE,
-    )
-
-
 def latent_size() -> int:
     return shapes.SIZE // 2 ** (len(VAE_CHANNELS) - 1)
 
 
-def build_unet() -> Any:
-    from diffusers import UNet2DConditionModel
-
-    return UNet2DConditionModel(
-        sample_size=latent_size(),
-        in_channels=LATENT_CHANNELS,
-        out_channels=LATENT_CHANNELS,
-        block_out_channels=UNET_CHANNELS,
-        layers_per_block=1,
-        # cross attention at the coarser level (8 x 8) and in the middle block: attention
-        # over all 16 x 16 latents too made a training step 2.8x slower (0.70 s, not 0.25 s)
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=TEXT_HIDDEN_SIZE,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
+def shapes_text_encoder(tokenizer: Any) -> Any:
+    return build_text_encoder(tokenizer, intermediate_size=2 * TEXT_HIDDEN_SIZE)
 
 
-def noise_schedule_config() -> dict[str, Any]:
-    return {
-        "num_train_timesteps": TRAIN_TIMESTEPS,
-        "beta_start": BETA_START,
-        "beta_end": BETA_END,
-        "beta_schedule": "scaled_linear",
-    }
+def shapes_vae() -> Any:
+    return build_vae(VAE_CHANNELS, sample_size=shapes.SIZE)
+
+
+def shapes_unet() -> Any:
+    # cross attention at the coarser level (8 x 8) and in the middle block: attention
+    # over all 16 x 16 latents too made a training step 2.8x slower (0.70 s, not 0.25 s)
+    return build_unet(latent_size(), UNET_CHANNELS, attention_head_dim=8)
 
 
 def learning_rate_factor(step: int, total: int, warmup: int) -> float:
@@ -374,29 +329,6 @@ def train_denoiser(
     return progress.last_mean
 
 
-def inference_scheduler() -> Any:
-    from diffusers import DDIMScheduler
-
-    return DDIMScheduler(
-        **noise_schedule_config(), clip_sample=False, set_alpha_to_one=False, steps_offset=1
-    )
-
-
-def assemble_pipeline(tokenizer: Any, text_encoder: Any, vae: Any, unet: Any) -> Any:
-    from diffusers import StableDiffusionPipeline
-
-    return StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=inference_scheduler(),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-
-
 def training_record(settings: TrainingSettings, losses: dict[str, float]) -> dict[str, Any]:
     """What made the weights: settings, library versions, final losses (no times: they vary)."""
     from sdcnn.provenance import package_versions
@@ -421,7 +353,7 @@ def train_pipeline(settings: TrainingSettings) -> tuple[Any, dict[str, Any]]:
     started = time.perf_counter()
     training_set = build_training_set(settings.pictures)
     tokenizer = build_tokenizer(token_limit(training_set.prompts))
-    text_encoder, vae, unet = build_text_encoder(tokenizer), build_vae(), build_unet()
+    text_encoder, vae, unet = shapes_text_encoder(tokenizer), shapes_vae(), shapes_unet()
     log.info(
         "%d pictures (%.1f s); parameters: text encoder %d, VAE %d, UNet %d; %d tokens a prompt",
         settings.pictures, time.perf_counter() - started, _count(text_encoder), _count(vae),
