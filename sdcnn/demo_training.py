@@ -56,8 +56,9 @@ ENCODE_CHUNK = 256  # pictures per VAE forward when encoding the whole training 
 
 
 @dataclass(frozen=True)
-class TrainingSettings:
-    """Everything that decides the trained weights (with the torch version and thread count)."""
+class DemoPipelineTrainingSettings:
+    """Everything that decides the demo pipeline's trained weights (with the torch version
+    and thread count); the CNN's are sdcnn.training.TrainingSettings."""
 
     seed: int = 0  # model initialisation, batches, noise, timesteps, prompt dropout
     threads: int = 2  # torch threads: results are reproducible for a fixed count
@@ -178,7 +179,9 @@ def _optimizer(parameters: Any, lr: float, total: int, warmup: int) -> tuple[Any
     return optimizer, schedule
 
 
-def train_vae(vae: Any, pixels: Any, settings: TrainingSettings, generator: Any) -> float:
+def train_vae(
+    vae: Any, pixels: Any, settings: DemoPipelineTrainingSettings, generator: Any
+) -> float:
     """Reconstruction (MSE in [-1, 1]) plus ``kl_weight`` x KL; returns the last logged loss."""
     import torch
     import torch.nn.functional as F  # noqa: N812
@@ -278,7 +281,7 @@ def train_denoiser(
     token_ids: Any,
     latents: Latents,
     prompt_indices: Any,
-    settings: TrainingSettings,
+    settings: DemoPipelineTrainingSettings,
     generator: Any,
 ) -> float:
     """The UNet and text encoder learn DDPM's noise; returns the last logged loss.
@@ -329,7 +332,9 @@ def train_denoiser(
     return progress.last_mean
 
 
-def training_record(settings: TrainingSettings, losses: dict[str, float]) -> dict[str, Any]:
+def training_record(
+    settings: DemoPipelineTrainingSettings, losses: dict[str, float]
+) -> dict[str, Any]:
     """What made the weights: settings, library versions, final losses (no times: they vary)."""
     from sdcnn.provenance import package_versions
 
@@ -343,7 +348,7 @@ def training_record(settings: TrainingSettings, losses: dict[str, float]) -> dic
     }
 
 
-def train_pipeline(settings: TrainingSettings) -> tuple[Any, dict[str, Any]]:
+def train_pipeline(settings: DemoPipelineTrainingSettings) -> tuple[Any, dict[str, Any]]:
     """Train every component; return the assembled pipeline and its training record."""
     import torch
 
@@ -385,17 +390,17 @@ def save_trained_pipeline(pipeline: Any, record: dict[str, Any], output_dir: Pat
         (tmp / TRAINING_RECORD).write_text(dumps_json(record), encoding="utf-8")
 
 
-def settings_arguments(settings: TrainingSettings) -> list[str]:
+def settings_arguments(settings: DemoPipelineTrainingSettings) -> list[str]:
     """The command-line options that reproduce ``settings`` (those that differ from defaults)."""
-    defaults = TrainingSettings()
+    defaults = DemoPipelineTrainingSettings()
     return [
         f"--{field.name.replace('_', '-')} {getattr(settings, field.name)}"
-        for field in fields(TrainingSettings)
+        for field in fields(DemoPipelineTrainingSettings)
         if getattr(settings, field.name) != getattr(defaults, field.name)
     ]
 
 
-def parse_arguments(argv: Sequence[str] | None) -> tuple[Path, TrainingSettings]:
+def parse_arguments(argv: Sequence[str] | None) -> tuple[Path, DemoPipelineTrainingSettings]:
     parser = argparse.ArgumentParser(
         prog="python -m sdcnn.demo_training",
         description="Train the tiny shapes text-to-image pipeline on the CPU and save it.",
@@ -403,8 +408,8 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[Path, TrainingSettings]
     parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="pipeline folder (replaced at the end)"
     )
-    defaults = TrainingSettings()
-    for field in fields(TrainingSettings):
+    defaults = DemoPipelineTrainingSettings()
+    for field in fields(DemoPipelineTrainingSettings):
         default = getattr(defaults, field.name)
         parser.add_argument(
             f"--{field.name.replace('_', '-')}", type=type(default), default=default,
@@ -412,7 +417,7 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[Path, TrainingSettings]
         )  # fmt: skip
     arguments = vars(parser.parse_args(argv))
     output = arguments.pop("output")
-    return output, TrainingSettings(**arguments)
+    return output, DemoPipelineTrainingSettings(**arguments)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
