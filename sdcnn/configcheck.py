@@ -26,12 +26,13 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
 MAX_SHOWN_CHARS = 60
 MAX_OTHER_PROBLEMS = 5
+TOP_LEVEL = "(top level)"  # the key of a problem with the config as a whole
 
 _TYPE_NAMES = {
     "object": "a mapping",
@@ -45,7 +46,22 @@ _TYPE_NAMES = {
 
 
 class ConfigError(ValueError):
-    """A problem with the config, phrased for the user (it names the key or file)."""
+    """A problem with the config, phrased for the user (it names the key or file).
+
+    ``key`` is the config key to change (``classifier.labels``), None where the message
+    names a config file instead; ``problem`` is the message less its ``config key <key>: ``
+    (the whole message where there is no key).  ``ConfigError.of_key`` writes both.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, problem: str | None = None):
+        super().__init__(message)
+        self.key = key
+        self.problem = message if problem is None else problem
+
+    @classmethod
+    def of_key(cls, key: str, problem: str) -> Self:
+        """The error ``config key <key>: <problem>``."""
+        return cls(f"config key {key}: {problem}", key=key, problem=problem)
 
 
 # ---- 1. duplicate keys in the config files
@@ -175,9 +191,10 @@ def _coerced(text: str, schema: Mapping[str, Any], root: Mapping[str, Any], key:
     wanted = " or ".join(_TYPE_NAMES.get(kind, kind) for kind in kinds if kind != "null")
     if not wanted:
         return text
-    raise ConfigError(
-        f"config key {key}: {text!r} (given with --config) is not {wanted}"
-        f"{' or null' if 'null' in kinds else ''}{_expected(schema)}"
+    raise ConfigError.of_key(
+        key,
+        f"{text!r} (given with --config) is not {wanted}"
+        f"{' or null' if 'null' in kinds else ''}{_expected(schema)}",
     )
 
 
@@ -288,14 +305,14 @@ def _expected(schema: dict[str, Any]) -> str:
     return f"; expected {_described(schema)}" if _described(schema) else ""
 
 
-def _unknown_key_message(error: Any) -> str:
+def _unknown_key_error(error: Any) -> ConfigError:
     known = list(error.schema.get("properties", {}))
     unknown = [key for key in error.instance if key not in known]
     key = key_name([*error.absolute_path, unknown[0]])
     guess = _closest(unknown[0], known)
     hint = f" (did you mean {key_name([*error.absolute_path, guess])}?)" if guess else ""
     where = f"of {key_name(error.absolute_path)} " if error.absolute_path else ""
-    return f"config key {key}: unknown key{hint}; the keys {where}are {', '.join(known)}"
+    return ConfigError.of_key(key, f"unknown key{hint}; the keys {where}are {', '.join(known)}")
 
 
 def _problem(error: Any) -> str:
@@ -345,21 +362,20 @@ def _problem(error: Any) -> str:
     return error.message
 
 
-def describe_error(error: Any) -> str:
-    """One jsonschema ``ValidationError`` as ``config key <path>: <problem>``."""
+def config_error_from(error: Any) -> ConfigError:
+    """One jsonschema ``ValidationError`` as the ConfigError ``config key <path>: <problem>``."""
     if error.validator == "additionalProperties" and error.validator_value is False:
-        return _unknown_key_message(error)
+        return _unknown_key_error(error)
     path = list(error.absolute_path)
     if "propertyNames" in error.absolute_schema_path:  # a bad name, not a bad value
-        parent = key_name(path) or "(top level)"
-        return (
-            f"config key {parent}: the name {_shown(error.instance)} is not allowed"
-            f"{_expected(error.schema)}"
+        return ConfigError.of_key(
+            key_name(path) or TOP_LEVEL,
+            f"the name {_shown(error.instance)} is not allowed{_expected(error.schema)}",
         )
     if error.validator == "required":
         missing = next(name for name in error.validator_value if name not in error.instance)
         path.append(missing)
-    return f"config key {key_name(path) or '(top level)'}: {_problem(error)}"
+    return ConfigError.of_key(key_name(path) or TOP_LEVEL, _problem(error))
 
 
 def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -369,14 +385,14 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> dict[str,
     errors = list(_defaults_filling_validator(schema).iter_errors(config))
     if not errors:
         return config
-    best = best_match(errors)
+    best = config_error_from(best_match(errors))
     others = sorted(
-        {describe_error(error) for error in errors} - {describe_error(best)},
+        {str(config_error_from(error)) for error in errors} - {str(best)},
     )[:MAX_OTHER_PROBLEMS]
-    message = describe_error(best)
-    if others:
-        message += "\nother problems:\n" + "\n".join(f"  {other}" for other in others)
-    raise ConfigError(message)
+    if not others:
+        raise best
+    listed = "\nother problems:\n" + "\n".join(f"  {other}" for other in others)
+    raise ConfigError.of_key(best.key, best.problem + listed)
 
 
 # ---- 4. what a schema cannot check
@@ -387,12 +403,13 @@ def check_prompt_ids(prompts: dict[str, Any]) -> None:
     by_folded: dict[str, str] = {}
     for prompt_id in prompts:
         if prompt_id.endswith("\n"):  # the schema's "$" lets one final newline through
-            raise ConfigError(f"config key prompts: the id {prompt_id!r} ends in a newline")
+            raise ConfigError.of_key("prompts", f"the id {prompt_id!r} ends in a newline")
         other = by_folded.setdefault(prompt_id.casefold(), prompt_id)
         if other != prompt_id:
-            raise ConfigError(
-                f"config key prompts: the ids {other!r} and {prompt_id!r} differ only in case; "
-                "their files would be the same on case-insensitive file systems"
+            raise ConfigError.of_key(
+                "prompts",
+                f"the ids {other!r} and {prompt_id!r} differ only in case; "
+                "their files would be the same on case-insensitive file systems",
             )
 
 
@@ -407,22 +424,22 @@ def check_model_source(source: str) -> None:
         if resolve_model_source(source).kind == "local":
             check_local_pipeline(os.path.expanduser(source))  # as written, e.g. ./models/sd
     except StepError as error:
-        raise ConfigError(f"config key model.source: {error}") from None
+        raise ConfigError.of_key("model.source", str(error)) from None
 
 
 def check_weights_file(path: str, labels: Sequence[str], channels: int, size: int) -> None:
     """A given weights file fits the labels and tensors; only its header is read."""
     from sdcnn.step import StepError
-    from sdcnn.weights import check_compatible, read_header
+    from sdcnn.weights import IncompatibleWeights, check_compatible, read_header
 
     try:
         header = read_header(path)
     except StepError as error:
-        raise ConfigError(f"config key classifier.weights: {error}") from None
+        raise ConfigError.of_key("classifier.weights", str(error)) from None
     try:
         check_compatible(header, path, labels, (channels, size, size))
-    except StepError as error:  # its message starts with the key to change
-        raise ConfigError(f"config key {error}") from None
+    except IncompatibleWeights as error:
+        raise ConfigError.of_key(error.key, error.problem) from None
 
 
 def config_problems_beyond_schema(config: dict[str, Any]) -> None:

@@ -8,6 +8,10 @@ safetensors.  Its images are coloured noise: tests and the GPU benchmark's CPU s
 use it where any pipeline will do (a safety checker added to it, say).  The workflow's
 default model is the *trained* one shipped in ``sdcnn/assets/demo-pipeline``
 (``sdcnn.demo_training`` made it; ``sdcnn.generation.DEMO_PIPELINE_DIR``).
+
+Both pipelines are built from this module's components (``build_text_encoder``,
+``build_unet``, ``build_vae``, ``inference_scheduler``, ``assemble_pipeline``), at their
+own sizes.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from typing import Any
 from sdcnn.fileio import atomic_directory
 
 TEXT_HIDDEN_SIZE = 32
+LATENT_CHANNELS = 4
 MAX_TOKENS = 77
+TRAIN_TIMESTEPS = 1000
+BETA_START, BETA_END = 0.00085, 0.012  # Stable Diffusion 1.x's scaled_linear schedule
 LATENT_SIZE = 64  # x8 (VAE) = 512 px, the default height and width of Stable Diffusion 1.x
 
 
@@ -67,76 +74,111 @@ def build_tokenizer(max_tokens: int = MAX_TOKENS) -> Any:
         return CLIPTokenizer(str(vocab_path), str(merges_path), model_max_length=max_tokens)
 
 
-def build_demo_pipeline(seed: int) -> Any:
-    """Construct the tiny pipeline with weights drawn from ``seed``."""
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        DDIMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
+def build_text_encoder(tokenizer: Any, intermediate_size: int) -> Any:
+    """A 2-layer CLIP text encoder of ``TEXT_HIDDEN_SIZE`` for ``tokenizer``'s tokens."""
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    tokenizer = build_tokenizer()
-    torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(
+    return CLIPTextModel(
         CLIPTextConfig(
             hidden_size=TEXT_HIDDEN_SIZE,
-            intermediate_size=37,
+            intermediate_size=intermediate_size,
             num_hidden_layers=2,
             num_attention_heads=4,
             projection_dim=TEXT_HIDDEN_SIZE,
             vocab_size=len(tokenizer),
-            max_position_embeddings=MAX_TOKENS,
+            max_position_embeddings=tokenizer.model_max_length,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )
     )
-    unet = UNet2DConditionModel(
-        sample_size=LATENT_SIZE,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(32, 64),
+
+
+def build_unet(
+    sample_size: int, block_out_channels: tuple[int, ...], attention_head_dim: int
+) -> Any:
+    """A two-level UNet over ``sample_size``-square latents, cross attention (to the
+    text encoder's states) at the coarser level and in the middle block only."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=sample_size,
+        in_channels=LATENT_CHANNELS,
+        out_channels=LATENT_CHANNELS,
+        block_out_channels=block_out_channels,
         layers_per_block=1,
-        # cross-attention only at the coarser level: attention over all 64x64
-        # latents would cost 10x the rest of this tiny network
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=TEXT_HIDDEN_SIZE,
-        attention_head_dim=4,
+        attention_head_dim=attention_head_dim,
         norm_num_groups=8,
     )
-    vae = AutoencoderKL(
+
+
+def build_vae(block_out_channels: tuple[int, ...], sample_size: int) -> Any:
+    """An RGB AutoencoderKL, one level a channel count: ``2 ** (levels - 1)``x down-sampling."""
+    from diffusers import AutoencoderKL
+
+    levels = len(block_out_channels)
+    return AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        latent_channels=4,
-        block_out_channels=(8, 16, 32, 32),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=LATENT_CHANNELS,
+        block_out_channels=block_out_channels,
+        down_block_types=("DownEncoderBlock2D",) * levels,
+        up_block_types=("UpDecoderBlock2D",) * levels,
         layers_per_block=1,
         norm_num_groups=8,
-        sample_size=LATENT_SIZE * 8,
+        sample_size=sample_size,
     )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
+
+
+def noise_schedule_config() -> dict[str, Any]:
+    """Stable Diffusion 1.x's noise schedule, for training (DDPM) and inference (DDIM)."""
+    return {
+        "num_train_timesteps": TRAIN_TIMESTEPS,
+        "beta_start": BETA_START,
+        "beta_end": BETA_END,
+        "beta_schedule": "scaled_linear",
+    }
+
+
+def inference_scheduler() -> Any:
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
+        **noise_schedule_config(), clip_sample=False, set_alpha_to_one=False, steps_offset=1
     )
+
+
+def assemble_pipeline(tokenizer: Any, text_encoder: Any, vae: Any, unet: Any) -> Any:
+    """The components as a StableDiffusionPipeline with the DDIM scheduler, no safety checker."""
+    from diffusers import StableDiffusionPipeline
+
     return StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=unet,
-        scheduler=scheduler,
+        scheduler=inference_scheduler(),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
     )
+
+
+def build_demo_pipeline(seed: int) -> Any:
+    """Construct the tiny pipeline with weights drawn from ``seed``."""
+    import torch
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    text_encoder = build_text_encoder(tokenizer, intermediate_size=37)
+    # cross-attention only at the coarser level: attention over all 64x64 latents would
+    # cost 10x the rest of this tiny network
+    unet = build_unet(LATENT_SIZE, block_out_channels=(32, 64), attention_head_dim=4)
+    vae = build_vae(block_out_channels=(8, 16, 32, 32), sample_size=LATENT_SIZE * 8)
+    return assemble_pipeline(tokenizer, text_encoder, vae, unet)
 
 
 def save_demo_pipeline(output_dir: str | Path, seed: int) -> None:

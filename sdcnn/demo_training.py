@@ -34,25 +34,31 @@ from typing import Any
 import numpy as np
 
 from sdcnn import shapes
-from sdcnn.demo_model import build_tokenizer
+from sdcnn.demo_model import (
+    TEXT_HIDDEN_SIZE,
+    TRAIN_TIMESTEPS,
+    assemble_pipeline,
+    build_text_encoder,
+    build_tokenizer,
+    build_unet,
+    build_vae,
+    noise_schedule_config,
+)
 from sdcnn.fileio import atomic_directory, dumps_json
 
 log = logging.getLogger("sdcnn.demo_training")
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "assets" / "demo-pipeline"
 TRAINING_RECORD = "training.json"  # written into the pipeline folder: settings and final losses
-TRAIN_TIMESTEPS = 1000
-BETA_START, BETA_END = 0.00085, 0.012  # Stable Diffusion 1.x's scaled_linear schedule
-TEXT_HIDDEN_SIZE = 32
-LATENT_CHANNELS = 4
 VAE_CHANNELS = (16, 32, 32)  # three levels: 64 -> 32 -> 16 pixels
 UNET_CHANNELS = (32, 64)
 ENCODE_CHUNK = 256  # pictures per VAE forward when encoding the whole training set
 
 
 @dataclass(frozen=True)
-class TrainingSettings:
-    """Everything that decides the trained weights (with the torch version and thread count)."""
+class DemoPipelineTrainingSettings:
+    """Everything that decides the demo pipeline's trained weights (with the torch version
+    and thread count); the CNN's are sdcnn.training.TrainingSettings."""
 
     seed: int = 0  # model initialisation, batches, noise, timesteps, prompt dropout
     threads: int = 2  # torch threads: results are reproducible for a fixed count
@@ -103,72 +109,22 @@ def build_training_set(count: int) -> TrainingSet:
     return TrainingSet(pixels.contiguous(), torch.tensor(indices), prompts)
 
 
-def build_text_encoder(tokenizer: Any) -> Any:
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    return CLIPTextModel(
-        CLIPTextConfig(
-            hidden_size=TEXT_HIDDEN_SIZE,
-            intermediate_size=2 * TEXT_HIDDEN_SIZE,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            projection_dim=TEXT_HIDDEN_SIZE,
-            vocab_size=len(tokenizer),
-            max_position_embeddings=tokenizer.model_max_length,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
-
-
-def build_vae() -> Any:
-    from diffusers import AutoencoderKL
-
-    levels = len(VAE_CHANNELS)
-    return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=LATENT_CHANNELS,
-        block_out_channels=VAE_CHANNELS,
-        down_block_types=("DownEncoderBlock2D",) * levels,
-        up_block_types=("UpDecoderBlock2D",) * levels,
-        layers_per_block=1,
-        norm_num_groups=8,
-        sample_size=shapes.SIZE,
-    )
-
-
 def latent_size() -> int:
     return shapes.SIZE // 2 ** (len(VAE_CHANNELS) - 1)
 
 
-def build_unet() -> Any:
-    from diffusers import UNet2DConditionModel
-
-    return UNet2DConditionModel(
-        sample_size=latent_size(),
-        in_channels=LATENT_CHANNELS,
-        out_channels=LATENT_CHANNELS,
-        block_out_channels=UNET_CHANNELS,
-        layers_per_block=1,
-        # cross attention at the coarser level (8 x 8) and in the middle block: attention
-        # over all 16 x 16 latents too made a training step 2.8x slower (0.70 s, not 0.25 s)
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=TEXT_HIDDEN_SIZE,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
+def shapes_text_encoder(tokenizer: Any) -> Any:
+    return build_text_encoder(tokenizer, intermediate_size=2 * TEXT_HIDDEN_SIZE)
 
 
-def noise_schedule_config() -> dict[str, Any]:
-    return {
-        "num_train_timesteps": TRAIN_TIMESTEPS,
-        "beta_start": BETA_START,
-        "beta_end": BETA_END,
-        "beta_schedule": "scaled_linear",
-    }
+def shapes_vae() -> Any:
+    return build_vae(VAE_CHANNELS, sample_size=shapes.SIZE)
+
+
+def shapes_unet() -> Any:
+    # cross attention at the coarser level (8 x 8) and in the middle block: attention
+    # over all 16 x 16 latents too made a training step 2.8x slower (0.70 s, not 0.25 s)
+    return build_unet(latent_size(), UNET_CHANNELS, attention_head_dim=8)
 
 
 def learning_rate_factor(step: int, total: int, warmup: int) -> float:
@@ -223,7 +179,9 @@ def _optimizer(parameters: Any, lr: float, total: int, warmup: int) -> tuple[Any
     return optimizer, schedule
 
 
-def train_vae(vae: Any, pixels: Any, settings: TrainingSettings, generator: Any) -> float:
+def train_vae(
+    vae: Any, pixels: Any, settings: DemoPipelineTrainingSettings, generator: Any
+) -> float:
     """Reconstruction (MSE in [-1, 1]) plus ``kl_weight`` x KL; returns the last logged loss."""
     import torch
     import torch.nn.functional as F  # noqa: N812
@@ -323,7 +281,7 @@ def train_denoiser(
     token_ids: Any,
     latents: Latents,
     prompt_indices: Any,
-    settings: TrainingSettings,
+    settings: DemoPipelineTrainingSettings,
     generator: Any,
 ) -> float:
     """The UNet and text encoder learn DDPM's noise; returns the last logged loss.
@@ -374,30 +332,9 @@ def train_denoiser(
     return progress.last_mean
 
 
-def inference_scheduler() -> Any:
-    from diffusers import DDIMScheduler
-
-    return DDIMScheduler(
-        **noise_schedule_config(), clip_sample=False, set_alpha_to_one=False, steps_offset=1
-    )
-
-
-def assemble_pipeline(tokenizer: Any, text_encoder: Any, vae: Any, unet: Any) -> Any:
-    from diffusers import StableDiffusionPipeline
-
-    return StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=inference_scheduler(),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-
-
-def training_record(settings: TrainingSettings, losses: dict[str, float]) -> dict[str, Any]:
+def training_record(
+    settings: DemoPipelineTrainingSettings, losses: dict[str, float]
+) -> dict[str, Any]:
     """What made the weights: settings, library versions, final losses (no times: they vary)."""
     from sdcnn.provenance import package_versions
 
@@ -411,7 +348,7 @@ def training_record(settings: TrainingSettings, losses: dict[str, float]) -> dic
     }
 
 
-def train_pipeline(settings: TrainingSettings) -> tuple[Any, dict[str, Any]]:
+def train_pipeline(settings: DemoPipelineTrainingSettings) -> tuple[Any, dict[str, Any]]:
     """Train every component; return the assembled pipeline and its training record."""
     import torch
 
@@ -421,7 +358,7 @@ def train_pipeline(settings: TrainingSettings) -> tuple[Any, dict[str, Any]]:
     started = time.perf_counter()
     training_set = build_training_set(settings.pictures)
     tokenizer = build_tokenizer(token_limit(training_set.prompts))
-    text_encoder, vae, unet = build_text_encoder(tokenizer), build_vae(), build_unet()
+    text_encoder, vae, unet = shapes_text_encoder(tokenizer), shapes_vae(), shapes_unet()
     log.info(
         "%d pictures (%.1f s); parameters: text encoder %d, VAE %d, UNet %d; %d tokens a prompt",
         settings.pictures, time.perf_counter() - started, _count(text_encoder), _count(vae),
@@ -453,17 +390,17 @@ def save_trained_pipeline(pipeline: Any, record: dict[str, Any], output_dir: Pat
         (tmp / TRAINING_RECORD).write_text(dumps_json(record), encoding="utf-8")
 
 
-def settings_arguments(settings: TrainingSettings) -> list[str]:
+def settings_arguments(settings: DemoPipelineTrainingSettings) -> list[str]:
     """The command-line options that reproduce ``settings`` (those that differ from defaults)."""
-    defaults = TrainingSettings()
+    defaults = DemoPipelineTrainingSettings()
     return [
         f"--{field.name.replace('_', '-')} {getattr(settings, field.name)}"
-        for field in fields(TrainingSettings)
+        for field in fields(DemoPipelineTrainingSettings)
         if getattr(settings, field.name) != getattr(defaults, field.name)
     ]
 
 
-def parse_arguments(argv: Sequence[str] | None) -> tuple[Path, TrainingSettings]:
+def parse_arguments(argv: Sequence[str] | None) -> tuple[Path, DemoPipelineTrainingSettings]:
     parser = argparse.ArgumentParser(
         prog="python -m sdcnn.demo_training",
         description="Train the tiny shapes text-to-image pipeline on the CPU and save it.",
@@ -471,8 +408,8 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[Path, TrainingSettings]
     parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="pipeline folder (replaced at the end)"
     )
-    defaults = TrainingSettings()
-    for field in fields(TrainingSettings):
+    defaults = DemoPipelineTrainingSettings()
+    for field in fields(DemoPipelineTrainingSettings):
         default = getattr(defaults, field.name)
         parser.add_argument(
             f"--{field.name.replace('_', '-')}", type=type(default), default=default,
@@ -480,7 +417,7 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[Path, TrainingSettings]
         )  # fmt: skip
     arguments = vars(parser.parse_args(argv))
     output = arguments.pop("output")
-    return output, TrainingSettings(**arguments)
+    return output, DemoPipelineTrainingSettings(**arguments)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -621,11 +621,17 @@ class ShardGenerator:
             for indices in batches(len(seeds), self.settings.batch_size)
         ]
 
-    def image_keys(self, prompt: PromptSpec) -> list[dict[str, Any] | None]:
+    def prompt_image_keys(self, prompt: PromptSpec) -> list[dict[str, Any] | None]:
         """The store key of every image of ``prompt``, in image order."""
-        return [key for _, seeds in self.calls(prompt) for key in self.keys(prompt, seeds)]
+        return [
+            key for _, seeds in self.calls(prompt) for key in self.call_image_keys(prompt, seeds)
+        ]
 
-    def keys(self, prompt: PromptSpec, call_seeds: Sequence[int]) -> list[dict[str, Any] | None]:
+    def call_image_keys(
+        self, prompt: PromptSpec, call_seeds: Sequence[int]
+    ) -> list[dict[str, Any] | None]:
+        """The store key of each image of one pipeline call (its seeds ``call_seeds``);
+        None each without a store."""
         if self.store is None or self.model_id is None:
             return [None] * len(call_seeds)
         runtime = self.runtime
@@ -647,7 +653,7 @@ class ShardGenerator:
         self, prompt: PromptSpec, call_seeds: Sequence[int], what: str
     ) -> list[Generated]:
         """The images of one pipeline call: from the store when all are there, else made."""
-        keys = self.keys(prompt, call_seeds)
+        keys = self.call_image_keys(prompt, call_seeds)
         stored = [self.store.get_entry(key) if self.store and key else None for key in keys]
         if all(entry is not None for entry in stored):
             self.counts["reused"] += len(stored)

@@ -30,11 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdcnn.configcheck import ConfigError, check_prompt_ids, describe_error
+from sdcnn.configcheck import ConfigError, check_prompt_ids, config_error_from
 
 SHEET_DELIMITERS = {".tsv": "\t", ".csv": ","}
 ID_COLUMN = "prompt_id"
 LABEL_COLUMN = "label"
+PROMPTS_KEY = "prompts"  # the config key of the prompts (a mapping, or a sheet's path)
 
 
 # ---- the schema's rules for one prompt
@@ -156,7 +157,7 @@ class PromptRules:
         errors = list(Draft202012Validator(schema).iter_errors(value))
         if not errors:
             return None
-        return describe_error(errors[0]).split(": ", 1)[1]
+        return config_error_from(errors[0]).problem
 
 
 # C0 and C1 control characters and DEL, less tab, line feed and carriage return (white
@@ -193,7 +194,7 @@ def check_control_characters(prompts: Mapping[str, Mapping[str, Any]]) -> None:
         for name, value in prompt.items():
             problem = control_problem(value)
             if problem is not None:
-                raise ConfigError(f"config key prompts.{prompt_id}.{name}: {problem}")
+                raise ConfigError.of_key(f"prompts.{prompt_id}.{name}", problem)
 
 
 def label_problem(label: Any, labels: Sequence[str]) -> str:
@@ -207,16 +208,42 @@ def check_labels(prompts: Mapping[str, Mapping[str, Any]], labels: Sequence[str]
     for prompt_id, prompt in prompts.items():
         label = prompt.get(LABEL_COLUMN)
         if label is not None and label not in labels:
-            raise ConfigError(
-                f"config key prompts.{prompt_id}.label: {label_problem(label, labels)}"
-            )
+            raise ConfigError.of_key(f"prompts.{prompt_id}.label", label_problem(label, labels))
 
 
 # ---- sheets
 
 
 class SheetError(ConfigError):
-    """A problem in a prompt sheet; the message names the file, row and column."""
+    """A problem in a prompt sheet; the message names the file, row and column.
+
+    Its ``key`` is ``prompts`` (the config key that names the sheet); ``path``, ``row`` and
+    ``column`` are where in the sheet, where the message names them
+    (``SheetError.at`` writes them and the message together).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str | None = PROMPTS_KEY,
+        problem: str | None = None,
+        path: str | None = None,
+        row: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        super().__init__(message, key=key, problem=problem)
+        self.path, self.row, self.column = path, row, column
+
+    @classmethod
+    def at(
+        cls, path: str, problem: str, row: int | None = None, column: str | None = None
+    ) -> SheetError:
+        """The error ``prompt sheet <path>[, row <row>][, column <column>]: <problem>``."""
+        return cls(
+            f"{_where(path, row, column)}: {problem}",
+            problem=problem, path=path, row=row, column=column,
+        )  # fmt: skip
 
 
 def _where(path: str, row: int | None = None, column: str | None = None) -> str:
@@ -233,9 +260,9 @@ def _decode(path: str, data: bytes) -> str:
         return data.decode("utf-8-sig")  # a byte-order mark, as spreadsheets write, is fine
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        raise SheetError(
-            f"{_where(path)}: line {line} is not UTF-8 (byte 0x{data[error.start]:02x}); "
-            "save the sheet as UTF-8"
+        raise SheetError.at(
+            path,
+            f"line {line} is not UTF-8 (byte 0x{data[error.start]:02x}); save the sheet as UTF-8",
         ) from None
 
 
@@ -244,23 +271,26 @@ def _header(path: str, names: list[str], rules: PromptRules) -> list[str]:
     known = rules.sheet_columns
     for index, name in enumerate(header):
         if not name:
-            raise SheetError(f"{_where(path, 1)}: header cell {index + 1} is empty")
+            raise SheetError.at(path, f"header cell {index + 1} is empty", row=1)
         if name in header[:index]:
-            raise SheetError(f"{_where(path, 1, name)}: the column is given twice")
+            raise SheetError.at(path, "the column is given twice", row=1, column=name)
     unknown = [name for name in header if name not in known]
     if unknown:
         guesses = [difflib.get_close_matches(name, known, n=1) for name in unknown]
         hints = "".join(f" (did you mean {guess[0]}?)" for guess in guesses if guess)
-        raise SheetError(
-            f"{_where(path, 1)}: unknown column(s) {', '.join(unknown)}{hints}; "
-            f"the columns are {', '.join(known)}"
+        raise SheetError.at(
+            path,
+            f"unknown column(s) {', '.join(unknown)}{hints}; the columns are {', '.join(known)}",
+            row=1,
         )
     missing = [name for name in (ID_COLUMN, *_required(rules)) if name not in header]
     if missing:
-        raise SheetError(
-            f"{_where(path, 1)}: missing column(s) {', '.join(missing)}; a sheet needs "
+        raise SheetError.at(
+            path,
+            f"missing column(s) {', '.join(missing)}; a sheet needs "
             f"{ID_COLUMN} and {', '.join(_required(rules))}, and may have "
-            f"{', '.join(name for name in rules.columns if name not in _required(rules))}"
+            f"{', '.join(name for name in rules.columns if name not in _required(rules))}",
+            row=1,
         )
     return header
 
@@ -280,13 +310,14 @@ def _records(path: str, reader: Any, width: int) -> tuple[list[list[str]], list[
                 records.append(fields)
                 rows.append(row)
             elif any(field.strip() for field in fields):
-                raise SheetError(
-                    f"{_where(path, row)}: {len(fields)} fields, but the header has {width}"
+                raise SheetError.at(
+                    path, f"{len(fields)} fields, but the header has {width}", row=row
                 )
     except csv.Error as error:
-        raise SheetError(
-            f"{_where(path)}: line {reader.line_num}: {error} (a quoting problem: a "
-            'field that contains quotes must be quoted as a whole, with "" for each ")'
+        raise SheetError.at(
+            path,
+            f"line {reader.line_num}: {error} (a quoting problem: a "
+            'field that contains quotes must be quoted as a whole, with "" for each ")',
         ) from None
     return records, rows
 
@@ -310,12 +341,12 @@ def parse_prompt_sheet(path: str, text: str, rules: PromptRules) -> dict[str, di
     try:
         header = _header(path, next(reader), rules)
     except StopIteration:
-        raise SheetError(f"{_where(path)}: the file is empty (it needs a header row)") from None
+        raise SheetError.at(path, "the file is empty (it needs a header row)") from None
     except csv.Error as error:
-        raise SheetError(f"{_where(path)}: line {reader.line_num}: {error}") from None
+        raise SheetError.at(path, f"line {reader.line_num}: {error}") from None
     records, rows = _records(path, reader, len(header))
     if not records:
-        raise SheetError(f"{_where(path)}: no prompts (at least one row after the header)")
+        raise SheetError.at(path, "no prompts (at least one row after the header)")
     ids = [record[header.index(ID_COLUMN)] for record in records]
     columns = {
         name: _column_values(records, header.index(name) if name in header else None, rule)
@@ -343,14 +374,14 @@ def parse_prompt_sheet(path: str, text: str, rules: PromptRules) -> dict[str, di
         bad, name, value = min(problems, key=lambda problem: problem[0])
         control = control_problem(value)
         if control is not None:
-            raise SheetError(f"{_where(path, rows[bad], name)}: {control}")
+            raise SheetError.at(path, control, row=rows[bad], column=name)
         schema = (
             {"type": "string", **rules.id_schema}
             if name == ID_COLUMN
             else rules.item_schema["properties"][name]
         )
         problem = rules.problem(value, schema) or rules.choice_problem(name, value)
-        raise SheetError(f"{_where(path, rows[bad], name)}: {problem}")
+        raise SheetError.at(path, problem, row=rows[bad], column=name)
     names = list(rules.columns)
     rows_of_values = zip(*columns.values(), strict=True)
     settings = (dict(zip(names, values, strict=True)) for values in rows_of_values)
@@ -360,7 +391,7 @@ def parse_prompt_sheet(path: str, text: str, rules: PromptRules) -> dict[str, di
     try:
         check_prompt_ids(prompts)
     except ConfigError as error:
-        raise SheetError(f"{_where(path)}: {str(error).split(': ', 1)[1]}") from None
+        raise SheetError.at(path, error.problem) from None
     return prompts
 
 
@@ -368,9 +399,11 @@ def _refuse_duplicate(path: str, ids: list[str], rows: list[int]) -> None:
     first_row: dict[str, int] = {}
     for prompt_id, row in zip(ids, rows, strict=True):
         if prompt_id in first_row:
-            raise SheetError(
-                f"{_where(path, row, ID_COLUMN)}: {prompt_id!r} is given twice "
-                f"(rows {first_row[prompt_id]} and {row})"
+            raise SheetError.at(
+                path,
+                f"{prompt_id!r} is given twice (rows {first_row[prompt_id]} and {row})",
+                row=row,
+                column=ID_COLUMN,
             )
         first_row[prompt_id] = row
 
@@ -379,19 +412,20 @@ def read_prompt_sheet(path: str, rules: PromptRules) -> dict[str, dict[str, Any]
     """The prompts of the sheet at ``path`` (relative to the working directory)."""
     suffix = Path(path).suffix.lower()
     if suffix not in SHEET_DELIMITERS:
-        raise SheetError(
-            f"config key prompts: {path!r} is not a prompt sheet: a sheet's name ends in "
-            f"{' or '.join(SHEET_DELIMITERS)} (or give the prompts as a mapping)"
+        raise SheetError.of_key(
+            PROMPTS_KEY,
+            f"{path!r} is not a prompt sheet: a sheet's name ends in "
+            f"{' or '.join(SHEET_DELIMITERS)} (or give the prompts as a mapping)",
         )
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise SheetError(
-            f"config key prompts: prompt sheet {path!r} does not exist (relative to {Path.cwd()})"
+        raise SheetError.of_key(
+            PROMPTS_KEY, f"prompt sheet {path!r} does not exist (relative to {Path.cwd()})"
         ) from None
     except OSError as error:
-        message = f"config key prompts: cannot read prompt sheet {path!r}: {error}"
-        raise SheetError(message) from None
+        problem = f"cannot read prompt sheet {path!r}: {error}"
+        raise SheetError.of_key(PROMPTS_KEY, problem) from None
     return parse_prompt_sheet(path, _decode(path, data), rules)
 
 
@@ -416,10 +450,11 @@ def checked_prompts(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dic
     if config["classifier"]["weights"] == WEIGHTS_TRAINED and not any(
         prompt.get(LABEL_COLUMN) is not None for prompt in prompts.values()
     ):
-        raise ConfigError(
-            "config key classifier.weights: trained needs labelled prompts to train on, and "
-            "none has a label (prompts.<id>.label, or a sheet's label column); label some, "
-            "or use glorot or a weights file"
+        raise ConfigError.of_key(
+            "classifier.weights",
+            "trained needs labelled prompts to train on, and none has a label "
+            "(prompts.<id>.label, or a sheet's label column); label some, or use glorot or "
+            "a weights file",
         )
     return prompts
 

@@ -3,8 +3,8 @@
 Each labelled prompt's images are split by image index: every ``holdout_every``-th image
 (indices ``holdout_every - 1``, ``2 * holdout_every - 1``, ...) is held out, the others
 are trained on, so adding images to a prompt never moves an image from one split to the
-other.  The network is the contract's (docs/equivalence.md): its parameters *are* the
-weights file's tensors (convolution kernels, applied flipped by ``conv2d``), initialised
+other.  The network is the predict step's (sdcnn.cnn.FluxCNN, the contract's of
+docs/equivalence.md): its parameters *are* the weights file's tensors, initialised
 as ``init_weights`` does (Glorot-uniform, Flux's default), trained with Adam on the
 cross-entropy of the logits, seeded and in a fixed order, with deterministic algorithms.
 It trains in float64 and writes the weights rounded to the contract's float32: the CPU's
@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from sdcnn.metrics import classification_metrics
 from sdcnn.naming import HOLDOUT, TRAIN, image_ids, split_of
 from sdcnn.step import StepError
 from sdcnn.weights import CNNWeights, init_weights
+
+if TYPE_CHECKING:
+    from sdcnn.cnn import FluxCNN
 
 log = logging.getLogger(__name__)
 
@@ -106,59 +109,28 @@ def labelled_images(
     }
 
 
-def trainable(weights: CNNWeights, dtype: str = TRAINING_DTYPE) -> Any:
-    """The contract's network with its weights file's tensors as parameters, held and
-    computed in ``dtype`` (its inputs are converted); ``weights()`` rounds to float32."""
-    import torch
-    import torch.nn.functional as F
+def trainable(weights: CNNWeights, dtype: str = TRAINING_DTYPE) -> FluxCNN:
+    """The predict step's network (sdcnn.cnn) with ``weights`` as parameters that take
+    gradients, held and computed in ``dtype``, on NCHW feature maps; its ``weights()``
+    rounds to the weights file's float32."""
+    from sdcnn.cnn import FluxCNN
 
-    torch_dtype = getattr(torch, dtype)
-
-    class TrainableCNN(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.tensors = torch.nn.ParameterDict(
-                {
-                    name.replace(".", "_"): torch.nn.Parameter(
-                        torch.from_numpy(array.astype(dtype, copy=True))
-                    )
-                    for name, array in weights.tensors.items()
-                }
-            )
-
-        def forward(self, images: torch.Tensor) -> torch.Tensor:
-            """Logits; ``conv2d`` correlates, so the convolution kernels are flipped."""
-            t = self.tensors
-            images = images.to(torch_dtype)
-            hidden = F.conv2d(images, t["conv1_weight"].flip(-1, -2), t["conv1_bias"], padding=1)
-            hidden = F.max_pool2d(F.relu(hidden), 2)
-            hidden = F.conv2d(hidden, t["conv2_weight"].flip(-1, -2), t["conv2_bias"], padding=1)
-            hidden = F.max_pool2d(F.relu(hidden), 2)
-            return F.linear(hidden.flatten(1), t["dense_weight"], t["dense_bias"])
-
-        def weights(self, labels: Sequence[str]) -> CNNWeights:
-            tensors = {
-                name: self.tensors[name.replace(".", "_")].detach().numpy().astype(np.float32)
-                for name in weights.tensors
-            }
-            return CNNWeights(tensors, list(labels))
-
-    return TrainableCNN()
+    return FluxCNN(weights, dtype=dtype, trainable=True, channels_last=False)
 
 
-def accuracy(model: Any, images: LabelledImages) -> float | None:
+def accuracy(model: FluxCNN, images: LabelledImages) -> float | None:
     predicted = predictions(model, images)
     return None if predicted is None else float((predicted == images.labels).mean())
 
 
-def predictions(model: Any, images: LabelledImages, chunk: int = 64) -> np.ndarray | None:
+def predictions(model: FluxCNN, images: LabelledImages, chunk: int = 64) -> np.ndarray | None:
     import torch
 
     if not len(images.labels):
         return None
     with torch.inference_mode():
         logits = [
-            model(torch.from_numpy(images.tensors[start : start + chunk]))
+            model.logits(torch.from_numpy(images.tensors[start : start + chunk]))
             for start in range(0, len(images.labels), chunk)
         ]
     return torch.cat(logits).argmax(dim=1).numpy()
@@ -233,7 +205,8 @@ def _train(
         for start in range(0, len(targets), settings.batch_size):
             batch = permutation[start : start + settings.batch_size]
             optimizer.zero_grad()
-            loss = F.cross_entropy(model(epoch_images[batch]), targets[batch], reduction="sum")
+            logits = model.logits(epoch_images[batch])
+            loss = F.cross_entropy(logits, targets[batch], reduction="sum")
             (loss / len(batch)).backward()
             optimizer.step()
             total += float(loss.detach())

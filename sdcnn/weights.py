@@ -276,6 +276,18 @@ def check_weights(weights: CNNWeights, source: str) -> None:
     check_shapes(shapes, source, weights.labels)
 
 
+class IncompatibleWeights(StepError):
+    """Weights that do not fit the config: the message is ``<key>: <problem>``, ``key``
+    the config key to change."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key, self.problem = key, problem
+
+    def __reduce__(self) -> tuple[type[IncompatibleWeights], tuple[str, str]]:
+        return type(self), (self.key, self.problem)
+
+
 def check_compatible(
     weights: CNNWeights | WeightsHeader,
     source: str,
@@ -284,27 +296,31 @@ def check_compatible(
 ) -> None:
     """The weights fit the configured labels and the tensors' (C, S, S) shape.
 
-    Each message starts with the config key to change; the config check runs this
-    on the file's header before any job, the predict step on the loaded weights.
+    Each message starts with the config key to change (``IncompatibleWeights.key``); the
+    config check runs this on the file's header before any job, the predict step on the
+    loaded weights.
     """
     if weights.n_labels != len(labels):
-        raise StepError(
-            f"classifier.labels: {len(labels)} labels, but weights file {source} "
-            f"has {weights.n_labels} outputs"
+        raise IncompatibleWeights(
+            "classifier.labels",
+            f"{len(labels)} labels, but weights file {source} has {weights.n_labels} outputs",
         )
     if weights.labels is not None and list(weights.labels) != list(labels):
-        raise StepError(
-            f"classifier.labels: {list(labels)} do not match the labels recorded in "
-            f"weights file {source}: {weights.labels}"
+        raise IncompatibleWeights(
+            "classifier.labels",
+            f"{list(labels)} do not match the labels recorded in "
+            f"weights file {source}: {weights.labels}",
         )
     channels, height, width = tensor_shape
     if channels != weights.in_channels:
-        raise StepError(
-            f"preprocess.grayscale: the tensors have {channels} channel(s), but weights file "
-            f"{source} expects {weights.in_channels}"
+        raise IncompatibleWeights(
+            "preprocess.grayscale",
+            f"the tensors have {channels} channel(s), but weights file "
+            f"{source} expects {weights.in_channels}",
         )
     if height != width or dense_inputs(height) != weights.n_features:
-        raise StepError(
-            f"preprocess.size: {height} gives {dense_inputs(height)} dense inputs, but weights "
-            f"file {source} has {weights.n_features}"
+        raise IncompatibleWeights(
+            "preprocess.size",
+            f"{height} gives {dense_inputs(height)} dense inputs, but weights "
+            f"file {source} has {weights.n_features}",
         )

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from warm_snakemake import WarmSnakemake
+from warm_snakemake import WarmSnakemake, warm_runs_checked
 
 # the workflow's parts and the copy helpers live in the package, so that the benchmarks
 # share them without importing pytest (sdcnn/workspace.py)
@@ -91,13 +91,14 @@ def run_snakemake(
     environment); fail the test with its output if asked.
 
     In this process's environment it runs in a child forked from a server that imported
-    Snakemake once (tests/warm_snakemake.py: ~2 s less a call); in another environment,
-    which import-time code might read, as ``python -m snakemake``.
+    Snakemake once (tests/warm_snakemake.py: ~2 s less a call), where that server was
+    checked against the installed Snakemake; in another environment, which import-time
+    code might read, or with another Snakemake, as ``python -m snakemake``.
     """
     arguments = ["--cores", "2", *args]
     command: Sequence[str] = [sys.executable, "-m", "snakemake", *arguments]
     environment = {**(os.environ if env is None else env), "PYTHONDONTWRITEBYTECODE": "1"}
-    if env is None and os.environ.get(COLD_SNAKEMAKE) != "1":
+    if env is None and os.environ.get(COLD_SNAKEMAKE) != "1" and warm_runs_checked():
         returncode, stdout, stderr = WARM.run(workdir, arguments, environment, timeout)
         result = subprocess.CompletedProcess(command, returncode, stdout, stderr)
     else:

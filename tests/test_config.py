@@ -378,3 +378,70 @@ def test_a_string_in_a_config_file_is_still_refused() -> None:
     """Only --config values are coerced: '3' written in YAML stays a mistake."""
     text = config_error(config_with(("prompts", "city", "n_images"), "3"))
     assert "'3' is a string, expected an integer" in text
+
+
+# ---- errors carry their key: ConfigError.key is the key the message starts with
+
+
+def raised_config_error(config: dict[str, Any]) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        check_config(config, SCHEMA_PATH)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    "config, key",
+    [
+        (config_with(("generation", "steps"), "many"), "generation.steps"),
+        (config_with(("generation", "stpes"), 5), "generation.stpes"),  # an unknown key
+        (config_with(("prompts", "city", "n_images"), 0), "prompts.city.n_images"),
+        (config_with(("prompts", "City"), {"text": "x"}), "prompts"),  # ids differing in case
+        (config_with(("model", "source"), "./no/such/folder"), "model.source"),
+    ],
+)  # fmt: skip
+def test_a_config_error_carries_the_key_its_message_names(
+    config: dict[str, Any], key: str
+) -> None:
+    error = raised_config_error(config)
+    assert error.key == key
+    assert str(error) == f"config key {key}: {error.problem}"
+
+
+def test_several_problems_carry_the_best_ones_key() -> None:
+    config = config_with(("generation", "steps"), "many")
+    config["generation"]["guidance_scale"] = "high"
+    error = raised_config_error(config)
+    assert "\nother problems:\n" in error.problem
+    assert str(error) == f"config key {error.key}: {error.problem}"
+    assert error.key in ("generation.steps", "generation.guidance_scale")
+
+
+def test_a_weights_mismatch_carries_the_key_to_change(weights_file: Path) -> None:
+    error = raised_config_error(weights_config(weights_file, ["cat", "dog", "cow"]))
+    assert error.key == "classifier.labels"
+    assert error.problem.startswith("3 labels, but weights file ")
+    error = raised_config_error(weights_config(weights_file, ["cat", "dog"], grayscale=False))
+    assert error.key == "preprocess.grayscale"
+
+
+def test_a_command_line_value_error_carries_its_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        coerced(SMALL_CONFIG, {"shards": "two"})
+    assert caught.value.key == "shards"
+    assert caught.value.problem.startswith("'two' (given with --config) is not an integer")
+
+
+def test_a_config_file_error_has_no_key(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("prompts:\n  a: 1\n  a: 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        check_config_file(path)
+    assert caught.value.key is None
+    assert caught.value.problem == str(caught.value)
+    assert str(caught.value).startswith(f"config file {path}: key prompts.a is given twice")
+
+
+def test_a_config_error_keeps_its_key_through_pickling() -> None:
+    error = ConfigError.of_key("generation.steps", "too many")
+    copied = pickle.loads(pickle.dumps(error))
+    assert (str(copied), copied.key, copied.problem) == (str(error), error.key, error.problem)

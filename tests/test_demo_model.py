@@ -103,11 +103,11 @@ def test_training_is_reproducible_and_saves_a_loadable_pipeline(
 
 
 def test_settings_round_trip_through_the_command_line() -> None:
-    settings = demo_training.TrainingSettings(seed=5, unet_steps=10, unet_lr=5e-4)
+    settings = demo_training.DemoPipelineTrainingSettings(seed=5, unet_steps=10, unet_lr=5e-4)
     arguments = " ".join(demo_training.settings_arguments(settings)).split()
     output, parsed = demo_training.parse_arguments([*arguments, "--output", "somewhere"])
     assert parsed == settings and output == Path("somewhere")
-    assert demo_training.settings_arguments(demo_training.TrainingSettings()) == []
+    assert demo_training.settings_arguments(demo_training.DemoPipelineTrainingSettings()) == []
 
 
 @pytest.mark.pipeline

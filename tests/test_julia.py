@@ -144,7 +144,12 @@ def test_compatibility_messages_are_the_python_ones() -> None:
     with the config key to change (docs/equivalence.md)."""
     julia = re.findall(r'InputError\(\s*"([^"$]*)', julia_function("check_compatible"))
     python_source = python_function("check_compatible", REPO / "sdcnn" / "weights.py")
-    python = re.findall(r'StepError\(\s*f"([^"{]*)', python_source)
+    python = [
+        f"{key}: {problem}"
+        for key, problem in re.findall(
+            r'IncompatibleWeights\(\s*"([^"]*)",\s*f"([^"{]*)', python_source
+        )
+    ]
     keys = ["classifier.labels: ", "classifier.labels: ", "preprocess.grayscale: the tensors have "]
     assert julia == python == [*keys, "preprocess.size: "]
 

@@ -193,11 +193,11 @@ def test_the_store_key_holds_the_kernels_unless_machines_may_mix(tmp_path: Path)
     elsewhere = {**kernel_environment(), "knobs": {"ATEN_CPU_CAPABILITY": "default"}}
     strict = ImageStore(tmp_path)
     here, there = demo_generator(strict), demo_generator(strict, elsewhere)
-    assert all(key["kernels"] == kernel_environment() for key in here.image_keys(prompt))
-    assert here.image_keys(prompt) != there.image_keys(prompt)
+    assert all(key["kernels"] == kernel_environment() for key in here.prompt_image_keys(prompt))
+    assert here.prompt_image_keys(prompt) != there.prompt_image_keys(prompt)
     mixing = ImageStore(tmp_path, across_machines=True)
-    keys = demo_generator(mixing).image_keys(prompt)
-    assert keys == demo_generator(mixing, elsewhere).image_keys(prompt)
+    keys = demo_generator(mixing).prompt_image_keys(prompt)
+    assert keys == demo_generator(mixing, elsewhere).prompt_image_keys(prompt)
     assert all("kernels" not in key for key in keys)
 
 

@@ -335,7 +335,7 @@ CODE_CASES = {
     "scripts/preprocess.py": FROM_PREPROCESS | TRAIN,
     "sdcnn/preprocessing.py": FROM_PREPROCESS | TRAIN,
     "scripts/predict.py": FROM_PREDICT,
-    "sdcnn/cnn.py": FROM_PREDICT,
+    "sdcnn/cnn.py": TRAIN,  # the network the predict step runs and training trains
     "sdcnn/weights.py": TRAIN,
     "scripts/train_classifier.py": TRAIN,
     "sdcnn/training.py": TRAIN,

@@ -225,3 +225,33 @@ def test_only_non_empty_shards_and_config_order_inside() -> None:
     assert len(shards) == 3
     assert assign_shards(["b", "a", "c"], 1) == {"1-of-1": ["b", "a", "c"]}
     assert assign_shards(["b", "a"], None) == {"b": ["b"], "a": ["a"]}
+
+
+# ---- a sheet's errors carry the key that names the sheet, and where in it
+
+
+def test_a_cell_error_carries_the_key_row_and_column(tmp_path: Path) -> None:
+    path = sheet(tmp_path, "prompt_id\ttext\tn_images\na\tone\t2\nb\ttwo\tmany\n")
+    with pytest.raises(SheetError) as caught:
+        read_prompt_sheet(path, RULES)
+    error = caught.value
+    assert (error.key, error.path, error.row, error.column) == ("prompts", path, 3, "n_images")
+    assert str(error) == f"prompt sheet {path}, row 3, column n_images: {error.problem}"
+    assert error.problem.startswith("'many'")
+
+
+def test_an_id_error_of_the_whole_sheet_carries_its_problem_alone(tmp_path: Path) -> None:
+    path = sheet(tmp_path, "prompt_id\ttext\nCity\tone\ncity\ttwo\n")
+    with pytest.raises(SheetError) as caught:
+        read_prompt_sheet(path, RULES)
+    error = caught.value
+    assert (error.key, error.path, error.row, error.column) == ("prompts", path, None, None)
+    assert error.problem.startswith("the ids 'City' and 'city' differ only in case")
+    assert str(error) == f"prompt sheet {path}: {error.problem}"
+
+
+def test_a_missing_sheet_error_carries_the_key_prompts(tmp_path: Path) -> None:
+    with pytest.raises(SheetError) as caught:
+        read_prompt_sheet(str(tmp_path / "nope.tsv"), RULES)
+    assert caught.value.key == "prompts" and caught.value.path is None
+    assert str(caught.value) == f"config key prompts: {caught.value.problem}"

@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+import warm_snakemake
 from warm_snakemake import WarmSnakemake
 
-from conftest import SMALL_CONFIG, copy_workflow, write_config
+import conftest
+from conftest import REPO, SMALL_CONFIG, copy_workflow, write_config
 
 ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
 
@@ -91,3 +93,36 @@ def test_a_child_that_fails_at_once_is_answered(warm: WarmSnakemake, tmp_path: P
         assert code == 1 and "FileNotFoundError" in err, err
     code, _, err = warm.run(tmp_path, ("--version",), ENV, 60)
     assert code == 0, err  # and the server still serves
+
+
+# ---- the guard: warm runs only with the Snakemake the server was checked against
+
+
+def test_the_checked_snakemake_is_the_pinned_one() -> None:
+    """A new pin in requirements.txt means: run this file's tests with it, then move
+    CHECKED_SNAKEMAKE (until then the suite runs Snakemake cold)."""
+    pinned = re.search(r"^snakemake==(\S+)", (REPO / "requirements.txt").read_text(), re.M)
+    assert pinned and pinned.group(1) == warm_snakemake.CHECKED_SNAKEMAKE
+
+
+def refuse_warm_runs(*_: object) -> tuple[int, str, str]:
+    raise AssertionError("the warm server was used")
+
+
+def test_another_snakemake_runs_cold(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    installed = warm_snakemake.installed_snakemake()
+    monkeypatch.delenv(conftest.COLD_SNAKEMAKE, raising=False)
+    monkeypatch.setattr(warm_snakemake, "installed_snakemake", lambda: "0.0.1")
+    monkeypatch.setattr(conftest.WARM, "run", refuse_warm_runs)
+    result = conftest.run_snakemake(tmp_path, "--version")
+    assert result.stdout.strip() == installed
+
+
+def test_the_checked_snakemake_runs_warm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(conftest.COLD_SNAKEMAKE, raising=False)
+    monkeypatch.setattr(warm_snakemake, "installed_snakemake", lambda: "9.27.1")
+    monkeypatch.setattr(warm_snakemake, "CHECKED_SNAKEMAKE", "9.27.1")
+    calls = []
+    monkeypatch.setattr(conftest.WARM, "run", lambda *args: calls.append(args) or (0, "", ""))
+    conftest.run_snakemake(tmp_path, "--version")
+    assert len(calls) == 1

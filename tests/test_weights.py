@@ -14,6 +14,7 @@ from safetensors.numpy import save_file
 from sdcnn.step import StepError
 from sdcnn.weights import (
     CNNWeights,
+    IncompatibleWeights,
     check_compatible,
     dense_inputs,
     init_weights,
@@ -104,3 +105,14 @@ def test_metadata_format_is_checked(tmp_path: Path) -> None:
     save_file(init_weights(4, 1, 16, 2).tensors, str(tmp_path / "w.safetensors"), metadata=metadata)
     with pytest.raises(StepError, match="format"):
         load_weights(tmp_path / "w.safetensors")
+
+
+def test_a_mismatch_carries_the_config_key_to_change() -> None:
+    weights = CNNWeights(init_weights(4, 1, 16, 2).tensors, labels=["cat", "dog"])
+    for shape, key in (((3, 16, 16), "preprocess.grayscale"), ((1, 32, 32), "preprocess.size")):
+        with pytest.raises(IncompatibleWeights) as caught:
+            check_compatible(weights, "w", ["cat", "dog"], shape)
+        assert caught.value.key == key
+        assert str(caught.value) == f"{key}: {caught.value.problem}"
+        copied = pickle.loads(pickle.dumps(caught.value))
+        assert (str(copied), copied.key) == (str(caught.value), key)

@@ -129,7 +129,7 @@ def image_keys(
         dtype="torch.float32",
         store=store,
     )
-    return generator.image_keys(prompt)
+    return generator.prompt_image_keys(prompt)
 
 
 CHANGES = [f"generation.{name}" for name in NEW_GENERATION_VALUES] + [

@@ -10,6 +10,11 @@ only third-party code.
     server:  python tests/warm_snakemake.py          (requests on stdin, replies on stdout)
     client:  WarmSnakemake().run(cwd, args, env, timeout) -> (returncode, stdout, stderr)
 
+It sets a private attribute of Snakemake's (``Workflow._rundir``, taken at import) in
+each child, so it is used only with the Snakemake it was checked against
+(``CHECKED_SNAKEMAKE``, by tests/test_warm_snakemake.py); with any other version
+``warm_runs_checked()`` is false and the tests run ``python -m snakemake`` cold.
+
 One request at a time, as JSON lines: the server answers ``{"pid": ...}`` when the child
 has started and ``{"returncode": ...}`` when it has ended; a client that times out kills
 the child's process group (it runs in a session of its own) and raises
@@ -19,6 +24,7 @@ the child's process group (it runs in a session of its own) and raises
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
 import select
@@ -30,6 +36,21 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+# the Snakemake whose private Workflow._rundir the child sets, as checked by
+# tests/test_warm_snakemake.py; with another version the tests run Snakemake cold
+CHECKED_SNAKEMAKE = "9.27.1"
+
+
+def installed_snakemake() -> str:
+    """The installed Snakemake's version (from its metadata: Snakemake is not imported)."""
+    return importlib.metadata.version("snakemake")
+
+
+def warm_runs_checked() -> bool:
+    """Whether the installed Snakemake is the one this server was checked against."""
+    return installed_snakemake() == CHECKED_SNAKEMAKE
+
 
 # imported once in the server (one that is missing is only not preloaded); never the
 # workflow's own package
