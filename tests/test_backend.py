@@ -257,6 +257,9 @@ def test_switching_to_flux_plans_only_the_julia_setup_and_predict(
         "predict": 2,
         "figures": 2,  # each prompt's pictures follow its predictions
     }
+    # a job where predict runs (its GPU request, its SLURM partition), not on the login node
+    assert "\nrule instantiate_julia:" in result.stdout, result.stdout
+    assert "localrule instantiate_julia:" not in result.stdout
 
 
 @pytest.mark.pipeline

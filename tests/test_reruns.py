@@ -78,6 +78,48 @@ def finished(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return workdir
 
 
+# The small run's prompts and two unlabelled ones, one job per prompt or in 2 shards:
+# city, harbor (labelled) and bike share 2-of-2, tree is alone in 1-of-2 (a hash of the id)
+FOUR_PROMPTS = {
+    **SMALL_CONFIG["prompts"],
+    "bike": {"text": "A red bicycle", "n_images": 1},
+    "tree": {"text": "An old oak tree", "n_images": 1},
+}
+LAYOUTS = {"one job per prompt": None, "2 shards": 2}  # -> config `shards`
+
+
+def finished_copy(small_run: Path, folder: Path, shards: int | None) -> Path:
+    """The small run's copy with FOUR_PROMPTS in ``shards``, run to the end (its images
+    from the copied image store, but bike's and tree's)."""
+    workdir = folder / "workflow"
+    shutil.copytree(small_run, workdir, symlinks=True)
+    write_config(
+        workdir, {**copy.deepcopy(SMALL_CONFIG), "prompts": FOUR_PROMPTS, "shards": shards}
+    )
+    run_snakemake(workdir)
+    assert planned_jobs(workdir) == set(), "the run should be complete"
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def finished_four(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return finished_copy(small_run, tmp_path_factory.mktemp("reruns-four"), None)
+
+
+@pytest.fixture(scope="module")
+def finished_sharded(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    assert assign_shards(list(FOUR_PROMPTS), 2) == {
+        "1-of-2": ["tree"],
+        "2-of-2": ["city", "harbor", "bike"],
+    }
+    return finished_copy(small_run, tmp_path_factory.mktemp("reruns-sharded"), 2)
+
+
+def finished_layout(request: pytest.FixtureRequest, layout: str) -> Path:
+    sharded = LAYOUTS[layout] is not None
+    return request.getfixturevalue("finished_sharded" if sharded else "finished_four")
+
+
 @contextlib.contextmanager
 def config_change(workdir: Path, change: Callable[[dict[str, Any]], None]) -> Iterator[None]:
     path = workdir / "config" / "config.yaml"
@@ -193,7 +235,8 @@ def renamed_labels(workdir: Path, config: dict[str, Any]) -> None:
     names = dict(zip(config["classifier"]["labels"], ["a", "b", "c"], strict=True))
     config["classifier"]["labels"] = list(names.values())
     for prompt in config["prompts"].values():
-        prompt["label"] = names[prompt["label"]]
+        if prompt.get("label") is not None:
+            prompt["label"] = names[prompt["label"]]
 
 
 # keys whose new value needs more than the schema can say
@@ -242,9 +285,14 @@ def expected_jobs(effect: Effect, config: dict[str, Any], workdir: Path) -> set[
     return jobs
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("name", list(EFFECTS))
-def test_each_config_key_reruns_what_the_schema_declares(finished: Path, name: str) -> None:
-    """Every leaf key of the schema: a change plans exactly its declared x-reruns."""
+def test_each_config_key_reruns_what_the_schema_declares(
+    request: pytest.FixtureRequest, layout: str, name: str
+) -> None:
+    """Every leaf key of the schema, in both layouts: a change plans exactly its declared
+    x-reruns (`@shard`: the changed prompt's shard; without shards, the prompt itself)."""
+    finished = finished_layout(request, layout)
     effect = EFFECTS[name]
     path = finished / "config" / "config.yaml"
     original = path.read_bytes()
@@ -283,6 +331,7 @@ def test_the_readme_table_is_the_schemas() -> None:
 
 # ---- cases the schema's per-key declarations do not cover
 
+
 def glorot_with_two_labels(config: dict[str, Any]) -> None:
     config["classifier"].update(weights="glorot", labels=["a", "b"])
     for prompt in config["prompts"].values():
@@ -306,6 +355,60 @@ def test_added_prompt_runs_only_its_jobs(finished: Path) -> None:
     new_prompt = {"text": "A red bicycle", "n_images": 1}
     with config_change(finished, setter("prompts", "bike", value=new_prompt)):
         assert planned_jobs(finished) == chain_from("generate", ["bike"])
+
+
+def without(prompt_id: str) -> Callable[[dict[str, Any]], None]:
+    def change(config: dict[str, Any]) -> None:
+        del config["prompts"][prompt_id]
+
+    return change
+
+
+TRAINING_JOBS = {"training_plan", "train_classifier"}
+SHARD_2, SHARD_1 = "2-of-2", "1-of-2"  # city, harbor, bike | tree
+EVERY_PREDICTION = {
+    "one job per prompt": chain_from("predict", FOUR_PROMPTS),
+    "2 shards": chain_from("predict", [SHARD_1, SHARD_2]),
+}
+TWO = "2 shards"
+REMAINING_PREDICTIONS = chain_from("predict", [p for p in FOUR_PROMPTS if p != "harbor"])
+# the README's "More cases": prompt edits, as the real dry runs plan them, in each layout
+PROMPT_CASES = {
+    "an unlabelled prompt's text (bike, in a shard with labelled ones)": (
+        setter("prompts", "bike", "text", value="A blue bicycle"),
+        {"one job per prompt": chain_from("generate", ["bike"]),
+         "2 shards": chain_from("generate", [SHARD_2])},
+    ),
+    "an unlabelled prompt added (boat, to tree's shard)": (
+        setter("prompts", "boat", value={"text": "A small boat", "n_images": 1}),
+        {"one job per prompt": chain_from("generate", ["boat"]),
+         "2 shards": chain_from("generate", [SHARD_1])},
+    ),
+    "an unlabelled prompt removed from a shard of others (bike)": (
+        without("bike"),
+        {"one job per prompt": set(), "2 shards": chain_from("generate", [SHARD_2])},
+    ),
+    "an unlabelled prompt removed, alone in its shard (tree)": (
+        without("tree"),
+        {"one job per prompt": set(), "2 shards": set()},
+    ),
+    "a labelled prompt removed (harbor)": (
+        without("harbor"),
+        {"one job per prompt": TRAINING_JOBS | REMAINING_PREDICTIONS,
+         "2 shards": chain_from("generate", [SHARD_2]) | TRAINING_JOBS | EVERY_PREDICTION[TWO]},
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("case", PROMPT_CASES)
+def test_prompt_edits_rerun_their_shard(
+    request: pytest.FixtureRequest, layout: str, case: str
+) -> None:
+    finished = finished_layout(request, layout)
+    change, expected = PROMPT_CASES[case]
+    with config_change(finished, change):
+        assert planned_jobs(finished) == expected[layout]
 
 
 def test_removed_prompt_recomputes_no_image_and_leaves_the_summary(finished: Path) -> None:
@@ -382,6 +485,25 @@ def test_a_labelled_images_runtime_change_regenerates_and_retrains(
     env = None if arguments else installed_torch_metadata(tmp_path / "site", "99.0.0")
     result = run_snakemake(finished, "--dry-run", *arguments, env=env)
     assert planned_jobs(finished, result.stdout) == FROM_GENERATE | TRAIN
+
+
+def test_replacing_a_local_models_files_regenerates_and_retrains(
+    small_run: Path, tmp_path: Path
+) -> None:
+    """A local model's identity is its files' state (sizes, times), not its name: files
+    replaced in place re-run generation and training, without a config change."""
+    workdir = tmp_path / "workflow"
+    shutil.copytree(small_run, workdir, symlinks=True)
+    config = copy.deepcopy(SMALL_CONFIG)
+    copy_of_the_demo_model(workdir, config)
+    write_config(workdir, config)
+    run_snakemake(workdir)  # the same weights as the demo's: images from the store
+    assert planned_jobs(workdir) == set()
+    scheduler = workdir / "models" / "local" / "scheduler" / "scheduler_config.json"
+    scheduler.write_bytes(scheduler.read_bytes())  # a new file of the same name and size
+    stat = scheduler.stat()
+    os.utime(scheduler, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert planned_jobs(workdir) == FROM_GENERATE | TRAIN
 
 
 def test_nothing_changed_means_nothing_to_do(finished: Path) -> None:
