@@ -102,6 +102,17 @@ class Console:
         os.write(self._fd, f"{line.rstrip()}\n".encode())
 
 
+class ConsoleHandler(logging.Handler):
+    """Writes a step's log records to the console too, as ``WARNING rule[shard]: ...``."""
+
+    def __init__(self, console: Console, step: str) -> None:
+        super().__init__()
+        self.console, self.step = console, step
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.say(f"{record.levelname} {self.step}: {record.getMessage()}")
+
+
 def _redirect_stderr(log_path: str) -> tuple[int, Any]:
     """Point fd 2 and sys.stderr at ``log_path``; return what is needed to reach the console."""
     console_fd = os.dup(2)
@@ -127,10 +138,10 @@ def snakemake_step(
         force=True,
     )
     console = Console(console_fd if console_fd is not None else 2)
-    if console_fd is not None:  # the "sdcnn.console" logger's records: the console too
-        to_console = logging.StreamHandler(os.fdopen(os.dup(console_fd), "w", buffering=1))
-        to_console.setFormatter(logging.Formatter(f"%(levelname)s {name}: %(message)s"))
-        logging.getLogger(CONSOLE_LOGGER).addHandler(to_console)
+    to_console = ConsoleHandler(console, name)  # the "sdcnn.console" records: there too
+    console_logger = logging.getLogger(CONSOLE_LOGGER)
+    if console_fd is not None:
+        console_logger.addHandler(to_console)
     if threads is not None:
         pin_threads(threads)
     set_hub_mode(offline=offline)
@@ -141,4 +152,6 @@ def snakemake_step(
         if console_fd is not None:
             os.write(console_fd, f"Error in {name}: {error}\n".encode())
         raise SystemExit(1) from None
+    finally:
+        console_logger.removeHandler(to_console)
     log.info("%s done", name)
