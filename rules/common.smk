@@ -456,7 +456,45 @@ def get_report_outputs():
 
 
 def get_final_outputs():
-    return [*get_data_outputs(), f"{RESULTS}/manifest.json", *get_report_outputs()]
+    return [
+        *get_data_outputs(),
+        f"{RESULTS}/manifest.json",
+        *get_report_outputs(),
+        *get_dataset_outputs(),
+    ]
+
+
+# ---- what is drawn for people grows with what they can look at, not with the images
+
+FIGURES = config["figures"]
+SHARD_INDEX = {shard: index for index, shard in enumerate(SHARDS)}
+REPORT_CSV_MAX_ROWS = 10_000  # a larger summary.csv is left out of the report (its size)
+
+
+def figures_quota(key):
+    """A params: function: the shard's share of the run's ``figures.<key>``."""
+    from sdcnn.layout import quota
+
+    def share(wildcards):
+        return quota(FIGURES[key], SHARD_INDEX[wildcards.shard], len(SHARD_INDEX))
+
+    return share
+
+
+def summary_csv_output():
+    """summary.csv, in the report (a download) while it is small enough to embed."""
+    path = f"{RESULTS}/summary.csv"
+    if sum(prompt["n_images"] for prompt in PROMPTS.values()) > REPORT_CSV_MAX_ROWS:
+        return path
+    labels = {"table": "summary.csv (download)"}
+    return report(
+        path, caption="../report/summary_csv.rst", category="Summary", labels=labels
+    )
+
+
+def get_dataset_outputs():
+    """The run as a training data set: a WebDataset tar per shard (sdcnn/dataset.py)."""
+    return per_shard(f"{RESULTS}/dataset/{{shard}}.tar")
 
 
 # ---- who holds each lock (sdcnn/locks.py): recorded when a run starts executing, in the

@@ -24,13 +24,16 @@ rule figures:
         code=package_code("figures.py"),
         prompts=get_shard_prompts,
         sharded=SHARDED,
+        charts=figures_quota("charts"),
+        sheets=figures_quota("contact_sheets"),
+        sheet_images=FIGURES["sheet_images"],
     script:
         "../scripts/figures.py"
 
 
 rule summary_page:
     input:
-        summary=f"{RESULTS}/summary.json",
+        summary=f"{RESULTS}/summary.csv",  # streamed: the JSON would be read whole
     output:
         report(
             f"{RESULTS}/summary.html",

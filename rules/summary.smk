@@ -2,12 +2,7 @@ rule summary:
     input:
         predictions=get_prediction_outputs(),
     output:
-        csv=report(
-            f"{RESULTS}/summary.csv",
-            caption="../report/summary_csv.rst",
-            category="Summary",
-            labels={"table": "summary.csv (download)"},
-        ),
+        csv=summary_csv_output(),
         json=f"{RESULTS}/summary.json",
     log:
         f"{RESULTS}/logs/summary.log",
@@ -20,3 +15,24 @@ rule summary:
         prompt_order=list(PROMPTS),
     script:
         "../scripts/summary.py"
+
+
+rule dataset:
+    input:
+        images=shard_folder("images"),
+        predictions=shard_file("predictions", ".json"),
+    output:
+        f"{RESULTS}/dataset/{{shard}}.tar",
+    log:
+        f"{RESULTS}/logs/dataset/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/dataset/{{shard}}.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    params:
+        code=package_code("dataset.py"),
+        prompts=get_shard_prompts,
+        sharded=SHARDED,
+    script:
+        "../scripts/dataset.py"
