@@ -43,6 +43,8 @@ rule summary_page:
         ),
     log:
         f"{RESULTS}/logs/summary_page.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summary_page.tsv"
     localrule: True
     conda:
         "../envs/report.yaml"
@@ -65,6 +67,8 @@ rule run_info:
         ),
     log:
         f"{RESULTS}/logs/run_info.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/run_info.tsv"
     localrule: True
     conda:
         "../envs/report.yaml"

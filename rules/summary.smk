@@ -6,6 +6,8 @@ rule summary:
         json=f"{RESULTS}/summary.json",
     log:
         f"{RESULTS}/logs/summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summary.tsv"
     localrule: True
     conda:
         "../envs/summary.yaml"
