@@ -92,7 +92,7 @@ def main() -> None:
     run = ["--cores", str(args.cores), "--quiet"]
     if args.refresh:
         refresh(workdir)
-        run += ["--rerun-triggers", "mtime", "--forcerun", *AFTER_PREDICT]
+        run += ["--rerun-triggers", "mtime", "--rerun-incomplete", "--forcerun", *AFTER_PREDICT]
     started = time.perf_counter()
     snakemake(workdir, *run)
     seconds = time.perf_counter() - started

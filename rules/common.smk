@@ -468,7 +468,8 @@ def get_final_outputs():
 
 FIGURES = config["figures"]
 SHARD_INDEX = {shard: index for index, shard in enumerate(SHARDS)}
-REPORT_CSV_MAX_ROWS = 10_000  # a larger summary.csv is left out of the report (its size)
+# a larger summary.csv is left out of the report (it would be most of its size)
+REPORT_CSV_MAX_ROWS = 10_000
 
 
 def figures_quota(key):
