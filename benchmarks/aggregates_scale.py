@@ -1,7 +1,7 @@
 """summary, the summary page and manifest at a million rows: time and peak memory.
 
     .venv/bin/python benchmarks/aggregates_scale.py [--rows 1000000 100000]
-        [--images-per-prompt 10] [--shards 100] [--workdir DIR]
+        [--images-per-prompt 10] [--shards 100] [--workdir DIR] [--code DIR]
 
 Writes synthetic prediction files (``--images-per-prompt`` images each, 3 labels, half of
 them labelled, in ``--shards`` shard folders) and one small file per row standing for its
@@ -10,7 +10,9 @@ tensor, then times, each in a fresh process that reports its own peak RSS:
 - summary_page (``sdcnn.pages.write_summary_page`` from the CSV): a sample of the rows;
 - manifest (``sdcnn.manifest.write_manifest``): sha256 and size of every row's file.
 Prints seconds, microseconds a row and peak RSS for each size: linear with a small
-constant means the same microseconds a row and a flat peak at every size.
+constant means the same microseconds a row and a flat peak at every size.  ``--code DIR``
+runs the steps of another checkout (its ``sdcnn`` package), e.g. an older commit's
+(``git archive COMMIT sdcnn | tar -x -C DIR``), on the same inputs.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ STEPS = {
         "write_summary([str(p) for p in sorted(Path('predictions').iterdir())],"
         " 'summary.csv', 'summary.json')"
     ),
-    "summary_page": (
-        "from sdcnn.pages import write_summary_page\n"
-        "write_summary_page('summary.csv', 'summary.html')"
+    "summary_page": (  # from the CSV where the code reads it (streamed), else the JSON
+        "from sdcnn import pages\n"
+        "streamed = hasattr(pages, 'read_summary_csv')\n"
+        "pages.write_summary_page('summary.csv' if streamed else 'summary.json', 'summary.html')"
     ),
     "manifest": (
         "from sdcnn.manifest import write_manifest\n"
@@ -46,7 +49,7 @@ STEPS = {
 }
 MEASURED = (
     "import resource, sys, time\nfrom pathlib import Path\n"
-    f"sys.path.insert(0, {str(REPO)!r})\n"
+    "sys.path.insert(0, {code_dir!r})\n"
     "started = time.perf_counter()\n{code}\n"
     "print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 )
@@ -77,17 +80,19 @@ def make_inputs(folder: Path, rows: int, per_prompt: int, shards: int) -> None:
                 "top_probability": probabilities[top],
                 "correct": None if label is None else top == label,
             })  # fmt: skip
-            (tensors / f"{image_id}.npy").write_bytes(image_id.encode() * 8)
+            with open(tensors / f"{image_id}.npy", "wb") as handle:
+                handle.write(image_id.encode() * 8)
         document = {"schema": "sdcnn-predictions/1", "prompt_id": prompt_id, "backend": "torch",
                     "device": "cpu", "labels": LABELS, "images": images}  # fmt: skip
         path = folder / "predictions" / shard / f"{prompt_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+        path.write_text(json.dumps(document), encoding="utf-8")
 
 
-def measure(folder: Path, code: str) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of ``code`` run in a fresh Python in ``folder``."""
-    script = MEASURED.replace("{code}", code)
+def measure(folder: Path, code: str, code_dir: Path = REPO) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of ``code`` run in a fresh Python in ``folder``, with the
+    ``sdcnn`` package of ``code_dir``."""
+    script = MEASURED.replace("{code}", code).replace("{code_dir!r}", repr(str(code_dir)))
     result = subprocess.run([sys.executable, "-c", script], cwd=folder, capture_output=True,
                             text=True)  # fmt: skip
     if result.returncode != 0:
@@ -102,8 +107,10 @@ def main() -> None:
     parser.add_argument("--images-per-prompt", type=int, default=10)
     parser.add_argument("--shards", type=int, default=100)
     parser.add_argument("--workdir", type=Path, help="where the inputs go (default: /tmp)")
+    parser.add_argument("--code", type=Path, default=REPO, help="a checkout to measure")
     args = parser.parse_args()
     print(machine())
+    print(f"code: {args.code}")
     baseline = measure(Path.cwd(), "pass")
     print(f"a bare Python that imports nothing more: peak RSS {baseline[1]:.0f} MB")
     for rows in args.rows:
@@ -116,7 +123,7 @@ def main() -> None:
             print(f"{rows} rows ({n_files} prediction files, {rows} tensor files; "
                   f"made in {made:.1f} s):")  # fmt: skip
             for step, code in STEPS.items():
-                seconds, rss = measure(folder, code)
+                seconds, rss = measure(folder, code, args.code)
                 sizes = {"summary": "summary.csv", "summary_page": "summary.html",
                          "manifest": "manifest.json"}  # fmt: skip
                 size = (folder / sizes[step]).stat().st_size / 1e6
