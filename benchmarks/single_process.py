@@ -127,13 +127,15 @@ def main(workdir: Path) -> None:
             weights_path=weights_path, labels=clf["labels"], output=prediction, layout=layout,
             gpus=0, threads=clf["threads"], julia_project=REPO / "julia",
         )  # fmt: skip
-        index, figures = list(specs).index(shard), config["figures"]
+        figures, n_shards = config["figures"], config["shards"]
+        index = int(shard.split("-of-")[0]) - 1 if layout.sharded else 0  # as the workflow
+        share = {key: quota(figures[key], index, n_shards) if layout.sharded else figures[key]
+                 for key in ("charts", "contact_sheets")}  # fmt: skip
         write_shard_figures(
             prompts=[asdict(spec) for spec in shard_specs], layout=layout,
             predictions=prediction, image_dir=folder["images", shard],
             preview_dir=folder["previews", shard], charts_dir=folder["charts", shard],
-            contact_sheets=sheet, charts=quota(figures["charts"], index, len(specs)),
-            sheets=quota(figures["contact_sheets"], index, len(specs)),
+            contact_sheets=sheet, charts=share["charts"], sheets=share["contact_sheets"],
             sheet_images=figures["sheet_images"],
         )  # fmt: skip
         write_shard_dataset(

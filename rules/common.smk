@@ -467,17 +467,24 @@ def get_final_outputs():
 # ---- what is drawn for people grows with what they can look at, not with the images
 
 FIGURES = config["figures"]
-SHARD_INDEX = {shard: index for index, shard in enumerate(SHARDS)}
 # a larger summary.csv is left out of the report (it would be most of its size)
 REPORT_CSV_MAX_ROWS = 10_000
 
 
 def figures_quota(key):
-    """A params: function: the shard's share of the run's ``figures.<key>``."""
+    """A params: function: the shard's share of the run's ``figures.<key>``, by the
+    shard's number (a prompt added or removed moves no other shard's share); without
+    shards each prompt is a shard and may have them all."""
     from sdcnn.layout import quota
+    from sdcnn.prompts import shard_name
+
+    n_shards = config["shards"]
+    number = {shard_name(i, n_shards): i for i in range(n_shards)} if SHARDED else {}
 
     def share(wildcards):
-        return quota(FIGURES[key], SHARD_INDEX[wildcards.shard], len(SHARD_INDEX))
+        if not SHARDED:
+            return FIGURES[key]
+        return quota(FIGURES[key], number[wildcards.shard], n_shards)
 
     return share
 
