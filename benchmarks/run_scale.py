@@ -1,13 +1,15 @@
 """The whole run at scale: what every step costs an image, the report, the files.
 
     .venv/bin/python benchmarks/run_scale.py [--prompts 2000] [--shards 8] [--cores 2]
-        [--size 64] [--steps 4] [--workdir DIR] [--refresh] [--report-repeats 3]
+        [--size 64] [--steps 4] [--workdir DIR] [--refresh] [--report-only]
+        [--report-repeats 3]
 
 From scratch (or in ``--workdir``, a run this script made), a sheet of N prompts x 1
 image in S shards (the demo model, image store off, every other setting the default
 config's; weights glorot: the sheet's prompts have no labels), run by ``snakemake``.
-``--refresh`` copies this checkout's workflow into ``--workdir`` and runs again only
-what follows the predictions (figures, dataset, summary, manifest and the pages; the
+``--refresh`` copies this checkout's workflow into ``--workdir`` and (unless
+``--report-only``, which only times the report) runs again only what follows the
+predictions (figures, dataset, summary, manifest and the pages; the
 images, tensors and predictions are kept), to measure those steps of new code on the
 same data without generating it again.  Prints, from each job's benchmark file:
 every rule's wall and CPU seconds in all and per image, and the steps after generation
@@ -55,8 +57,9 @@ def file_counts(results: Path) -> Counter[str]:
     return counts
 
 
-def refresh(workdir: Path) -> None:
-    """This checkout's workflow into ``workdir`` (its config and sheet kept)."""
+def refresh(workdir: Path, keep_benchmarks: bool = False) -> None:
+    """This checkout's workflow into ``workdir`` (its config and sheet kept); the
+    benchmark files of the steps after predict removed unless ``keep_benchmarks``."""
     config = (workdir / "config" / "config.yaml").read_bytes()
     for part in WORKFLOW_PARTS:
         target = workdir / part
@@ -68,7 +71,7 @@ def refresh(workdir: Path) -> None:
         else:
             shutil.copy2(source, target)
     (workdir / "config" / "config.yaml").write_bytes(config)
-    for rule in AFTER_PREDICT:
+    for rule in () if keep_benchmarks else AFTER_PREDICT:
         for stale in (workdir / "results" / "benchmarks").glob(f"{rule}*"):
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
 
@@ -82,6 +85,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--workdir", type=Path, help="a run this script made")
     parser.add_argument("--refresh", action="store_true", help="new code after predict")
+    parser.add_argument("--report-only", action="store_true", help="time the report only")
     parser.add_argument("--report-repeats", type=int, default=3)
     args = parser.parse_args()
     workdir = args.workdir
@@ -91,17 +95,23 @@ def main() -> None:
         workdir = workflow(Path(tempfile.mkdtemp(prefix="sdcnn-scale-")), config, rows)
     run = ["--cores", str(args.cores), "--quiet"]
     if args.refresh:
-        refresh(workdir)
+        refresh(workdir, keep_benchmarks=args.report_only)
         run += ["--rerun-triggers", "mtime", "--rerun-incomplete", "--forcerun", *AFTER_PREDICT]
+    if args.report_only and args.workdir is None:
+        sys.exit("--report-only needs --workdir")
     started = time.perf_counter()
-    snakemake(workdir, *run)
+    if not args.report_only:
+        snakemake(workdir, *run)
     seconds = time.perf_counter() - started
     results = workdir / "results"
     images = sum(1 for _ in (results / "images").rglob("*.png"))
     print(machine())
     what = "what follows the predictions, again" if args.refresh else "the whole run"
-    print(f"{workdir}: {images} images; snakemake ({what}), --cores {args.cores}: "
-          f"{seconds:.1f} s")  # fmt: skip
+    if not args.report_only:
+        print(f"{workdir}: {images} images; snakemake ({what}), --cores {args.cores}: "
+              f"{seconds:.1f} s")  # fmt: skip
+    else:
+        print(f"{workdir}: {images} images; the report only (the jobs' figures: their run)")
     costs = job_costs(results)
     print("rule           jobs   wall s  CPU s  CPU ms/image  CPU vs generate")
     generate_cpu = sum(cpu for _, cpu in costs.get("generate", [])) or float("nan")

@@ -1,3 +1,6 @@
+from sdcnn.rst import report_param
+
+
 rule figures:
     input:
         images=shard_folder("images"),
@@ -22,7 +25,7 @@ rule figures:
     threads: 1
     params:
         code=package_code("figures.py"),
-        prompts=get_shard_prompts,
+        prompts=report_param(get_shard_prompts),  # short in the report's items
         sharded=SHARDED,
         charts=figures_quota("charts"),
         sheets=figures_quota("contact_sheets"),

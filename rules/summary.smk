@@ -1,3 +1,6 @@
+from sdcnn.rst import ReportParam
+
+
 rule summary:
     input:
         predictions=get_prediction_outputs(),
@@ -14,7 +17,7 @@ rule summary:
     threads: 1
     params:
         code=package_code("summary.py"),
-        prompt_order=list(PROMPTS),
+        prompt_order=ReportParam(PROMPTS),  # short in the report's item
     script:
         "../scripts/summary.py"
 

@@ -242,3 +242,17 @@ def test_report_shows_the_prompts_verbatim(rst_report: tuple[str, str]) -> None:
             assert text in description
     for entry in results.values():
         assert "system-message" not in entry["caption"]
+
+
+def test_report_params_are_short_in_the_report_and_whole_for_reruns_and_scripts() -> None:
+    import pickle
+
+    from sdcnn.rst import ReportParam, report_param
+
+    prompts = [{"prompt_id": f"p{i}", "text": "a circle"} for i in range(1000)]
+    param = report_param(lambda wildcards: prompts)(None)
+    assert str(param) == f"{param}" == "[1000 items]"  # what Snakemake's report writes
+    assert repr(param) == repr(prompts)  # what its re-run check compares
+    restored = pickle.loads(pickle.dumps(param))  # what a job's script gets
+    assert type(restored) is list and restored == prompts
+    assert ReportParam(["a"]) == ["a"] and ReportParam(["a"]) != ["b"]
