@@ -9,11 +9,12 @@ so here.
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +25,42 @@ from sdcnn.provenance import package_versions
 SCHEMA = "sdcnn-manifest/1"
 
 
-def output_files(outputs: Iterable[str | Path]) -> list[Path]:
+def _walk_sorted(folder: str) -> Iterator[str]:
+    """The files under ``folder`` in path order (part by part), hidden ones (and those in
+    hidden folders) skipped: each folder's entries sorted by name, a subfolder's files
+    where its name sorts, so no list of every file is ever held or sorted."""
+    with os.scandir(folder) as listing:
+        entries = sorted(listing, key=lambda entry: entry.name)
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk_sorted(entry.path)
+        elif entry.is_file():
+            yield entry.path
+
+
+def iter_output_files(outputs: Iterable[str | Path]) -> Iterator[Path]:
     """The files behind ``outputs`` (folders expanded; Snakemake's hidden markers skipped),
-    sorted as paths (part by part).  Walked with ``os.scandir``: no ``stat`` call for a
-    file beyond what the folder listing says."""
-    files: set[str] = set()
+    once each, sorted as paths (part by part), one at a time: the folders are walked in
+    order and merged, in memory that does not grow with the number of files."""
+    streams = []
     for output in map(Path, outputs):
         if output.is_dir():
-            for root, folders, names in os.walk(output):
-                folders[:] = [name for name in folders if not name.startswith(".")]
-                files.update(
-                    os.path.join(root, name) for name in names if not name.startswith(".")
-                )
+            streams.append(_walk_sorted(os.fspath(output)))
         elif output.is_file():
-            files.add(os.fspath(output))
-    return [Path(name) for name in sorted(files, key=lambda name: Path(name).parts)]
+            streams.append(iter([os.fspath(output)]))
+    previous = None
+    for name in heapq.merge(*streams, key=lambda name: Path(name).parts):
+        path = Path(name)
+        if path != previous:
+            yield path
+        previous = path
+
+
+def output_files(outputs: Iterable[str | Path]) -> list[Path]:
+    """Every file of ``iter_output_files``, as a list."""
+    return list(iter_output_files(outputs))
 
 
 def backends_used(prediction_outputs: Sequence[str | Path]) -> list[str]:
@@ -147,7 +169,7 @@ def write_manifest(
         atomic_path(final) as tmp,
         tempfile.TemporaryFile("w+", encoding="utf-8", dir=final.parent) as entries,
     ):
-        for file in output_files(outputs):
+        for file in iter_output_files(outputs):
             if is_image(file):
                 made_on = _png_made_on(file)
                 if made_on is not None:
