@@ -430,7 +430,7 @@ def test_run_scale(tmp_path: Path) -> None:
         "--report-repeats", "1",
     )  # fmt: skip
     (images,) = one(r": {n} images; snakemake \(the whole run\)", output, "images")
-    assert images.value() == 4
+    assert images.value == 4
     rules = figures(r"^\w+ +{n} +{n} +{n} +{n} +{n}%$", output, "rule rows")
     named = re.findall(r"^(\w+) +\d+ +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+%$", output, re.M)
     assert {"generate", "preprocess", "predict", "figures", "dataset", "summary"} <= set(named)
