@@ -22,7 +22,7 @@ from sdcnn.workspace import WORKFLOW_PARTS, copy_workflow  # noqa: E402, F401
 
 # what a run delivers (results/ less logs and benchmarks): compared byte for byte
 DATA = ("models", "weights", "images", "tensors", "previews", "predictions", "charts",
-        "contact_sheets", "training")  # fmt: skip
+        "contact_sheets", "training", "dataset")  # fmt: skip
 NOT_DATA = ("plan.json",)  # training/plan.json: the workflow's own record of train's params
 DATA_FILES = ("summary.csv", "summary.json", "manifest.json", "summary.html", "run_info.html")
 

@@ -37,13 +37,14 @@ def main(workdir: Path) -> None:
 
     from dataclasses import asdict
 
+    from sdcnn.dataset import write_shard_dataset
     from sdcnn.generation import (
         GenerationSettings,
         PromptSpec,
         generate_shard,
         resolve_model_source,
     )
-    from sdcnn.layout import ShardLayout, shard_batches
+    from sdcnn.layout import ShardLayout, quota, shard_batches
     from sdcnn.manifest import write_manifest
     from sdcnn.naming import image_ids
     from sdcnn.pages import write_run_info, write_summary_page
@@ -126,11 +127,21 @@ def main(workdir: Path) -> None:
             weights_path=weights_path, labels=clf["labels"], output=prediction, layout=layout,
             gpus=0, threads=clf["threads"], julia_project=REPO / "julia",
         )  # fmt: skip
+        figures, n_shards = config["figures"], config["shards"]
+        index = int(shard.split("-of-")[0]) - 1 if layout.sharded else 0  # as the workflow
+        share = {key: quota(figures[key], index, n_shards) if layout.sharded else figures[key]
+                 for key in ("charts", "contact_sheets")}  # fmt: skip
         write_shard_figures(
             prompts=[asdict(spec) for spec in shard_specs], layout=layout,
             predictions=prediction, image_dir=folder["images", shard],
             preview_dir=folder["previews", shard], charts_dir=folder["charts", shard],
-            contact_sheets=sheet,
+            contact_sheets=sheet, charts=share["charts"], sheets=share["contact_sheets"],
+            sheet_images=figures["sheet_images"],
+        )  # fmt: skip
+        write_shard_dataset(
+            prompts=[asdict(spec) for spec in shard_specs], layout=layout,
+            predictions=prediction, image_dir=folder["images", shard],
+            output_path=f"{results}/dataset/{shard}.tar",
         )  # fmt: skip
         predictions.append(prediction)
     write_summary(predictions, f"{results}/summary.csv", f"{results}/summary.json", list(prompts))
@@ -140,7 +151,7 @@ def main(workdir: Path) -> None:
         f"{results}/manifest.json", data_outputs, predictions,
         config_sha256({**output_config, "prompts": prompts}),
     )  # fmt: skip
-    write_summary_page(f"{results}/summary.json", f"{results}/summary.html")
+    write_summary_page(f"{results}/summary.csv", f"{results}/summary.html")
     write_run_info(output_config, f"{results}/manifest.json", f"{results}/run_info.html")
 
 

@@ -594,7 +594,53 @@ def get_report_outputs():
 
 
 def get_final_outputs():
-    return [*get_data_outputs(), f"{RESULTS}/manifest.json", *get_report_outputs()]
+    return [
+        *get_data_outputs(),
+        f"{RESULTS}/manifest.json",
+        *get_report_outputs(),
+        *get_dataset_outputs(),
+    ]
+
+
+# ---- what is drawn for people grows with what they can look at, not with the images
+
+FIGURES = config["figures"]
+# a larger summary.csv is left out of the report (it would be most of its size)
+REPORT_CSV_MAX_ROWS = 10_000
+
+
+def figures_quota(key):
+    """A params: function: the shard's share of the run's ``figures.<key>``, by the
+    shard's number (a prompt added or removed moves no other shard's share); without
+    shards each prompt is a shard and may have them all."""
+    from sdcnn.layout import quota
+    from sdcnn.prompts import shard_name
+
+    n_shards = config["shards"]
+    number = {shard_name(i, n_shards): i for i in range(n_shards)} if SHARDED else {}
+
+    def share(wildcards):
+        if not SHARDED:
+            return FIGURES[key]
+        return quota(FIGURES[key], number[wildcards.shard], n_shards)
+
+    return share
+
+
+def summary_csv_output():
+    """summary.csv, in the report (a download) while it is small enough to embed."""
+    path = f"{RESULTS}/summary.csv"
+    if sum(prompt["n_images"] for prompt in PROMPTS.values()) > REPORT_CSV_MAX_ROWS:
+        return path
+    labels = {"table": "summary.csv (download)"}
+    return report(
+        path, caption="../report/summary_csv.rst", category="Summary", labels=labels
+    )
+
+
+def get_dataset_outputs():
+    """The run as a training data set: a WebDataset tar per shard (sdcnn/dataset.py)."""
+    return per_shard(f"{RESULTS}/dataset/{{shard}}.tar")
 
 
 # ---- who holds each lock (sdcnn/locks.py): recorded when a run starts executing, in the

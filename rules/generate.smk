@@ -2,14 +2,7 @@ rule generate:
     input:
         **model_input(),
     output:
-        report(
-            directory(shard_folder("images")),
-            patterns=image_patterns(),
-            caption="../report/generated.rst",
-            category="Images",
-            subcategory=report_prompt(),
-            labels={"image": "{image}", "stage": "generated"},
-        ),
+        directory(shard_folder("images")),  # in the report through the contact sheets
     log:
         f"{RESULTS}/logs/generate/{{shard}}.log",
     benchmark:

@@ -8,6 +8,8 @@ rule manifest:
         f"{RESULTS}/manifest.json",
     log:
         f"{RESULTS}/logs/manifest.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/manifest.tsv"
     conda:
         "../envs/manifest.yaml"
     threads: 1

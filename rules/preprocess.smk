@@ -3,14 +3,7 @@ rule preprocess:
         images=shard_folder("images"),
     output:
         tensors=directory(shard_folder("tensors")),
-        previews=report(
-            directory(shard_folder("previews")),
-            patterns=image_patterns(),
-            caption="../report/preprocessed.rst",
-            category="Images",
-            subcategory=report_prompt(),
-            labels={"image": "{image}", "stage": "preprocessed"},
-        ),
+        previews=directory(shard_folder("previews")),  # shown on the contact sheets
     log:
         f"{RESULTS}/logs/preprocess/{{shard}}.log",
     benchmark:

@@ -1,3 +1,6 @@
+from sdcnn.rst import report_param
+
+
 rule figures:
     input:
         images=shard_folder("images"),
@@ -22,15 +25,18 @@ rule figures:
     threads: 1
     params:
         code=package_code("figures.py"),
-        prompts=get_shard_prompts,
+        prompts=report_param(get_shard_prompts),  # short in the report's items
         sharded=SHARDED,
+        charts=figures_quota("charts"),
+        sheets=figures_quota("contact_sheets"),
+        sheet_images=FIGURES["sheet_images"],
     script:
         "../scripts/figures.py"
 
 
 rule summary_page:
     input:
-        summary=f"{RESULTS}/summary.json",
+        summary=f"{RESULTS}/summary.csv",  # streamed: the JSON would be read whole
     output:
         report(
             f"{RESULTS}/summary.html",
@@ -40,6 +46,8 @@ rule summary_page:
         ),
     log:
         f"{RESULTS}/logs/summary_page.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summary_page.tsv"
     localrule: True
     conda:
         "../envs/report.yaml"
@@ -62,6 +70,8 @@ rule run_info:
         ),
     log:
         f"{RESULTS}/logs/run_info.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/run_info.tsv"
     localrule: True
     conda:
         "../envs/report.yaml"

@@ -1,22 +1,43 @@
+from sdcnn.rst import ReportParam
+
+
 rule summary:
     input:
         predictions=get_prediction_outputs(),
     output:
-        csv=report(
-            f"{RESULTS}/summary.csv",
-            caption="../report/summary_csv.rst",
-            category="Summary",
-            labels={"table": "summary.csv (download)"},
-        ),
+        csv=summary_csv_output(),
         json=f"{RESULTS}/summary.json",
     log:
         f"{RESULTS}/logs/summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summary.tsv"
     localrule: True
     conda:
         "../envs/summary.yaml"
     threads: 1
     params:
         code=package_code("summary.py"),
-        prompt_order=list(PROMPTS),
+        prompt_order=ReportParam(PROMPTS),  # short in the report's item
     script:
         "../scripts/summary.py"
+
+
+rule dataset:
+    input:
+        images=shard_folder("images"),
+        predictions=shard_file("predictions", ".json"),
+    output:
+        f"{RESULTS}/dataset/{{shard}}.tar",
+    log:
+        f"{RESULTS}/logs/dataset/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/dataset/{{shard}}.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    params:
+        code=package_code("dataset.py"),
+        prompts=get_shard_prompts,
+        sharded=SHARDED,
+    script:
+        "../scripts/dataset.py"

@@ -25,6 +25,9 @@ with snakemake_step(smk, threads=smk.threads) as step:
         preview_dir=smk.input.previews,
         charts_dir=smk.output.charts,
         contact_sheets=smk.output.contact_sheets,
+        charts=smk.params.charts,
+        sheets=smk.params.sheets,
+        sheet_images=smk.params.sheet_images,
     )
     for line in lines:
         logging.getLogger("sdcnn").info("%s", line)

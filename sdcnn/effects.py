@@ -2,7 +2,7 @@
 
 Every leaf key of the schema declares the rules whose jobs run again when its value
 changes (``x-reruns``), and may say more (``x-reruns-note``).  A per-shard rule
-(generate, preprocess, predict, figures) means every shard's job, and ``rule@shard`` only
+(generate, preprocess, predict, figures, dataset) means every shard's job, and ``rule@shard`` only
 the job of the changed prompt's shard.  The README's "you change / what runs again"
 table is made from these declarations (``python -m sdcnn.effects`` prints it), and
 tests/test_reruns.py checks every one of them with a real dry run, so the table,
@@ -31,8 +31,9 @@ RULE_ORDER = (
     "train_classifier",
     "predict",
     "figures",
+    "dataset",
 )
-SHARD_RULES = ("generate", "preprocess", "predict", "figures")  # one job per shard
+SHARD_RULES = ("generate", "preprocess", "predict", "figures", "dataset")  # one job per shard
 ITS_SHARD = "@shard"  # "generate@shard": only the changed prompt's shard
 
 

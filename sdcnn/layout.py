@@ -66,3 +66,13 @@ def shard_batches(
         stems = image_ids(prompt_id, n_images)
         batches.append(PromptBatch(prompt_id, stems, [f"{folder}/{stem}.npy" for stem in stems]))
     return batches
+
+
+def quota(total: int | None, index: int, n_shards: int) -> int | None:
+    """Shard ``index``'s share of ``total`` pictures over ``n_shards`` shards (the first
+    ``total % n_shards`` shards one more); None (no limit) stays None."""
+    if total is None:
+        return None
+    if total < 0 or n_shards < 1 or not 0 <= index < n_shards:
+        raise ValueError(f"no quota for shard {index} of {n_shards} from {total}")
+    return total // n_shards + (1 if index < total % n_shards else 0)

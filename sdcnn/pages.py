@@ -18,9 +18,11 @@ import yaml
 
 from sdcnn.fileio import write_bytes_atomic
 from sdcnn.provenance import distribution_version
+from sdcnn.triage import most_doubtful
 
 NOT_INSTALLED = "not installed"
 MAX_FILES_LISTED = 300
+MAX_SUMMARY_ROWS = 1000  # a larger table is shown as a sample: its rows most worth a look
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #1e293b;
@@ -71,13 +73,30 @@ def accuracy_note(metrics: Mapping[str, Any] | None) -> str:
 RIGHT_MARK = {True: "✓", False: "✗", None: ""}
 
 
+def sampled_rows(
+    rows: Sequence[Mapping[str, Any]], limit: int = MAX_SUMMARY_ROWS
+) -> Sequence[Mapping[str, Any]]:
+    """Every row up to ``limit``; beyond it the ``limit`` rows most worth a look
+    (``doubt``), in the table's order."""
+    if len(rows) <= limit:
+        return rows
+    return [rows[i] for i in most_doubtful(rows, limit)]
+
+
 def summary_page(
     columns: Sequence[str],
     rows: Sequence[Mapping[str, Any]],
     metrics: Mapping[str, Any] | None = None,
+    limit: int = MAX_SUMMARY_ROWS,
+    total: int | None = None,
 ) -> str:
     """The summary table as HTML: each image's label, split and correctness (labelled
-    prompts), its top label and every label's probability."""
+    prompts), its top label and every label's probability; a table of more than
+    ``limit`` rows shows its ``limit`` rows most worth a look, and says so, so that the
+    page grows with what a person can read, not with the number of images.  ``total``:
+    the table's number of rows when ``rows`` is already such a sample."""
+    total = len(rows) if total is None else total
+    rows = sampled_rows(rows, limit)
     labels = [column[2:] for column in columns if column.startswith("p_")]
     values = [row[f"p_{label}"] for row in rows for label in labels]
     lowest, highest = min(values, default=0.0), max(values, default=0.0)
@@ -107,10 +126,16 @@ def summary_page(
         row_class = ' class="first"' if first else ""
         lines.append(f"<tr{row_class}>{''.join(cells)}</tr>")
     backends = sorted({f"{row['backend']} on {row['device']}" for row in rows})
+    sample = ""
+    if len(rows) < total:
+        sample = (
+            f"<strong>{len(rows):,} of the {total:,} images are shown</strong>: the wrong "
+            "predictions first, then the least sure (every image is in the CSV). "
+        )
     body = (
         "<h1>Predicted probabilities of every image</h1>\n"
-        f'<p class="note">{accuracy_note(metrics)}'
-        f'{len(rows)} images; classifier: {escape(", ".join(backends))}. '
+        f'<p class="note">{accuracy_note(metrics)}{sample}'
+        f'{total} images; classifier: {escape(", ".join(backends))}. '
         "<em>meant</em> is the label of the image's prompt (when it has one), ✓ or ✗ whether "
         "the top label is it. The framed cell is each image's top label; the shading runs "
         "from the table's lowest probability (pale) to its highest (green). "
@@ -123,10 +148,63 @@ def summary_page(
     return page("sdcnn summary", body)
 
 
-def write_summary_page(summary_json: str | Path, output_path: str | Path) -> None:
-    table = json.loads(Path(summary_json).read_text(encoding="utf-8"))
-    html = summary_page(table["columns"], table["rows"], table.get("metrics"))
+def write_summary_page(summary: str | Path, output_path: str | Path) -> None:
+    """The summary page of ``results/summary.json`` or, streamed in memory that does not
+    grow with the rows, of ``results/summary.csv`` (the same table)."""
+    if Path(summary).suffix == ".csv":
+        columns, rows, total, metrics = read_summary_csv(summary)
+        html = summary_page(columns, rows, metrics, total=total)
+    else:
+        table = json.loads(Path(summary).read_text(encoding="utf-8"))
+        html = summary_page(table["columns"], table["rows"], table.get("metrics"))
     write_bytes_atomic(output_path, html.encode("utf-8"))
+
+
+CSV_BOOLEANS = {"true": True, "false": False, "": None}
+
+
+def csv_row(row: dict[str, str]) -> dict[str, Any]:
+    """A summary.csv row with the JSON's values: numbers, true/false, None for empty."""
+    typed: dict[str, Any] = dict(row)
+    for key in ("label", "split"):
+        typed[key] = row[key] or None
+    for key in ("correct", "safety_flagged"):
+        typed[key] = CSV_BOOLEANS.get(row[key], row[key])
+    for key, value in row.items():
+        if key == "top_probability" or key.startswith("p_"):
+            typed[key] = float(value)
+    return typed
+
+
+def read_summary_csv(
+    path: str | Path, limit: int = MAX_SUMMARY_ROWS
+) -> tuple[list[str], list[dict[str, Any]], int, dict[str, Any]]:
+    """(columns, the ``limit`` rows most worth a look in the table's order, the number of
+    rows, the metrics) of summary.csv, one row in memory at a time beyond the sample."""
+    import csv
+    import heapq
+
+    from sdcnn.summary import SplitCounter
+    from sdcnn.triage import doubt
+
+    counter = SplitCounter()
+    heap: list[tuple[tuple[bool, float], int, dict[str, Any]]] = []  # the worst kept, negated
+    total = 0
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = list(reader.fieldnames or [])
+        for total, raw in enumerate(reader, start=1):
+            row = csv_row(raw)
+            counter.add(row)
+            worthy, sure = doubt(row)
+            entry = ((not worthy, -sure), -total, row)  # the heap's top: the least worth a look
+            if len(heap) < limit:
+                heapq.heappush(heap, entry)
+            elif entry > heap[0]:
+                heapq.heapreplace(heap, entry)
+    labels = [column[2:] for column in columns if column.startswith("p_")]
+    rows = [row for _, _, row in sorted(heap, key=lambda entry: -entry[1])]
+    return columns, rows, total, counter.metrics(labels)
 
 
 def _versions_table(versions: Mapping[str, str | None]) -> str:

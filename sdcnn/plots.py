@@ -21,6 +21,7 @@ from sdcnn.fileio import atomic_directory, write_bytes_atomic
 from sdcnn.layout import ShardLayout
 from sdcnn.naming import image_ids
 from sdcnn.step import StepError
+from sdcnn.triage import doubt, most_doubtful
 
 TOP_K = 3  # labels per image on a contact sheet
 MAX_BARS = 20  # a chart shows every label up to this many, else the most probable ones
@@ -197,7 +198,12 @@ def _draw_top(ax: Any, row: SheetRow, right: float, chance: float) -> None:
 
 
 def contact_sheet_figure(
-    prompt_id: str, prompt_text: str, negative_prompt: str, rows: Sequence[SheetRow], n_labels: int
+    prompt_id: str,
+    prompt_text: str,
+    negative_prompt: str,
+    rows: Sequence[SheetRow],
+    n_labels: int,
+    shown_of: int | None = None,
 ) -> Any:
     """Per image: the generated picture, the preprocessed one, the top labels as bars."""
     columns, grid_rows = sheet_grid(len(rows))
@@ -228,6 +234,11 @@ def contact_sheet_figure(
     title = f"{prompt_id}: “{prompt_text}”"
     fig.text(0.01, 1 - 0.35 / height, title, fontsize=13, fontweight="bold", color=TEXT_COLOUR)
     details = f"{len(rows)} image{'s' if len(rows) != 1 else ''} · {n_labels} labels"
+    if shown_of is not None:
+        details = (
+            f"{len(rows)} of {shown_of} images (the wrong, then the least sure) · "
+            f"{n_labels} labels"
+        )
     if negative_prompt:
         details += f" · negative prompt: “{negative_prompt}”"
     details += " · dashed line: chance (1/number of labels)"
@@ -267,6 +278,7 @@ def contact_sheet_png(
         shorten(negative_prompt),
         rows,
         len(document["labels"]),
+        document.get("shown_of"),
     )
     return png_bytes(fig, sheet_dpi(fig.get_figwidth(), fig.get_figheight()))
 
@@ -299,6 +311,35 @@ def write_contact_sheet(
     return document
 
 
+def worst_images(
+    documents: Sequence[dict[str, Any]], limit: int | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """(prompt_id, image) of the ``limit`` images most worth a look (``doubt``), in the
+    documents' and images' order; every image when ``limit`` is None."""
+    pairs = [(doc["prompt_id"], image) for doc in documents for image in doc["images"]]
+    return [pairs[i] for i in most_doubtful([image for _, image in pairs], limit)]
+
+
+def worst_prompts(documents: Sequence[dict[str, Any]], limit: int | None) -> list[str]:
+    """The ids of the ``limit`` prompts whose worst image is most worth a look (``doubt``),
+    in the documents' order; every prompt when ``limit`` is None."""
+    worst = [
+        min(document["images"], key=doubt, default={"top_probability": 1.0})
+        for document in documents
+    ]
+    return [documents[i]["prompt_id"] for i in most_doubtful(worst, limit)]
+
+
+def sheet_document(document: dict[str, Any], limit: int | None) -> dict[str, Any]:
+    """``document`` with at most ``limit`` images, those most worth a look, in their order
+    (``shown_of`` says how many it had); the document itself when they all fit."""
+    images = document["images"]
+    if limit is None or len(images) <= limit:
+        return document
+    kept = [images[i] for i in most_doubtful(images, limit)]
+    return {**document, "images": kept, "shown_of": len(images)}
+
+
 def write_shard_figures(
     *,
     prompts: Sequence[dict[str, Any]],
@@ -308,39 +349,53 @@ def write_shard_figures(
     preview_dir: str | Path,
     charts_dir: str | Path,
     contact_sheets: str | Path,
+    charts: int | None = None,
+    sheets: int | None = None,
+    sheet_images: int | None = None,
 ) -> list[str]:
     """A shard's charts and contact sheets (one matplotlib for all): both outputs appear
-    once every prompt's pictures are drawn.  Returns one console line per prompt."""
+    once every picture is drawn.  What is drawn grows with what a person can look at, not
+    with the number of images: probability charts for the ``charts`` images most worth a
+    look (``doubt``), contact sheets for the ``sheets`` prompts whose worst image is, each
+    with at most ``sheet_images`` images (None: no limit).  Without shards (``layout`` not
+    sharded) the shard is one prompt, whose contact sheet is always drawn.  Returns one
+    console line per prompt."""
+    documents = [
+        read_predictions(
+            layout.file(predictions, prompt["prompt_id"], ".json"),
+            image_ids(prompt["prompt_id"], prompt["n_images"]),
+        )
+        for prompt in prompts
+    ]
+    drawn = set(worst_prompts(documents, sheets if layout.sharded else None))
     lines = []
     with (
-        atomic_directory(charts_dir) as charts,
+        atomic_directory(charts_dir) as charts_tmp,
         layout.files(contact_sheets, ".png") as sheet_of,
     ):
-        for prompt in prompts:
-            prompt_id = prompt["prompt_id"]
-            document = read_predictions(
-                layout.file(predictions, prompt_id, ".json"),
-                image_ids(prompt_id, prompt["n_images"]),
-            )
-            folder = layout.folder(charts, prompt_id)
+        for prompt_id, image in worst_images(documents, charts):
+            folder = layout.folder(charts_tmp, prompt_id)
             folder.mkdir(exist_ok=True)
-            draw_probability_charts(document, folder)
-            sheet_of(prompt_id).write_bytes(
-                contact_sheet_png(
-                    document,
-                    prompt["text"],
-                    prompt["negative_prompt"],
-                    layout.folder(image_dir, prompt_id),
-                    layout.folder(preview_dir, prompt_id),
+            draw_probability_charts({"images": [image]}, folder)
+        for prompt, document in zip(prompts, documents, strict=True):
+            prompt_id = prompt["prompt_id"]
+            sheet = None
+            if prompt_id in drawn:
+                sheet_of(prompt_id).write_bytes(
+                    contact_sheet_png(
+                        sheet_document(document, sheet_images),
+                        prompt["text"],
+                        prompt["negative_prompt"],
+                        layout.folder(image_dir, prompt_id),
+                        layout.folder(preview_dir, prompt_id),
+                    )
                 )
-            )
-            lines.append(
-                prompt_summary_line(document, layout.file(contact_sheets, prompt_id, ".png"))
-            )
+                sheet = layout.file(contact_sheets, prompt_id, ".png")
+            lines.append(prompt_summary_line(document, sheet))
     return lines
 
 
-def prompt_summary_line(document: dict[str, Any], sheet_path: str | Path) -> str:
+def prompt_summary_line(document: dict[str, Any], sheet_path: str | Path | None) -> str:
     """One console line for a prompt: how many images, which labels won, where to look."""
     images = document["images"]
     winners: dict[str, int] = {}
@@ -353,7 +408,8 @@ def prompt_summary_line(document: dict[str, Any], sheet_path: str | Path) -> str
     return (
         f"{document['prompt_id']}: {len(images)} image{'s' if len(images) != 1 else ''}, "
         f"top: {counts}; surest {surest['image_id']} {surest['top_label']} "
-        f"({surest['top_probability']:.3f}); contact sheet {sheet_path}"
+        f"({surest['top_probability']:.3f}); "
+        + (f"contact sheet {sheet_path}" if sheet_path is not None else "no contact sheet")
     )
 
 

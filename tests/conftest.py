@@ -179,6 +179,8 @@ SHARDED_CONFIG: dict[str, Any] = {
     **{key: value for key, value in SMALL_CONFIG.items() if key != "prompts"},
     "prompts": "prompts.tsv",
     "shards": 4,
+    # every picture drawn, to compare them with the unsharded run's (the caps: unit tests)
+    "figures": {"charts": None, "contact_sheets": None},
 }
 
 

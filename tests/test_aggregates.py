@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from sdcnn.fileio import dumps_json
 from sdcnn.manifest import SCHEMA, backends_used, manifest_document, output_files, write_manifest
 from sdcnn.step import StepError
 from sdcnn.summary import FIXED_COLUMNS, read_predictions, summary_rows, write_summary
@@ -215,3 +216,60 @@ def test_write_manifest_writes_the_document(
     assert written == manifest_document(outputs, predictions, "1" * 64, stamp, "9.9.9")
     assert (written["versions"]["julia"], written["versions"]["snakemake"]) == ("1.11.2", "9.9.9")
     assert Path("results/manifest.json").read_text(encoding="utf-8").endswith("}\n")
+
+
+def test_streamed_manifest_is_the_documents_bytes_with_images_and_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """write_manifest streams its entries: the bytes must be the document's, in the
+    document's file order (part by part: "a/x" before "a-b/x"), kernels included."""
+    from PIL import Image, PngImagePlugin
+
+    monkeypatch.chdir(tmp_path)
+    for name, made_on in (("a/x.png", '{"cpu": 1}'), ("a-b/x.png", '{"cpu": 2}'),
+                          ("a/y.png", '{"cpu": 1}'), ("a/z.png", None)):  # fmt: skip
+        path = Path("results/images") / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        info = PngImagePlugin.PngInfo()
+        if made_on is not None:
+            info.add_text("made_on", made_on)
+        Image.new("RGB", (2, 2)).save(path, pnginfo=info)
+    Path("results/images/a/.hidden").write_text("x")
+    outputs = ["results/images", "results/missing.csv"]
+    write_manifest("results/manifest.json", outputs, [], "2" * 64)
+    expected = dumps_json(manifest_document(outputs, [], "2" * 64))
+    assert Path("results/manifest.json").read_text(encoding="utf-8") == expected
+    document = json.loads(expected)
+    assert [entry["path"] for entry in document["files"]] == [
+        "results/images/a/x.png", "results/images/a/y.png", "results/images/a/z.png",
+        "results/images/a-b/x.png",
+    ]  # fmt: skip
+    assert [kernel["images"] for kernel in document["kernels"]["images"]] == [2, 1]
+    write_manifest("results/empty.json", [], [], "2" * 64)
+    assert Path("results/empty.json").read_text(encoding="utf-8") == dumps_json(
+        manifest_document([], [], "2" * 64)
+    )
+
+
+def test_streamed_summary_is_the_tables_bytes(tmp_path: Path) -> None:
+    """write_summary streams its rows: the JSON must be what dumps_json makes of the whole
+    table, and the CSV what csv_text makes of it, for labelled and unlabelled images."""
+    from sdcnn.summary import csv_text, split_metrics
+
+    documents = [prediction(f"p{k}", [[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]) for k in range(3)]
+    documents[1]["prompt_id"] = "ünï"
+    for image, (label, split) in zip(
+        documents[0]["images"], (("ship", "holdout"), ("dog", "train")), strict=True
+    ):
+        image.update(label=label, split=split, correct=label == image["top_label"])
+    write_documents(tmp_path, documents)
+    order = ["p2", "ünï", "p0"]
+    metrics = write_summary([tmp_path], str(tmp_path / "s.csv"), str(tmp_path / "s.json"), order)
+    by_id = {document["prompt_id"]: document for document in documents}
+    rows = summary_rows([by_id[prompt_id] for prompt_id in order])
+    columns = [*FIXED_COLUMNS, *(f"p_{label}" for label in LABELS)]
+    assert metrics == split_metrics(rows, LABELS)
+    assert metrics["holdout"]["n_images"] == 1 and metrics["train"]["accuracy"] == 0.0
+    table = {"columns": columns, "rows": rows, "metrics": metrics}
+    assert (tmp_path / "s.json").read_text(encoding="utf-8") == dumps_json(table)
+    assert (tmp_path / "s.csv").read_text(encoding="utf-8") == csv_text(rows, columns)

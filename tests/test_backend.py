@@ -256,6 +256,7 @@ def test_switching_to_flux_plans_only_the_julia_setup_and_predict(
         "instantiate_julia": 1,
         "predict": 2,
         "figures": 2,  # each prompt's pictures follow its predictions
+        "dataset": 2,  # and its records in the data set
     }
     # a job where predict runs (its GPU request, its SLURM partition), not on the login node
     assert "\nrule instantiate_julia:" in result.stdout, result.stdout

@@ -405,3 +405,43 @@ def test_report_build(small_run: Path, tmp_path: Path) -> None:
     assert median.text == minimum.text == maximum.text, "one build has one time"
     megabytes = report.stat().st_size / 1e6
     assert_consistent(size, Figure(megabytes, megabytes, f"{megabytes}"), "report size in MB")
+
+
+def test_aggregates_scale() -> None:
+    output = run_benchmark("aggregates_scale.py", "--rows", "60", "150", "--shards", "3")
+    for rows in (60, 150):
+        assert re.search(rf"^{rows} rows \(", output, re.M), output
+    steps = figures(
+        r"^  (?:summary|summary_page|manifest) +{n} s +{n} us a row +peak RSS +{n} MB +"
+        r"output +{n} MB$", output, "aggregate steps",
+    )  # fmt: skip
+    assert len(steps) == 6, output
+    rows = [60] * 3 + [150] * 3
+    for (seconds, per_row, rss, size), n in zip(steps, rows, strict=True):
+        assert_positive(seconds, "seconds")
+        assert_positive(rss, "peak RSS")
+        assert_positive(size, "output size")
+        assert_consistent(per_row, seconds * (1e6 / n), "microseconds a row")
+
+
+def test_run_scale(tmp_path: Path) -> None:
+    output = run_benchmark(
+        "run_scale.py", "--prompts", "4", "--shards", "2", "--size", "32", "--steps", "2",
+        "--report-repeats", "1",
+    )  # fmt: skip
+    (images,) = one(r": {n} images; snakemake \(the whole run\)", output, "images")
+    assert images.value == 4
+    rules = figures(r"^\w+ +{n} +{n} +{n} +{n} +{n}%$", output, "rule rows")
+    named = re.findall(r"^(\w+) +\d+ +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+%$", output, re.M)
+    assert {"generate", "preprocess", "predict", "figures", "dataset", "summary"} <= set(named)
+    generate_cpu = rules[named.index("generate")][2]
+    for (_jobs, _wall, cpu, per_image, share), rule in zip(rules, named, strict=True):
+        assert_consistent(per_image, cpu * (1000 / 4), f"{rule}: CPU ms an image")
+        assert_consistent(share, cpu / generate_cpu * 100, f"{rule}: share of generate")
+    (other, share, generate, *_rest) = one(
+        r"^every step but generate: CPU {n} s = {n}% of generate's {n} s; wall {n} s = {n}% of "
+        r"generate's {n} s", output, "the steps after generate",
+    )  # fmt: skip
+    assert_consistent(share, other / generate * 100, "share of generate")
+    assert re.search(r"^snakemake --report, .*; [\d.]+ MB \(goal < 10 s\)$", output, re.M)
+    assert re.search(r"^files under results/: \d+: .*dataset 2", output, re.M), output

@@ -202,3 +202,109 @@ def test_log_lines_split_carriage_returns(caplog: pytest.LogCaptureFixture) -> N
     assert stream.write("\rstep 1\rstep 2\n") == len("\rstep 1\rstep 2\n")
     stream.write("\rstep 2")
     assert [record.getMessage() for record in caplog.records] == ["step 1", "step 2"]
+
+
+# ---- what is drawn grows with what a person can look at (figures.*)
+
+
+def test_quota_shares_the_runs_pictures_out_over_the_shards() -> None:
+    from sdcnn.layout import quota
+
+    assert [quota(24, index, 8) for index in range(8)] == [3] * 8
+    assert [quota(10, index, 4) for index in range(4)] == [3, 3, 2, 2]
+    assert sum(quota(7, index, 100) for index in range(100)) == 7
+    assert quota(None, 3, 4) is None
+    with pytest.raises(ValueError):
+        quota(5, 4, 4)
+
+
+def labelled(doc: dict, *meant: str | None) -> dict:
+    for image, label in zip(doc["images"], meant, strict=True):
+        image.update(label=label, correct=None if label is None else label == image["top_label"])
+    return doc
+
+
+def test_the_images_most_worth_a_look_are_the_wrong_then_the_least_sure() -> None:
+    a = labelled(document("a", [probabilities(0.1, 0.7, 0.1, 0.1),
+                                probabilities(0.4, 0.2, 0.2, 0.2)]), "dog", None)  # fmt: skip
+    b = labelled(document("b", [probabilities(0.1, 0.1, 0.8, 0.0),
+                                probabilities(0.3, 0.3, 0.3, 0.1)]), "cat", None)  # fmt: skip
+    worst = plots.worst_images([a, b], 2)  # b_000 is wrong; b_001 (0.3) is the least sure
+    assert [image["image_id"] for _, image in worst] == ["b_000", "b_001"]
+    assert [prompt for prompt, _ in plots.worst_images([a, b], 3)] == ["a", "b", "b"]
+    assert len(plots.worst_images([a, b], None)) == 4
+    assert plots.worst_prompts([a, b], 1) == ["b"]
+    assert plots.worst_prompts([a, b], 5) == ["a", "b"]
+    sheet = plots.sheet_document(a, 1)
+    assert [image["image_id"] for image in sheet["images"]] == ["a_001"]
+    assert sheet["shown_of"] == 2 and len(a["images"]) == 2  # the document is left as it was
+    assert plots.sheet_document(a, 2) is a
+
+
+def write_shard(tmp_path: Path, prompts: dict[str, int]) -> dict:
+    """A sharded layout's predictions, images and previews for ``prompts`` (id: images)."""
+    rng = np.random.default_rng(1)
+    root = {kind: tmp_path / kind for kind in ("predictions", "images", "previews")}
+    specs = []
+    for prompt_id, n in prompts.items():
+        rows = [probabilities(*rng.dirichlet([1.0] * 4)) for _ in range(n)]
+        (root["predictions"] / f"{prompt_id}.json").parent.mkdir(exist_ok=True)
+        (root["predictions"] / f"{prompt_id}.json").write_text(
+            json.dumps(document(prompt_id, rows))
+        )
+        for kind, shape in (("images", (16, 16, 3)), ("previews", (8, 8))):
+            folder = root[kind] / prompt_id
+            folder.mkdir(parents=True)
+            for index in range(n):
+                pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{prompt_id}_{index:03d}.png")
+        specs.append({"prompt_id": prompt_id, "text": prompt_id, "negative_prompt": "",
+                      "n_images": n})  # fmt: skip
+    return {"prompts": specs, **root}
+
+
+def test_shard_figures_draw_within_the_limits(tmp_path: Path) -> None:
+    from sdcnn.layout import ShardLayout
+
+    shard = write_shard(tmp_path, {"p1": 3, "p2": 1, "p3": 2})
+    lines = plots.write_shard_figures(
+        prompts=shard["prompts"], layout=ShardLayout(True), predictions=shard["predictions"],
+        image_dir=shard["images"], preview_dir=shard["previews"],
+        charts_dir=tmp_path / "charts", contact_sheets=tmp_path / "sheets",
+        charts=2, sheets=2, sheet_images=2,
+    )  # fmt: skip
+    documents = [json.loads((shard["predictions"] / f"p{k}.json").read_text()) for k in (1, 2, 3)]
+    charted = sorted(p.stem for p in (tmp_path / "charts").rglob("*.png"))
+    assert charted == sorted(image["image_id"] for _, image in plots.worst_images(documents, 2))
+    sheets = sorted(p.stem for p in (tmp_path / "sheets").glob("*.png"))
+    assert sheets == sorted(plots.worst_prompts(documents, 2))
+    assert len(lines) == 3 and sum("no contact sheet" in line for line in lines) == 1
+
+
+def test_a_large_summary_page_shows_a_sample_of_the_rows_most_worth_a_look(
+    tmp_path: Path,
+) -> None:
+    from sdcnn.pages import read_summary_csv, write_summary_page
+    from sdcnn.summary import write_summary
+
+    rng = np.random.default_rng(2)
+    for k in range(6):
+        rows = [probabilities(*rng.dirichlet([1.0] * 4)) for _ in range(5)]
+        doc = document(f"q{k}", rows)
+        doc.update(backend="torch", device="cpu")
+        (tmp_path / f"q{k}.json").write_text(json.dumps(doc))
+    write_summary([tmp_path], str(tmp_path / "s.csv"), str(tmp_path / "s.json"))
+    table = json.loads((tmp_path / "s.json").read_text())
+    least_sure = sorted(table["rows"], key=lambda row: row["top_probability"])[:7]
+    page = summary_page(table["columns"], table["rows"], table["metrics"], limit=7)
+    assert "7 of the 30 images are shown" in page and page.count("<tr") == 8
+    for row in table["rows"]:
+        assert (f"<td>{row['image_id']}</td>" in page) == (row in least_sure)
+    columns, sample, total, metrics = read_summary_csv(tmp_path / "s.csv", limit=7)
+    assert (columns, total, metrics) == (table["columns"], 30, table["metrics"])
+    assert sample == [row for row in table["rows"] if row in least_sure]  # the JSON's values
+    assert summary_page(columns, sample, metrics, limit=7, total=total) == page
+    write_summary_page(tmp_path / "s.csv", tmp_path / "a.html")  # under the limit: every row
+    write_summary_page(tmp_path / "s.json", tmp_path / "b.html")
+    assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
+    assert "images are shown" not in (tmp_path / "a.html").read_text()

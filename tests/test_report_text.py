@@ -138,6 +138,7 @@ def fake_job(text: str, plan: Path) -> SimpleNamespace:
             },
             "preprocess": {"size": 32, "grayscale": True},
             "classifier": {"backend": "torch", "labels": ["a", "b"], "weights": None},
+            "figures": {"charts": 24, "contact_sheets": None, "sheet_images": 16},
             "prompts": {"p_-1": {"text": text, "negative_prompt": text, "n_images": 1}},
         },
     )
@@ -145,7 +146,7 @@ def fake_job(text: str, plan: Path) -> SimpleNamespace:
 
 TEMPLATES = sorted(path.name for path in (REPO / "report").glob("*.rst"))
 # the link targets Snakemake appends to every caption (one per panel and category)
-PANELS = ["Workflow", "Statistics", "Contact sheets", "Images", "Probabilities", "Summary"]
+PANELS = ["Workflow", "Statistics", "Contact sheets", "Probabilities", "Summary"]
 CATEGORIES = ["Run info", "Training"]
 LINKS = "".join(f"\n.. _{name}: javascript:void(0)" for name in [*PANELS, *CATEGORIES])
 
@@ -232,12 +233,26 @@ def test_report_shows_the_prompts_verbatim(rst_report: tuple[str, str]) -> None:
     description = shown_text(json.loads(re.search(r"var workflow_desc = (.*?);\n", page)[1]))
     for prompt_id, prompt in RST_PROMPTS.items():
         texts = [prompt["text"], prompt.get("negative_prompt")]
-        image = shown_text(results[f"results/images/{prompt_id}/{prompt_id}_000.png"]["caption"])
         sheet = shown_text(results[f"results/contact_sheets/{prompt_id}.png"]["caption"])
-        assert f"prompt {prompt_id}: {prompt['text']}" in image
+        chart = shown_text(results[f"results/charts/{prompt_id}/{prompt_id}_000.png"]["caption"])
         assert f"prompt {prompt_id}: {prompt['text']}" in sheet
+        assert prompt_id in chart
         assert f"{prompt_id}, 1 image: {prompt['text']}" in description
         for text in filter(None, texts):
-            assert text in image and text in description
+            assert text in description
     for entry in results.values():
         assert "system-message" not in entry["caption"]
+
+
+def test_report_params_are_short_in_the_report_and_whole_for_reruns_and_scripts() -> None:
+    import pickle
+
+    from sdcnn.rst import ReportParam, report_param
+
+    prompts = [{"prompt_id": f"p{i}", "text": "a circle"} for i in range(1000)]
+    param = report_param(lambda wildcards: prompts)(None)
+    assert str(param) == f"{param}" == "[1000 items]"  # what Snakemake's report writes
+    assert repr(param) == repr(prompts)  # what its re-run check compares
+    restored = pickle.loads(pickle.dumps(param))  # what a job's script gets
+    assert type(restored) is list and restored == prompts
+    assert ReportParam(["a"]) == ["a"] and ReportParam(["a"]) != ["b"]

@@ -39,9 +39,10 @@ RULES = PromptRules.from_schema(load_schema(REPO / "config" / "schema.yaml"))
 
 PROMPT_IDS = list(SMALL_CONFIG["prompts"])
 # the per-prompt chain, in order: a change at one stage re-runs it and every later stage,
-# and then the prompt's pictures for people (probability charts and contact sheet)
+# and then the prompt's pictures for people (probability charts and contact sheet) and its
+# records in the data set export
 CHAIN = ["generate", "preprocess", "predict"]
-PICTURES = ["figures"]
+PICTURES = ["figures", "dataset"]
 AGGREGATES = {"summary", "manifest", "all", "summary_page", "run_info"}
 
 
@@ -445,8 +446,10 @@ CODE_CASES = {
     "sdcnn/demo_model.py": set(),  # builds the random test pipeline: no step imports it
     "sdcnn/codedeps.py": set(),  # used by the Snakefile only, by no step
     "sdcnn/progress.py": FROM_GENERATE | TRAIN,
-    "sdcnn/plots.py": pictures(*PICTURES) | TRAIN,  # training draws its curve
-    "scripts/figures.py": pictures(*PICTURES),
+    "sdcnn/plots.py": pictures("figures") | TRAIN,  # training draws its curve
+    "scripts/figures.py": pictures("figures"),
+    "scripts/dataset.py": pictures("dataset"),
+    "sdcnn/dataset.py": pictures("dataset"),
     "sdcnn/pages.py": set(),  # the summary and run-info pages: aggregates only
 }
 

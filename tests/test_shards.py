@@ -33,7 +33,7 @@ pytestmark = pytest.mark.pipeline
 ROWS = sheet_rows()
 SHARDS = assign_shards([row["prompt_id"] for row in ROWS], SHARDED_CONFIG["shards"])
 SHARD_OF = {prompt_id: shard for shard, members in SHARDS.items() for prompt_id in members}
-PER_SHARD_RULES = ("generate", "preprocess", "predict", "figures")
+PER_SHARD_RULES = ("generate", "preprocess", "predict", "figures", "dataset")
 
 
 def planned(workdir: Path) -> dict[str, set[str]]:
