@@ -52,7 +52,7 @@ def main(workdir: Path) -> None:
     from sdcnn.prediction import predict_shard, with_truth
     from sdcnn.preprocessing import preprocess_shard
     from sdcnn.prompts import PromptRules, assign_shards, load_prompts
-    from sdcnn.provenance import config_sha256
+    from sdcnn.provenance import config_sha256, output_config
     from sdcnn.safety import with_verdicts
     from sdcnn.summary import write_summary
     from sdcnn.training import TrainingSettings, train_classifier
@@ -145,14 +145,14 @@ def main(workdir: Path) -> None:
         )  # fmt: skip
         predictions.append(prediction)
     write_summary(predictions, f"{results}/summary.csv", f"{results}/summary.json", list(prompts))
-    output_config = {key: value for key, value in config.items() if key != "store"}
+    config_for_outputs = output_config(config)
     data_outputs += [*predictions, f"{results}/summary.csv", f"{results}/summary.json"]
     write_manifest(
         f"{results}/manifest.json", data_outputs, predictions,
-        config_sha256({**output_config, "prompts": prompts}),
+        config_sha256({**config_for_outputs, "prompts": prompts}),
     )  # fmt: skip
     write_summary_page(f"{results}/summary.csv", f"{results}/summary.html")
-    write_run_info(output_config, f"{results}/manifest.json", f"{results}/run_info.html")
+    write_run_info(config_for_outputs, f"{results}/manifest.json", f"{results}/run_info.html")
 
 
 if __name__ == "__main__":

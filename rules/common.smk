@@ -554,13 +554,10 @@ def get_julia_stamp_input(wildcards):
 
 
 def output_config():
-    """The validated config, less what never changes an output: the image store, and
-    what a GPU job does where no GPU works (its outputs record where they were made)."""
-    return {
-        key: value
-        for key, value in config.items()
-        if key not in ("store", "gpu_fallback")
-    }
+    """The validated config, less what never changes an output (sdcnn.provenance)."""
+    from sdcnn.provenance import output_config as without_non_output_keys
+
+    return without_non_output_keys(config)
 
 
 def config_hash():

@@ -63,6 +63,16 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+# top-level config keys that never change an output: the image store (it only saves
+# recomputing), and what a GPU job does where no GPU works (outputs record where they ran)
+NOT_OUTPUT_KEYS = ("store", "gpu_fallback")
+
+
+def output_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The validated config less NOT_OUTPUT_KEYS: what the manifest's hash covers."""
+    return {key: value for key, value in config.items() if key not in NOT_OUTPUT_KEYS}
+
+
 def config_sha256(config: dict[str, Any]) -> str:
     """Hash of the configuration after defaults are filled in: equal configs, equal hashes."""
     return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()
