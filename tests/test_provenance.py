@@ -46,3 +46,25 @@ def test_julia_versions_come_from_the_instantiate_stamp(tmp_path) -> None:  # no
     assert document["versions"]["Flux"] == "0.16.5" and document["versions"]["julia"] == "1.10.4"
     assert document["versions"]["snakemake"] == "9.0.0"
     assert document["versions"]["torch"] == metadata.version("torch")
+
+
+def test_env_file_versions_read_the_conda_pins_under_the_reported_names() -> None:
+    from sdcnn.provenance import env_file_versions
+
+    env = {"dependencies": ["python =3.11", "pytorch =2.13.0", "pytorch-gpu =2.13.0",
+                            "diffusers ==0.42.1", "numpy", {"pip": ["x==1"]}]}  # fmt: skip
+    assert env_file_versions(env, ("torch", "diffusers", "transformers")) == {
+        "python": "3.11", "torch": "2.13.0", "diffusers": "0.42.1", "transformers": None,
+    }  # fmt: skip
+
+
+def test_the_planned_runtime_follows_the_gpu_request() -> None:
+    from sdcnn.generation import planned_runtime
+
+    versions = {"torch": "2.13.0"}
+    assert planned_runtime(gpus=0, precision="fp16", versions=versions) == {
+        "device": "cpu", "dtype": "float32", "versions": versions,
+    }  # fmt: skip
+    on_gpu = planned_runtime(gpus=1, precision="auto", versions=versions)
+    assert (on_gpu["device"], on_gpu["dtype"]) == ("cuda", "float16")
+    assert planned_runtime(gpus=1, precision="bf16", versions={})["dtype"] == "bfloat16"
