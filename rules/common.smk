@@ -74,9 +74,8 @@ if WORKFLOW_DIR is None and (problem := remote_package_problem()):
 
 import sdcnn
 
-PACKAGE_DIR = Path(
-    sdcnn.__file__
-).parent  # the code the steps run, and whose digests count
+# the code the steps run, and whose digests count
+PACKAGE_DIR = Path(sdcnn.__file__).parent
 
 from sdcnn.configcheck import ConfigError, check_config, load_schema
 from sdcnn.prompts import assign_shards, checked_prompts

@@ -239,29 +239,21 @@ def predict_shard(
     if backend not in BACKENDS:
         raise StepError(f"unknown prediction backend {backend!r}; one of {BACKENDS}")
     with layout.files(output, ".json") as path_of:
+        shard = {
+            "batches": batches,
+            "weights_path": weights_path,
+            "labels": labels,
+            "path_of": path_of,
+            "gpus": gpus,
+            "gpu_fallback": gpu_fallback,
+            "threads": threads,
+        }
         if backend == "torch":
-            predict_batches_torch(
-                batches=batches,
-                weights_path=weights_path,
-                labels=labels,
-                path_of=path_of,
-                gpus=gpus,
-                gpu_fallback=gpu_fallback,
-                threads=threads,
-            )
+            predict_batches_torch(**shard)
         else:
             from sdcnn.julia import predict_batches_flux
 
-            predict_batches_flux(
-                batches=batches,
-                weights_path=weights_path,
-                labels=labels,
-                path_of=path_of,
-                gpus=gpus,
-                gpu_fallback=gpu_fallback,
-                threads=threads,
-                project_dir=Path(julia_project),
-            )
+            predict_batches_flux(**shard, project_dir=Path(julia_project))
 
 
 def predict_prompt(
