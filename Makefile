@@ -21,9 +21,9 @@ $(VENV)/.dev-deps: requirements-dev.txt requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-dev.txt
 	touch $@ $(VENV)/.run-deps
 
-# sdcnn.locks: the lock of a killed run goes, when its holder is known to be dead
+# sdcnn.workflow.locks: the lock of a killed run goes, when its holder is known to be dead
 run: $(VENV)/.run-deps
-	$(BIN)/python -m sdcnn.locks
+	$(BIN)/python -m sdcnn.workflow.locks
 	$(BIN)/snakemake --cores $(CORES)
 
 # three pytest workers on 2 cores: much of the suite waits (the SLURM tests are 1/4 CPU,

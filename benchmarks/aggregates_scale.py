@@ -6,9 +6,9 @@
 Writes synthetic prediction files (``--images-per-prompt`` images each, 3 labels, half of
 them labelled, in ``--shards`` shard folders) and one small file per row standing for its
 tensor, then times, each in a fresh process that reports its own peak RSS:
-- summary (``sdcnn.summary.write_summary``): the CSV and JSON of every row;
-- summary_page (``sdcnn.pages.write_summary_page`` from the CSV): a sample of the rows;
-- manifest (``sdcnn.manifest.write_manifest``): sha256 and size of every row's file.
+- summary (``sdcnn.reporting.summary.write_summary``): the CSV and JSON of every row;
+- summary_page (``sdcnn.reporting.pages.write_summary_page`` from the CSV): a sample of the rows;
+- manifest (``sdcnn.reporting.manifest.write_manifest``): sha256 and size of every row's file.
 Prints seconds, microseconds a row and peak RSS for each size: linear with a small
 constant means the same microseconds a row and a flat peak at every size.  ``--code DIR``
 runs the steps of another checkout (its ``sdcnn`` package), e.g. an older commit's
@@ -33,17 +33,17 @@ LABELS = ["circle", "square", "triangle"]
 
 STEPS = {
     "summary": (
-        "from sdcnn.summary import write_summary\n"
+        "from sdcnn.reporting.summary import write_summary\n"
         "write_summary([str(p) for p in sorted(Path('predictions').iterdir())],"
         " 'summary.csv', 'summary.json')"
     ),
     "summary_page": (  # from the CSV where the code reads it (streamed), else the JSON
-        "from sdcnn import pages\n"
+        "from sdcnn.reporting import pages\n"
         "streamed = hasattr(pages, 'read_summary_csv')\n"
         "pages.write_summary_page('summary.csv' if streamed else 'summary.json', 'summary.html')"
     ),
     "manifest": (
-        "from sdcnn.manifest import write_manifest\n"
+        "from sdcnn.reporting.manifest import write_manifest\n"
         "write_manifest('manifest.json', ['tensors', 'summary.csv'], [], '0' * 64)"
     ),
 }

@@ -3,12 +3,12 @@
     .venv/bin/python benchmarks/cross_kernels.py [--pictures 108] [--epochs 200] [--runs]
 
 1. Training: the default config's classifier training (its settings; drawn shape pictures
-   at 32x32 as the images) in float32 and in float64 (what sdcnn.training does), each
-   natively and under the other kernels (sdcnn.reproducibility.OTHER_KERNELS: ATen without
+   at 32x32 as the images) in float32 and in float64 (what sdcnn.classify.training does), each
+   natively and under the other kernels (sdcnn.workflow.reproducibility.OTHER_KERNELS: ATen without
    SIMD, oneDNN limited to SSE4.1, ...): the time of each, and how far the weights of the
    two kernel paths are apart.
 2. With ``--runs``: the default config run end to end natively and under the other kernels
-   (image store off), compared by ``sdcnn.reproducibility.compare_runs``.
+   (image store off), compared by ``sdcnn.workflow.reproducibility.compare_runs``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from common import REPO, copy_workflow, machine
 
-from sdcnn.reproducibility import compare_runs, other_kernels_environment
+from sdcnn.workflow.reproducibility import compare_runs, other_kernels_environment
 
 WORKER = "--train-worker"  # this script, run again in a child: one training, its weights out
 
@@ -34,9 +34,9 @@ def train_once(dtype: str, pictures: int, epochs: int, out: Path) -> None:
     """Train as the default config says, in ``dtype``; weights to ``out`` (.npz)."""
     import yaml
 
-    from sdcnn import training
-    from sdcnn.preprocessing import to_tensor
-    from sdcnn.shapes import draw_picture
+    from sdcnn.classify import training
+    from sdcnn.demo.pictures import draw_picture
+    from sdcnn.preprocess.image_to_tensor import to_tensor
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
     labels = config["classifier"]["labels"]

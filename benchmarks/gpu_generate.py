@@ -12,10 +12,10 @@ Prints images/s, 25 DDIM steps, guidance 7.5 (two UNet passes per step), for:
 1. diffusers' defaults: float32, one image per call (SDPA attention is already the
    default with torch 2);
 2. the project's generate settings (``generation.precision``, ``batch_size``, ``compile``;
-   channels-last on CUDA): ``sdcnn.generation.prepare_for_device`` + ``generate_images``;
+   channels-last on CUDA): ``sdcnn.generate.pipeline.prepare_for_device`` + ``generate_images``;
 and the UNet's model FLOPs per image (torch.utils.flop_counter, 2 per multiply-add) against
 the GPU's bf16 peak (its dense spec figure, and an 8192^3 bf16 matmul measured here).
-Also the CNN (``sdcnn.cnn``) on the GPU vs the CPU.
+Also the CNN (``sdcnn.classify.cnn``) on the GPU vs the CPU.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def sd15_pipeline(device: str):  # noqa: ANN201
     from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from sdcnn.demo_model import build_demo_pipeline
+    from sdcnn.demo.model import build_demo_pipeline
 
     demo = build_demo_pipeline(seed=0)  # its byte-level tokenizer and DDIM scheduler
     torch.manual_seed(0)
@@ -129,9 +129,9 @@ def measured_bf16_tflops() -> float:
 def cnn_rates(device: str) -> dict[str, float]:
     import torch
 
-    from sdcnn.cnn import FluxCNN
-    from sdcnn.prediction import predict_torch
-    from sdcnn.weights import init_weights
+    from sdcnn.classify.cnn import FluxCNN
+    from sdcnn.classify.prediction import predict_torch
+    from sdcnn.classify.weights import init_weights
 
     model = FluxCNN(init_weights(seed=0, in_channels=1, image_size=224, n_labels=10))
     batch = torch.rand(64, 1, 224, 224).numpy()
@@ -157,21 +157,21 @@ def main() -> None:  # noqa: PLR0915
     if args.smoke:
         args.images, args.batch, args.steps, args.size = 2, 2, 2, 64
 
-    from sdcnn.step import set_hub_mode
+    from sdcnn.workflow.step import set_hub_mode
 
     set_hub_mode(offline=True)  # quiet, and never a network request
     import torch
 
-    from sdcnn.demo_model import save_demo_pipeline
-    from sdcnn.generation import (
+    from sdcnn.demo.model import save_demo_pipeline
+    from sdcnn.generate.model_source import ModelSource
+    from sdcnn.generate.pipeline import (  # fmt: skip
         GenerationSettings,
-        ModelSource,
         PromptSpec,
         diffusion_dtype,
         generate_images,
         load_pipeline,
         prepare_for_device,
-    )  # fmt: skip
+    )
 
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
     if device == "cpu" and not args.smoke:

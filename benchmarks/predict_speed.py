@@ -6,7 +6,7 @@ Both classify the same .npy tensors (1x224x224 float32) with the same network an
 the same torch thread count:
 - raw loop: np.load + one eager forward per image (batch 1) of the network written the
   plain way, as an ``nn.Sequential`` of Conv2d/ReLU/MaxPool2d/Flatten/Linear/Softmax;
-- the step's function, ``sdcnn.prediction.predict_prompt`` (torch): loads and checks every
+- the step's function, ``sdcnn.classify.prediction.predict_prompt`` (torch): loads and checks every
   tensor, runs the network (channels-last, one image per forward), and writes the
   prediction JSON with sha256 of every input.
 It also prints the GFLOP/s reached (FLOPs counted by torch.utils.flop_counter, 2 per
@@ -32,7 +32,7 @@ def plain_network(weights):  # noqa: ANN001, ANN201
     import torch
     from torch import nn
 
-    from sdcnn.cnn import correlation_kernel
+    from sdcnn.classify.cnn import correlation_kernel
 
     tensors = weights.tensors
     conv1 = nn.Conv2d(weights.in_channels, 16, 3, padding=1)
@@ -68,9 +68,9 @@ def main() -> None:
 
     import torch
 
-    from sdcnn.cnn import FluxCNN
-    from sdcnn.prediction import predict_prompt
-    from sdcnn.weights import init_weights, save_weights
+    from sdcnn.classify.cnn import FluxCNN
+    from sdcnn.classify.prediction import predict_prompt
+    from sdcnn.classify.weights import init_weights, save_weights
 
     torch.set_num_threads(args.threads)
     labels = [f"label{i}" for i in range(10)]
@@ -124,7 +124,7 @@ def main() -> None:
         f"{args.images} tensors 1x{args.size}x{args.size}, torch {torch.__version__}, "
         f"{args.threads} thread(s); {flops / 1e9:.3f} GFLOP per image (2 FLOP per multiply-add)"
     )
-    print(f"plain network vs sdcnn.cnn.FluxCNN: max |difference| {agreement:.1e}")
+    print(f"plain network vs sdcnn.classify.cnn.FluxCNN: max |difference| {agreement:.1e}")
     for name, runs in times.items():
         rate = args.images / min(runs)
         gflops = rate * flops / 1e9

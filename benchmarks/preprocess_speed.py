@@ -4,8 +4,8 @@
 
 Both read the same PNGs and make 224x224 grayscale tensors with INTER_AREA:
 - raw loop: cv2.imread + cvtColor + resize + np.save (uint8, nothing else);
-- the step's function, ``sdcnn.preprocessing.preprocess_prompt``: also float32 in [0, 1],
-  the input checks, a preview PNG per image, and atomic output folders;
+- the step's function, ``sdcnn.preprocess.image_to_tensor.preprocess_prompt``: also float32
+  in [0, 1], the input checks, a preview PNG per image, and atomic output folders;
 - the whole Snakemake job (``snakemake --forcerun preprocess``), process start included.
 OpenCV runs on one thread in both loops, as the workflow pins it.
 """
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    from sdcnn.preprocessing import preprocess_prompt
+    from sdcnn.preprocess.image_to_tensor import preprocess_prompt
 
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)

@@ -18,14 +18,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sdcnn.step import pin_threads, set_hub_mode  # noqa: E402
+from sdcnn.workflow.step import pin_threads, set_hub_mode  # noqa: E402
 
 
 def main(workdir: Path) -> None:
     os.chdir(workdir)  # outputs record relative paths, as in the workflow
     import yaml
 
-    from sdcnn.configcheck import load_schema, validate_config
+    from sdcnn.config.check import load_schema, validate_config
 
     schema = load_schema(REPO / "config" / "schema.yaml")
     config = validate_config(yaml.safe_load(Path("config/config.yaml").read_text()), schema)
@@ -37,26 +37,23 @@ def main(workdir: Path) -> None:
 
     from dataclasses import asdict
 
-    from sdcnn.dataset import write_shard_dataset
-    from sdcnn.generation import (
-        GenerationSettings,
-        PromptSpec,
-        generate_shard,
-        resolve_model_source,
-    )
-    from sdcnn.layout import ShardLayout, quota, shard_batches
-    from sdcnn.manifest import write_manifest
-    from sdcnn.naming import image_ids
-    from sdcnn.pages import write_run_info, write_summary_page
-    from sdcnn.plots import write_shard_figures
-    from sdcnn.prediction import predict_shard, with_truth
-    from sdcnn.preprocessing import preprocess_shard
-    from sdcnn.prompts import PromptRules, assign_shards, load_prompts
-    from sdcnn.provenance import config_sha256, output_config
-    from sdcnn.safety import with_verdicts
-    from sdcnn.summary import write_summary
-    from sdcnn.training import TrainingSettings, train_classifier
-    from sdcnn.weights import init_weights, save_weights
+    from sdcnn.classify.prediction import predict_shard, with_truth
+    from sdcnn.classify.training import TrainingSettings, train_classifier
+    from sdcnn.classify.weights import init_weights, save_weights
+    from sdcnn.config.prompts import PromptRules, assign_shards, load_prompts
+    from sdcnn.core.naming import image_ids
+    from sdcnn.core.provenance import config_sha256, output_config
+    from sdcnn.core.shards import ShardLayout, quota, shard_batches
+    from sdcnn.export.webdataset_tars import write_shard_dataset
+    from sdcnn.generate.model_source import resolve_model_source
+    from sdcnn.generate.pipeline import GenerationSettings, PromptSpec
+    from sdcnn.generate.safety_checker import with_verdicts
+    from sdcnn.generate.shard_generator import generate_shard
+    from sdcnn.preprocess.image_to_tensor import preprocess_shard
+    from sdcnn.reporting.figures import write_shard_figures
+    from sdcnn.reporting.manifest import write_manifest
+    from sdcnn.reporting.pages import write_run_info, write_summary_page
+    from sdcnn.reporting.summary import write_summary
 
     prompts = load_prompts(config["prompts"], PromptRules.from_schema(schema, clf["labels"]))
     shards = assign_shards(prompts, config["shards"])

@@ -2,7 +2,7 @@
 #
 #     julia --project=julia julia/predict.jl --plan PLAN.json
 #
-# where PLAN.json (`sdcnn-predict-plan/1`, written by sdcnn/julia.py) names the weights,
+# where PLAN.json (`sdcnn-predict-plan/1`, written by sdcnn/classify/flux_backend.py) names the weights,
 # the labels, the GPUs to ask for, and every prompt's tensors and output file; it writes
 # each prompt's `sdcnn-predictions/1` JSON of docs/equivalence.md (see SDCNN.main).
 # Including this file, as julia/test/runtests.jl does, runs nothing.

@@ -77,8 +77,8 @@ import sdcnn
 # the code the steps run, and whose digests count
 PACKAGE_DIR = Path(sdcnn.__file__).parent
 
-from sdcnn.configcheck import ConfigError, check_config, load_schema
-from sdcnn.prompts import assign_shards, checked_prompts
+from sdcnn.config.check import ConfigError, check_config, load_schema
+from sdcnn.config.prompts import assign_shards, checked_prompts
 
 SCHEMA_PATH = Path(workflow.source_path("../config/schema.yaml"))
 
@@ -131,7 +131,7 @@ def package_code(script):
     """{file: digest of its code} for the script and the package modules it imports: a
     params: value, so that changing what one of them does re-runs the step, and the
     dry-run reason shows which file changed (comments and docstrings do not count)."""
-    from sdcnn.codedeps import code_digests
+    from sdcnn.workflow.codedeps import code_digests
 
     name = f"scripts/{script}"  # a remote module's: Snakemake's copy of it
     path = WORKFLOW_DIR / name if WORKFLOW_DIR else workflow.source_path(f"../{name}")
@@ -237,10 +237,10 @@ def get_prediction_outputs():
 def generation_settings():
     """Every generation setting that decides an image's pixels: the generate step's
     params and, the same values, part of each image's key in the image store (one
-    definition, sdcnn.generation.GenerationSettings)."""
+    definition, sdcnn.generate.pipeline.GenerationSettings)."""
     from dataclasses import asdict
 
-    from sdcnn.generation import GenerationSettings
+    from sdcnn.generate.pipeline import GenerationSettings
 
     return asdict(GenerationSettings.from_config(GENERATION))
 
@@ -265,21 +265,22 @@ def requested_gpus(rule, configured):
 
 @functools.cache  # generate's params and the training plan both ask
 def generation_runtime():
-    """What generate jobs run with (sdcnn.generation.planned_runtime): the device its
+    """What generate jobs run with (sdcnn.generate.pipeline.planned_runtime): the device its
     GPU request gives, the dtype, and the libraries' versions: with --sdm conda those
     envs/diffusion(-cuda).yaml pins, else this Python environment's."""
     import yaml
 
-    from sdcnn import generation, provenance
+    from sdcnn.core import provenance
+    from sdcnn.generate import pipeline
 
-    libraries = generation.GENERATION_LIBRARIES
+    libraries = pipeline.GENERATION_LIBRARIES
     if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
         with open(workflow.source_path(diffusion_conda_env())) as env_file:
             env = yaml.safe_load(env_file)
         versions = provenance.env_file_versions(env, libraries)
     else:
         versions = provenance.package_versions(libraries)
-    return generation.planned_runtime(
+    return pipeline.planned_runtime(
         gpus=requested_gpus("generate", GENERATION["gpu"]),
         precision=GENERATION["precision"],
         versions=versions,
@@ -288,12 +289,12 @@ def generation_runtime():
 
 @functools.cache  # generate's params and the training plan both ask
 def model_params():
-    """The model's name and what it is (sdcnn/model_identity.py): the demo's content hash,
+    """The model's name and what it is (sdcnn/generate/model_identity.py): the demo's content hash,
     a local folder's files' sizes and times, a cached Hub model's commit."""
     # model.allow_download is left out on purpose: it decides whether a model may be
     # fetched, never what it draws (the generate script reads it from the config).
-    from sdcnn import model_identity
-    from sdcnn.generation import looks_like_path
+    from sdcnn.generate import model_identity
+    from sdcnn.generate.model_source import looks_like_path
 
     source = MODEL["source"]
     if source == "demo":  # what the shipped model is: its files' content
@@ -307,8 +308,8 @@ def model_params():
 
 @functools.cache  # generate's params and the training plan both ask; 5 MB to hash
 def demo_model_fingerprint():
-    from sdcnn.generation import DEMO_PIPELINE_DIR
-    from sdcnn.imagestore import folder_fingerprint
+    from sdcnn.generate.model_source import DEMO_PIPELINE_DIR
+    from sdcnn.generate.image_store import folder_fingerprint
 
     return folder_fingerprint(DEMO_PIPELINE_DIR)
 
@@ -320,7 +321,7 @@ def model_input():
     calls while Snakemake builds the DAG)."""
     if MODEL["source"] == "demo":
         return {}
-    from sdcnn.generation import looks_like_path
+    from sdcnn.generate.model_source import looks_like_path
 
     if looks_like_path(MODEL["source"]):
         return {
@@ -431,7 +432,7 @@ def training_code():
 def training_settings():
     from dataclasses import asdict
 
-    from sdcnn.training import TrainingSettings
+    from sdcnn.classify.training import TrainingSettings
 
     return asdict(TrainingSettings.from_config(TRAINING))
 
@@ -454,10 +455,10 @@ def julia_available():
 
 
 def resolve_backend():
-    """classifier.backend, `auto` resolved, decided once per run (sdcnn/prediction.py):
+    """classifier.backend, `auto` resolved, decided once per run (sdcnn/classify/prediction.py):
     the main process decides; its jobs take its decision from the environment."""
-    from sdcnn import prediction
-    from sdcnn.step import StepError
+    from sdcnn.classify import prediction
+    from sdcnn.workflow.step import StepError
 
     requested = CLASSIFIER["backend"]
     if workflow.is_main_process or not (
@@ -480,7 +481,7 @@ BACKEND = resolve_backend()
 
 
 envvars:
-    "SDCNN_BACKEND_DECISION",  # the decision, to every job (sdcnn/prediction.py)
+    "SDCNN_BACKEND_DECISION",  # the decision, to every job (sdcnn/classify/prediction.py)
 
 
 def julia_inputs():
@@ -553,8 +554,8 @@ def get_julia_stamp_input(wildcards):
 
 
 def output_config():
-    """The validated config, less what never changes an output (sdcnn.provenance)."""
-    from sdcnn.provenance import output_config as without_non_output_keys
+    """The validated config, less what never changes an output (sdcnn.core.provenance)."""
+    from sdcnn.core.provenance import output_config as without_non_output_keys
 
     return without_non_output_keys(config)
 
@@ -562,7 +563,7 @@ def output_config():
 def config_hash():
     """sha256 of the output config with the prompts themselves (a sheet's rows, not its
     path): a sheet and the mapping it holds have the same hash."""
-    from sdcnn.provenance import config_sha256
+    from sdcnn.core.provenance import config_sha256
 
     return config_sha256({**output_config(), "prompts": PROMPTS})
 
@@ -609,8 +610,8 @@ def figures_quota(key):
     """A params: function: the shard's share of the run's ``figures.<key>``, by the
     shard's number (a prompt added or removed moves no other shard's share); without
     shards each prompt is a shard and may have them all."""
-    from sdcnn.layout import quota
-    from sdcnn.prompts import shard_name
+    from sdcnn.core.shards import quota
+    from sdcnn.config.prompts import shard_name
 
     n_shards = config["shards"]
     number = {shard_name(i, n_shards): i for i in range(n_shards)} if SHARDED else {}
@@ -635,15 +636,15 @@ def summary_csv_output():
 
 
 def get_dataset_outputs():
-    """The run as a training data set: a WebDataset tar per shard (sdcnn/dataset.py)."""
+    """The run as a training data set: a WebDataset tar per shard (sdcnn/export/webdataset_tars.py)."""
     return per_shard(f"{RESULTS}/dataset/{{shard}}.tar")
 
 
-# ---- who holds each lock (sdcnn/locks.py): recorded when a run starts executing, in the
-# main process only (never in dry runs or cluster jobs), so that `python -m sdcnn.locks`
+# ---- who holds each lock (sdcnn/workflow/locks.py): recorded when a run starts executing, in the
+# main process only (never in dry runs or cluster jobs), so that `python -m sdcnn.workflow.locks`
 # (`make run`) can remove the locks of a run that was killed, and only those. Installed on
 # the workflow object, not with `onstart:`, which Snakemake ignores in a module's Snakefile
 # (`module x: ...; use rule * from x`); installing registers handlers and writes nothing.
-from sdcnn.locks import install_hooks
+from sdcnn.workflow.locks import install_hooks
 
 install_hooks(workflow)

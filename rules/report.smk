@@ -1,4 +1,4 @@
-from sdcnn.rst import report_param
+from sdcnn.reporting.rst import report_param
 
 
 rule figures:

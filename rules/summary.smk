@@ -1,4 +1,4 @@
-from sdcnn.rst import ReportParam
+from sdcnn.reporting.rst import ReportParam
 
 
 rule summary:

@@ -1,18 +1,19 @@
-"""Snakemake entry point: a shard's images and records as a WebDataset tar (sdcnn.dataset)."""
+"""Snakemake entry point: a shard's images and records as a WebDataset tar
+(sdcnn.export.webdataset_tars)."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
 
-from sdcnn.step import snakemake_step  # noqa: E402
+from sdcnn.workflow.step import snakemake_step  # noqa: E402
 
 smk = snakemake  # noqa: F821
 with snakemake_step(smk, threads=smk.threads):
     import logging
 
-    from sdcnn.dataset import write_shard_dataset
-    from sdcnn.layout import ShardLayout
+    from sdcnn.core.shards import ShardLayout
+    from sdcnn.export.webdataset_tars import write_shard_dataset
 
     count = write_shard_dataset(
         prompts=smk.params.prompts,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
 
-from sdcnn.step import snakemake_step  # noqa: E402
+from sdcnn.workflow.step import snakemake_step  # noqa: E402
 
 MAX_CONSOLE_LINES = 10  # per shard; the rest are in the job's log
 
@@ -14,8 +14,8 @@ smk = snakemake  # noqa: F821
 with snakemake_step(smk, threads=smk.threads) as step:
     import logging
 
-    from sdcnn.layout import ShardLayout
-    from sdcnn.plots import write_shard_figures
+    from sdcnn.core.shards import ShardLayout
+    from sdcnn.reporting.figures import write_shard_figures
 
     lines = write_shard_figures(
         prompts=smk.params.prompts,

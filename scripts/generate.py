@@ -5,8 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
 
-from sdcnn.device import gpus_requested  # noqa: E402
-from sdcnn.step import snakemake_step, warn_if_threads_differ  # noqa: E402
+from sdcnn.core.device import gpus_requested  # noqa: E402
+from sdcnn.workflow.step import snakemake_step, warn_if_threads_differ  # noqa: E402
 
 smk = snakemake  # noqa: F821
 params = smk.params
@@ -15,14 +15,11 @@ allow_download = smk.config["model"]["allow_download"]
 with snakemake_step(
     smk, threads=params.settings["threads"], offline=not allow_download
 ) as step:
-    from sdcnn.generation import (
-        GenerationSettings,
-        PromptSpec,
-        generate_shard,
-        resolve_model_source,
-    )
-    from sdcnn.imagestore import store_from_config
-    from sdcnn.layout import ShardLayout
+    from sdcnn.core.shards import ShardLayout
+    from sdcnn.generate.image_store import store_from_config
+    from sdcnn.generate.model_source import resolve_model_source
+    from sdcnn.generate.pipeline import GenerationSettings, PromptSpec
+    from sdcnn.generate.shard_generator import generate_shard
 
     warn_if_threads_differ("generation.threads", params.settings["threads"], smk.threads, step)
     result = generate_shard(

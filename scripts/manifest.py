@@ -5,11 +5,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
 
-from sdcnn.step import snakemake_step  # noqa: E402
+from sdcnn.workflow.step import snakemake_step  # noqa: E402
 
 smk = snakemake  # noqa: F821
 with snakemake_step(smk, threads=smk.threads):
-    from sdcnn.manifest import write_manifest
+    from sdcnn.reporting.manifest import write_manifest
 
     write_manifest(
         smk.output[0],

@@ -5,15 +5,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
 
-from sdcnn.device import gpus_requested  # noqa: E402
-from sdcnn.step import snakemake_step, warn_if_threads_differ  # noqa: E402
+from sdcnn.core.device import gpus_requested  # noqa: E402
+from sdcnn.workflow.step import snakemake_step, warn_if_threads_differ  # noqa: E402
 
 smk = snakemake  # noqa: F821
 params = smk.params
 with snakemake_step(smk, threads=params.threads) as step:
-    from sdcnn.layout import ShardLayout, shard_batches
-    from sdcnn.prediction import predict_shard, with_truth
-    from sdcnn.safety import with_verdicts
+    from sdcnn.classify.prediction import predict_shard, with_truth
+    from sdcnn.core.shards import ShardLayout, shard_batches
+    from sdcnn.generate.safety_checker import with_verdicts
 
     warn_if_threads_differ("classifier.threads", params.threads, smk.threads, step)
     layout = ShardLayout(params.sharded)

@@ -5,14 +5,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
 
-from sdcnn.step import snakemake_step  # noqa: E402
+from sdcnn.workflow.step import snakemake_step  # noqa: E402
 
 smk = snakemake  # noqa: F821
 # threads: Snakemake's reservation (the outputs are the same for any thread count)
 with snakemake_step(smk, threads=smk.threads):
-    from sdcnn.layout import ShardLayout
-    from sdcnn.naming import image_ids
-    from sdcnn.preprocessing import preprocess_shard
+    from sdcnn.core.naming import image_ids
+    from sdcnn.core.shards import ShardLayout
+    from sdcnn.preprocess.image_to_tensor import preprocess_shard
 
     preprocess_shard(
         smk.input.images,

@@ -5,12 +5,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
 
-from sdcnn.step import snakemake_step, warn_if_threads_differ  # noqa: E402
+from sdcnn.workflow.step import snakemake_step, warn_if_threads_differ  # noqa: E402
 
 smk = snakemake  # noqa: F821
 with snakemake_step(smk, threads=smk.threads) as step:
-    from sdcnn.layout import ShardLayout
-    from sdcnn.training import TrainingSettings, read_plan, train_classifier
+    from sdcnn.classify.training import TrainingSettings, read_plan, train_classifier
+    from sdcnn.core.shards import ShardLayout
 
     plan = read_plan(smk.input.plan)
     settings = TrainingSettings(**plan["settings"])

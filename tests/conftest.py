@@ -31,8 +31,8 @@ import pytest
 from warm_snakemake import WarmSnakemake, warm_runs_checked
 
 # the workflow's parts and the copy helpers live in the package, so that the benchmarks
-# share them without importing pytest (sdcnn/workspace.py)
-from sdcnn.workspace import REPO, WORKFLOW_PARTS, copy_workflow, write_config
+# share them without importing pytest (sdcnn/workflow/workspace.py)
+from sdcnn.workflow.workspace import REPO, WORKFLOW_PARTS, copy_workflow, write_config
 
 __all__ = ["REPO", "WORKFLOW_PARTS", "copy_workflow", "write_config"]
 

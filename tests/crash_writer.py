@@ -1,8 +1,9 @@
 """A writer that freezes half-way through a file, for tests/test_crash_safety.py.
 
 Run as ``python tests/crash_writer.py KIND TARGET SETUP_DIR READY_FD``: it calls the
-project's real writer for KIND (``sdcnn.weights.save_weights``, the torch predict step,
-``sdcnn.summary.write_summary``, ``sdcnn.manifest.write_manifest``, the report pages),
+project's real writer for KIND (``sdcnn.classify.weights.save_weights``, the torch predict step,
+``sdcnn.reporting.summary.write_summary``, ``sdcnn.reporting.manifest.write_manifest``, the report
+pages),
 which writes TARGET.  Beforehand it replaces the lowest write the writer reaches
 (``io.open``, and the Rust ``serialize_file`` of safetensors by its own bytes written through
 ``io.open``): the first write into a file whose name contains TARGET's name, under the
@@ -40,8 +41,8 @@ def _weights_path(setup: Path) -> Path:
 def prepare(kind: str, setup: Path) -> None:
     import numpy as np
 
-    from sdcnn.fileio import write_json_atomic
-    from sdcnn.weights import CNNWeights, init_weights, save_weights
+    from sdcnn.classify.weights import CNNWeights, init_weights, save_weights
+    from sdcnn.core.fileio import write_json_atomic
 
     setup.mkdir(parents=True, exist_ok=True)
     save_weights(_weights_path(setup), CNNWeights(init_weights(3, 1, SIZE, len(LABELS)).tensors))
@@ -105,13 +106,13 @@ def _predictions(setup: Path) -> list[str]:
 
 
 def _weights(target: Path, setup: Path) -> None:
-    from sdcnn.weights import CNNWeights, init_weights, save_weights
+    from sdcnn.classify.weights import CNNWeights, init_weights, save_weights
 
     save_weights(target, CNNWeights(init_weights(4, 1, SIZE, len(LABELS)).tensors))
 
 
 def _prediction(target: Path, setup: Path) -> None:
-    from sdcnn.prediction import predict_prompt
+    from sdcnn.classify.prediction import predict_prompt
 
     predict_prompt(
         backend="torch", julia_project="julia",
@@ -122,32 +123,32 @@ def _prediction(target: Path, setup: Path) -> None:
 
 
 def _summary_csv(target: Path, setup: Path) -> None:
-    from sdcnn.summary import write_summary
+    from sdcnn.reporting.summary import write_summary
 
     write_summary(_predictions(setup), str(target), str(target.with_name("other.json")))
 
 
 def _summary_json(target: Path, setup: Path) -> None:
-    from sdcnn.summary import write_summary
+    from sdcnn.reporting.summary import write_summary
 
     write_summary(_predictions(setup), str(target.with_name("other.csv")), str(target))
 
 
 def _manifest(target: Path, setup: Path) -> None:
-    from sdcnn.manifest import write_manifest
+    from sdcnn.reporting.manifest import write_manifest
 
     outputs = [str(setup / "tensors"), str(_weights_path(setup)), *_predictions(setup)]
     write_manifest(str(target), outputs, _predictions(setup), "0" * 64)
 
 
 def _summary_page(target: Path, setup: Path) -> None:
-    from sdcnn.pages import write_summary_page
+    from sdcnn.reporting.pages import write_summary_page
 
     write_summary_page(setup / "summary.json", target)
 
 
 def _run_info_page(target: Path, setup: Path) -> None:
-    from sdcnn.pages import write_run_info
+    from sdcnn.reporting.pages import write_run_info
 
     write_run_info({"prompts": {}}, setup / "manifest.json", target)
 

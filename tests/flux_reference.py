@@ -1,6 +1,6 @@
 """An independent reference of the classifier's semantics, Flux.jl's, written as direct loops.
 
-It shares no code with ``sdcnn.cnn`` (torch) or ``julia/src/SDCNN.jl`` (Flux): every
+It shares no code with ``sdcnn.classify.cnn`` (torch) or ``julia/src/SDCNN.jl`` (Flux): every
 layer is spelled out index by index in float64, from the definitions in
 docs/equivalence.md, so that both backends can be checked against it.
 

@@ -12,7 +12,7 @@ Each case is a folder with
 Both backends are checked against these files: pytest for torch (tests/test_golden.py),
 julia/test/runtests.jl for Flux.  The files are pickle-free and byte-reproducible; a test
 regenerates them and compares bytes.  A trained case's weights are read from the committed
-file, not trained again (`--retrain` trains them anew: sdcnn.training trains in float64,
+file, not trained again (`--retrain` trains them anew: sdcnn.classify.training trains in float64,
 so that gives the same weights on any CPU measured; tests/test_golden.py checks it within
 a stated tolerance).  Paths inside the JSON files are relative to the
 repository root, as the workflow's own paths are relative to its working directory.
@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import flux_reference  # noqa: E402
 
-from sdcnn.fileio import dumps_json, write_bytes_atomic  # noqa: E402
-from sdcnn.naming import image_ids  # noqa: E402
-from sdcnn.prediction import prediction_document  # noqa: E402
-from sdcnn.weights import CNNWeights, check_weights, expected_shapes, save_weights  # noqa: E402
+from sdcnn.classify.prediction import prediction_document  # noqa: E402
+from sdcnn.classify.weights import CNNWeights, check_weights, expected_shapes, save_weights  # noqa: E402
+from sdcnn.core.fileio import dumps_json, write_bytes_atomic  # noqa: E402
+from sdcnn.core.naming import image_ids  # noqa: E402
 
 GOLDEN_DIR = "tests/data/golden"  # as recorded in the JSON files, relative to the repository
 FORMAT = "sdcnn-golden/1"
@@ -60,7 +60,7 @@ CASES = (
     Case("gray8", 1, 8, ("cat", "dog", "ship"), 2, 11, True),
     # RGB and an image side whose pooled side is odd (10 -> 5 -> 2): floor pooling matters.
     Case("rgb10", 3, 10, ("airplane", "bird", "frog", "truck"), 3, 12, False),
-    # A realistic network: the seed's CNN trained (sdcnn.training) on drawn shape pictures
+    # A realistic network: the seed's CNN trained (sdcnn.classify.training) on drawn shape pictures
     # at the demo's 32x32, and shown drawn pictures it did not train on.
     Case("shapes32", 1, 32, ("circle", "square", "triangle"), 3, 13, True, trained=True),
 )
@@ -68,9 +68,9 @@ TRAINING_PICTURES = 72  # drawn pictures (seeds 1000...) the trained case learns
 
 
 def shape_tensor(seed: int, size: int) -> tuple[np.ndarray, str]:
-    """A drawn shape picture (sdcnn.shapes) as the workflow's tensor, and its shape."""
-    from sdcnn.preprocessing import to_tensor
-    from sdcnn.shapes import draw_picture
+    """A drawn shape picture (sdcnn.demo.pictures) as the workflow's tensor, and its shape."""
+    from sdcnn.demo.pictures import draw_picture
+    from sdcnn.preprocess.image_to_tensor import to_tensor
 
     rgb, prompt = draw_picture(seed)
     tensor = to_tensor(np.ascontiguousarray(rgb[..., ::-1]), size, True, "auto")  # BGR in
@@ -79,7 +79,7 @@ def shape_tensor(seed: int, size: int) -> tuple[np.ndarray, str]:
 
 def trained_weights(case: Case) -> CNNWeights:
     """The case's CNN trained a few epochs on drawn shapes: seeded, one thread."""
-    from sdcnn.training import LabelledImages, TrainingSettings, train
+    from sdcnn.classify.training import LabelledImages, TrainingSettings, train
 
     pairs = [shape_tensor(1000 + index, case.image_size) for index in range(TRAINING_PICTURES)]
     data = {
@@ -141,7 +141,7 @@ def case_weights(rng: np.random.Generator, case: Case) -> CNNWeights:
 
 def committed_weights(case: Case) -> CNNWeights:
     """The weights of ``case`` as committed under tests/data/golden/."""
-    from sdcnn.weights import load_weights
+    from sdcnn.classify.weights import load_weights
 
     return load_weights(REPO / GOLDEN_DIR / case.name / "weights.safetensors")
 

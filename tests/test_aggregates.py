@@ -16,10 +16,16 @@ from typing import Any
 
 import pytest
 
-from sdcnn.fileio import dumps_json
-from sdcnn.manifest import SCHEMA, backends_used, manifest_document, output_files, write_manifest
-from sdcnn.step import StepError
-from sdcnn.summary import FIXED_COLUMNS, read_predictions, summary_rows, write_summary
+from sdcnn.core.fileio import dumps_json
+from sdcnn.reporting.manifest import (
+    SCHEMA,
+    backends_used,
+    manifest_document,
+    output_files,
+    write_manifest,
+)
+from sdcnn.reporting.summary import FIXED_COLUMNS, read_predictions, summary_rows, write_summary
+from sdcnn.workflow.step import StepError
 
 LABELS = ["cat", "dog", "ship"]
 
@@ -254,7 +260,7 @@ def test_streamed_manifest_is_the_documents_bytes_with_images_and_folders(
 def test_streamed_summary_is_the_tables_bytes(tmp_path: Path) -> None:
     """write_summary streams its rows: the JSON must be what dumps_json makes of the whole
     table, and the CSV what csv_text makes of it, for labelled and unlabelled images."""
-    from sdcnn.summary import csv_text, split_metrics
+    from sdcnn.reporting.summary import csv_text, split_metrics
 
     documents = [prediction(f"p{k}", [[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]) for k in range(3)]
     documents[1]["prompt_id"] = "ünï"

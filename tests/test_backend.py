@@ -15,16 +15,16 @@ import pytest
 import yaml
 
 from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
-from sdcnn.julia import predict_batches_flux, predict_command, prediction_plan
-from sdcnn.layout import PromptBatch
-from sdcnn.prediction import (
+from sdcnn.classify.flux_backend import predict_batches_flux, predict_command, prediction_plan
+from sdcnn.classify.prediction import (
     BACKEND_DECISION_VARIABLE,
     backend_decision,
     decided_backend,
     predict_prompt,
     resolve_backend,
 )
-from sdcnn.step import StepError
+from sdcnn.core.shards import PromptBatch
+from sdcnn.workflow.step import StepError
 
 
 @pytest.mark.parametrize(

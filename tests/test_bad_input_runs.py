@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import SMALL_CONFIG, closed_port_url, config_with, copy_workflow, run_snakemake
-from sdcnn.weights import CNNWeights, init_weights, save_weights
+from sdcnn.classify.weights import CNNWeights, init_weights, save_weights
 
 pytestmark = pytest.mark.pipeline
 

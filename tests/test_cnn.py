@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from sdcnn.cnn import FluxCNN
-from sdcnn.weights import CNNWeights, expected_shapes
+from sdcnn.classify.cnn import FluxCNN
+from sdcnn.classify.weights import CNNWeights, expected_shapes
 
 
 def impulse_weights(conv1_tap: tuple[int, int], dense_bias: list[float]) -> CNNWeights:

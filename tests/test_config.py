@@ -1,4 +1,4 @@
-"""The config check (sdcnn.configcheck): defaults, and one clear message per bad value."""
+"""The config check (sdcnn.config.check): defaults, and one clear message per bad value."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from safetensors.numpy import save_file
 from snakemake.utils import update_config
 
 from conftest import REPO, SMALL_CONFIG, config_with
-from sdcnn.configcheck import ConfigError, check_config, check_config_file, load_schema
-from sdcnn.generation import DEMO_PIPELINE_DIR
-from sdcnn.prompts import checked_prompts
-from sdcnn.weights import CNNWeights, init_weights, save_weights
+from sdcnn.classify.weights import CNNWeights, init_weights, save_weights
+from sdcnn.config.check import ConfigError, check_config, check_config_file, load_schema
+from sdcnn.config.prompts import checked_prompts
+from sdcnn.generate.model_source import DEMO_PIPELINE_DIR
 
 SCHEMA_PATH = REPO / "config" / "schema.yaml"
 
@@ -326,7 +326,7 @@ def test_model_folder_without_model_index_is_refused(tmp_path: Path) -> None:
 
 
 def coerced(config: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
-    from sdcnn.configcheck import coerce_command_line
+    from sdcnn.config.check import coerce_command_line
 
     merged = copy.deepcopy(config)
     for section, values in given.items():

@@ -1,4 +1,4 @@
-"""The data set export (sdcnn/dataset.py): WebDataset tar shards, read back with the
+"""The data set export (sdcnn/export/webdataset_tars.py): WebDataset tar shards, read back with the
 ``webdataset`` library's own reader, one record per image."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from sdcnn.dataset import RECORD_FIELDS, SCHEMA, write_shard_dataset
-from sdcnn.layout import ShardLayout
-from sdcnn.step import StepError
+from sdcnn.core.shards import ShardLayout
+from sdcnn.export.webdataset_tars import RECORD_FIELDS, SCHEMA, write_shard_dataset
+from sdcnn.workflow.step import StepError
 
 LABELS = ["circle", "square"]
 PROMPTS = [

@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 
 from conftest import REPO, run_snakemake
-from sdcnn.shapes import describe_picture
+from sdcnn.demo.pictures import describe_picture
 
 pytestmark = pytest.mark.pipeline
 

@@ -1,4 +1,4 @@
-"""The trained shapes pipeline committed in sdcnn/assets draws its prompts; training reproduces.
+"""The trained shapes pipeline in sdcnn/demo/assets draws its prompts; training reproduces.
 
 The tests that load or train a pipeline are marked ``pipeline`` (diffusers, a few seconds each).
 """
@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from sdcnn import demo_training, shapes
-from sdcnn.demo_check import accuracy_table, draw_and_check, load_shapes_pipeline
-from sdcnn.fileio import sha256_file
+from sdcnn.core.fileio import sha256_file
+from sdcnn.demo import pictures
+from sdcnn.demo import training as demo_training
+from sdcnn.demo.check import accuracy_table, draw_and_check, load_shapes_pipeline
 
 COMMITTED = demo_training.DEFAULT_OUTPUT
 # every colour and every shape, and the longest prompt (the tokenizer must not cut it)
@@ -63,7 +64,7 @@ def test_committed_folder_is_a_complete_safetensors_pipeline() -> None:
 @pytest.mark.pipeline
 def test_tokenizer_keeps_every_vocabulary_prompt_whole(committed_pipeline: Any) -> None:
     tokenizer = committed_pipeline.tokenizer
-    for prompt in shapes.vocabulary_prompts():
+    for prompt in pictures.vocabulary_prompts():
         assert len(tokenizer(prompt).input_ids) <= tokenizer.model_max_length, prompt
     assert committed_pipeline.text_encoder.config.max_position_embeddings == (
         tokenizer.model_max_length
@@ -73,7 +74,7 @@ def test_tokenizer_keeps_every_vocabulary_prompt_whole(committed_pipeline: Any) 
 @pytest.mark.pipeline
 def test_committed_pipeline_draws_the_prompts(committed_pipeline: Any) -> None:
     samples = draw_and_check(committed_pipeline, PROMPTS, SEEDS, steps=20, guidance=4.0)
-    assert all(sample.pixels.shape == (shapes.SIZE, shapes.SIZE, 3) for sample in samples)
+    assert all(sample.pixels.shape == (pictures.SIZE, pictures.SIZE, 3) for sample in samples)
     assert all(sample.correct for sample in samples), "\n" + accuracy_table(samples)
 
 
@@ -94,12 +95,12 @@ def test_training_is_reproducible_and_saves_a_loadable_pipeline(
         assert sha256_file(first / name) == sha256_file(second / name), name
     record = json.loads((first / demo_training.TRAINING_RECORD).read_text(encoding="utf-8"))
     assert record["settings"]["seed"] == 3 and record["settings"]["unet_steps"] == 2
-    assert record["command"].startswith("python -m sdcnn.demo_training --seed 3 --pictures 48")
+    assert record["command"].startswith("python -m sdcnn.demo.training --seed 3 --pictures 48")
     pipeline = load_shapes_pipeline(first, threads=2)
     assert pipeline.vae.config.scaling_factor != 0.18215  # measured on this VAE's latents
     assert type(pipeline.scheduler).__name__ == "DDIMScheduler"
     samples = draw_and_check(pipeline, ["a red circle"], [0], steps=2, guidance=4.0)
-    assert samples[0].pixels.shape == (shapes.SIZE, shapes.SIZE, 3)
+    assert samples[0].pixels.shape == (pictures.SIZE, pictures.SIZE, 3)
 
 
 def test_settings_round_trip_through_the_command_line() -> None:
@@ -118,7 +119,7 @@ def test_an_image_to_image_checkpoint_loads_as_its_text_to_image_sibling(
     becomes the text-to-image pipeline on the same components, as AutoPipeline did."""
     from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 
-    from sdcnn.generation import as_text_to_image, needs_an_image
+    from sdcnn.generate.pipeline import as_text_to_image, needs_an_image
 
     assert type(committed_pipeline) is StableDiffusionPipeline
     assert not needs_an_image(committed_pipeline)

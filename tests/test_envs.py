@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from conftest import REPO
-from sdcnn.codedeps import package_modules
+from sdcnn.workflow.codedeps import package_modules
 
 ENVS = REPO / "envs"
 CHANNELS = ["conda-forge", "nodefaults"]

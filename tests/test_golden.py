@@ -19,9 +19,9 @@ import pytest
 import torch
 
 from conftest import REPO
-from sdcnn.cnn import FluxCNN
-from sdcnn.prediction import load_batch, predict_prompt
-from sdcnn.weights import load_weights
+from sdcnn.classify.cnn import FluxCNN
+from sdcnn.classify.prediction import load_batch, predict_prompt
+from sdcnn.classify.weights import load_weights
 
 GOLDEN = REPO / make_golden.GOLDEN_DIR
 CASES = [case.name for case in make_golden.CASES]
@@ -128,7 +128,7 @@ def test_golden_files_are_what_the_generator_writes(tmp_path: Path) -> None:
     assert different == []
 
 
-# sdcnn.training trains in float64 and rounds to float32, so the kernel path (AVX-512,
+# sdcnn.classify.training trains in float64 and rounds to float32, so the kernel path (AVX-512,
 # AVX2, none; oneDNN's or ATen's convolution) only moves float64's last bits; measured:
 # identical weights under ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 and natively
 # (AVX2), where float32 training differed by up to 0.2 (docs/reproducibility.md). Allowed:

@@ -19,9 +19,9 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
-from sdcnn.device import exact_fp32_on_cuda
-from sdcnn.generation import diffusion_dtype
-from sdcnn.step import StepError
+from sdcnn.core.device import exact_fp32_on_cuda
+from sdcnn.generate.pipeline import diffusion_dtype
+from sdcnn.workflow.step import StepError
 
 SCHEMA = str(REPO / "config" / "schema.yaml")
 REQUESTED = "a GPU was requested but CUDA is not available here"
@@ -39,7 +39,7 @@ def test_precision_on_cuda(precision: str, dtype: str) -> None:
 
 @pytest.mark.parametrize("precision", ["auto", "fp16", "bf16", "fp32"])
 def test_the_cpu_always_runs_in_float32(precision: str, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="sdcnn.generation"):
+    with caplog.at_level(logging.WARNING, logger="sdcnn.generate.pipeline"):
         assert diffusion_dtype(precision, "cpu") == "float32"
     warned = "applies on a GPU only" in caplog.text
     assert warned == (precision in ("fp16", "bf16"))
@@ -112,8 +112,8 @@ def test_the_fallback_to_the_cpu_is_said_on_the_console(
 
     import torch
 
-    from sdcnn.device import select_device
-    from sdcnn.step import snakemake_step
+    from sdcnn.core.device import select_device
+    from sdcnn.workflow.step import snakemake_step
 
     if torch.cuda.is_available():
         pytest.skip("CUDA works here: no fallback to see")
@@ -128,14 +128,14 @@ def test_the_fallback_to_the_cpu_is_said_on_the_console(
 
 
 def test_gpus_requested_reads_the_gpu_resource() -> None:
-    from sdcnn.device import gpus_requested
+    from sdcnn.core.device import gpus_requested
 
     assert gpus_requested({}) == 0
     assert gpus_requested({"gpu": 1}) == 1
     assert gpus_requested({"gpu": 0, "mem_mb": 1000}) == 0
 
 
-# ---- true fp32 and deterministic algorithms for the classifier on CUDA (sdcnn/device.py)
+# ---- true fp32 and deterministic algorithms for the classifier on CUDA (sdcnn/core/device.py)
 
 
 @pytest.fixture
@@ -206,9 +206,9 @@ def test_exact_fp32_changes_nothing_on_the_cpu(torch_numerics: Any) -> None:
 def test_the_torch_predict_path_asks_for_exact_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
-    from sdcnn import prediction
-    from sdcnn.cnn import FluxCNN
-    from sdcnn.weights import init_weights
+    from sdcnn.classify import prediction
+    from sdcnn.classify.cnn import FluxCNN
+    from sdcnn.classify.weights import init_weights
 
     devices: list[str] = []
     monkeypatch.setattr(prediction, "exact_fp32_on_cuda", devices.append)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sdcnn.fileio import atomic_directory
-from sdcnn.imagestore import ImageStore, folder_fingerprint, key_digest
+from sdcnn.core.fileio import atomic_directory
+from sdcnn.generate.image_store import ImageStore, folder_fingerprint, key_digest
 
 KEY = {"model": "sha256:abc", "prompt": "a city", "seed": 7, "steps": 2, "threads": 1}
 
@@ -78,7 +78,7 @@ def test_atomic_directory_clears_what_a_killed_attempt_left(tmp_path: Path) -> N
 
 
 def test_atomic_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
-    from sdcnn.fileio import write_bytes_atomic
+    from sdcnn.core.fileio import write_bytes_atomic
 
     old = os.umask(0o022)
     try:
@@ -92,7 +92,7 @@ def test_atomic_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
 
 
 def test_batches_are_consecutive_and_fixed() -> None:
-    from sdcnn.generation import batches
+    from sdcnn.generate.pipeline import batches
 
     assert [list(b) for b in batches(5, 2)] == [[0, 1], [2, 3], [4]]
     assert [list(b) for b in batches(3, 1)] == [[0], [1], [2]]

@@ -119,7 +119,7 @@ def test_killed_run_rerun_regenerates_only_unfinished_images(tmp_path: Path) -> 
 
     # the README's run command again (`make run`): the killed run's lock goes first
     unlock = subprocess.run(
-        [sys.executable, "-m", "sdcnn.locks"], cwd=workdir, capture_output=True, text=True
+        [sys.executable, "-m", "sdcnn.workflow.locks"], cwd=workdir, capture_output=True, text=True
     )
     assert "removed" in unlock.stdout and "has ended" in unlock.stdout, unlock.stdout
     run_snakemake(workdir)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from sdcnn.preprocessing import INTERPOLATIONS, to_tensor
+from sdcnn.preprocess.image_to_tensor import INTERPOLATIONS, to_tensor
 
 TOLERANCE = 1.0  # levels of 8 bits; measured worst case 0.85 (lanczos), 0.75 (linear)
 BT601 = {"R": 0.299, "G": 0.587, "B": 0.114}

@@ -143,7 +143,7 @@ def test_compatibility_messages_are_the_python_ones() -> None:
     """Both check_compatible raise the same messages, in the same order, each starting
     with the config key to change (docs/equivalence.md)."""
     julia = re.findall(r'InputError\(\s*"([^"$]*)', julia_function("check_compatible"))
-    python_source = python_function("check_compatible", REPO / "sdcnn" / "weights.py")
+    python_source = python_function("check_compatible", REPO / "sdcnn" / "classify" / "weights.py")
     python = [
         f"{key}: {problem}"
         for key, problem in re.findall(

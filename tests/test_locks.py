@@ -1,10 +1,10 @@
 """A lock is removed only when its own holder is known to be dead; parsing never touches it.
 
-Unit tests of sdcnn/locks.py, and the cases that broke runs before: a long run in progress
+Unit tests of sdcnn/workflow/locks.py, and the cases that broke runs before: a long run in progress
 while the workflow is parsed on "another host" (a fresh PID namespace, where the run's
 processes are invisible, as on a SLURM node or another login node); two runs in one
 folder, one of them killed (issue 19: one holder record per folder named the killed one,
-and `python -m sdcnn.locks` removed the live run's lock with it); and the workflow used as
+and `python -m sdcnn.workflow.locks` removed the live run's lock with it); and the workflow used as
 a Snakemake module, whose `onstart:` Snakemake ignores.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_workflow, result_files, run_snakemake
-from sdcnn.locks import (
+from sdcnn.workflow.locks import (
     LOCKS_DIR,
     PROC,
     RECORD_SUFFIX,
@@ -222,7 +222,7 @@ def test_another_host_leaves_a_running_lock_alone(tmp_path: Path) -> None:
 
         dry = on_another_host(workdir, "snakemake", "-n", "--cores", "2")
         assert dry.returncode == 0, dry.stdout + dry.stderr
-        cleaner = on_another_host(workdir, "sdcnn.locks")
+        cleaner = on_another_host(workdir, "sdcnn.workflow.locks")
         assert "left alone" in cleaner.stdout, cleaner.stdout + cleaner.stderr
         second = on_another_host(workdir, "snakemake", "--cores", "2")
         assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
@@ -277,7 +277,7 @@ def stopped_once_executing(run: subprocess.Popen[str], job_log: Path) -> None:
 def run_cleaner(workdir: Path) -> str:
     """What `make run` runs first."""
     cleaner = subprocess.run(
-        [sys.executable, "-m", "sdcnn.locks"], cwd=workdir, capture_output=True, text=True,
+        [sys.executable, "-m", "sdcnn.workflow.locks"], cwd=workdir, capture_output=True, text=True,
         timeout=120,
     )  # fmt: skip
     assert cleaner.returncode == 0, cleaner.stdout + cleaner.stderr
@@ -287,7 +287,7 @@ def run_cleaner(workdir: Path) -> str:
 @pytest.mark.pipeline
 def test_a_killed_run_beside_a_live_one_loses_only_its_own_locks(tmp_path: Path) -> None:
     """Run A (target city) executes, run B (harbor) starts after it (so B's holder is the
-    one recorded last); B is killed with -9; `python -m sdcnn.locks` removes B's locks
+    one recorded last); B is killed with -9; `python -m sdcnn.workflow.locks` removes B's locks
     only; a third run of A's target is refused while A lives; A finishes."""
     workdir = copy_workflow(tmp_path / "workflow", TWO_RUNS_CONFIG)
     logs = workdir / "results" / "logs" / "generate"

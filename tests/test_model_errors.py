@@ -13,7 +13,7 @@ import pytest
 from huggingface_hub import constants
 
 from conftest import closed_port_url
-from sdcnn.generation import (
+from sdcnn.generate.model_source import (
     ModelSource,
     _hub_error,
     check_local_pipeline,
@@ -21,7 +21,7 @@ from sdcnn.generation import (
     hub_unreachable_reason,
     resolve_model_source,
 )
-from sdcnn.step import StepError
+from sdcnn.workflow.step import StepError
 
 INDEX = {
     "_class_name": "StableDiffusionPipeline",

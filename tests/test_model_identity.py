@@ -1,4 +1,4 @@
-"""What a model is, as the generate rule's params record it (sdcnn/model_identity.py):
+"""What a model is, as the generate rule's params record it (sdcnn/generate/model_identity.py):
 replacing a local checkpoint's files, or a new snapshot of a Hub model, changes it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sdcnn.model_identity import folder_state, hub_cache_dir, hub_cached_commit
+from sdcnn.generate.model_identity import folder_state, hub_cache_dir, hub_cached_commit
 
 
 def model_folder(root: Path) -> Path:

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from conftest import SMALL_CONFIG, copy_workflow, result_files, run_snakemake
-from sdcnn.fileio import sha256_file
-from sdcnn.seeds import image_seed
+from sdcnn.core.fileio import sha256_file
+from sdcnn.core.seeds import image_seed
 
 pytestmark = pytest.mark.pipeline
 

@@ -12,11 +12,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from sdcnn import plots
-from sdcnn.pages import run_info_page, summary_page
-from sdcnn.progress import LogLines, log_progress_bar
-from sdcnn.provenance import config_sha256
-from sdcnn.step import StepError
+from sdcnn.core.progress import LogLines, log_progress_bar
+from sdcnn.core.provenance import config_sha256
+from sdcnn.reporting import figures
+from sdcnn.reporting.pages import run_info_page, summary_page
+from sdcnn.workflow.step import StepError
 
 LABELS = ["cat", "dog", "ship", "truck"]
 
@@ -48,12 +48,12 @@ def document(prompt_id: str, rows: list[dict[str, float]]) -> dict:
 
 def test_top_labels_are_the_most_probable_in_order() -> None:
     probs = probabilities(0.1, 0.5, 0.3, 0.1)
-    assert plots.top_labels(probs) == [("dog", 0.5), ("ship", 0.3), ("cat", 0.1)]
-    assert plots.top_labels(probs, 1) == [("dog", 0.5)]
+    assert figures.top_labels(probs) == [("dog", 0.5), ("ship", 0.3), ("cat", 0.1)]
+    assert figures.top_labels(probs, 1) == [("dog", 0.5)]
 
 
 def test_probability_chart_shows_every_label_and_names_the_top_one() -> None:
-    fig = plots.probability_figure("city_000", probabilities(0.1, 0.2, 0.6, 0.1))
+    fig = figures.probability_figure("city_000", probabilities(0.1, 0.2, 0.6, 0.1))
     shown = texts(fig)
     assert "city_000: ship (0.600)" in shown
     assert {"cat", "dog", "ship", "truck"} <= set(shown)
@@ -69,7 +69,7 @@ def test_a_chart_of_many_labels_keeps_the_most_probable() -> None:
     many = {f"label{i:03d}": float(i) for i in range(100)}
     total = sum(many.values())
     many = {label: value / total for label, value in many.items()}
-    labels, note = plots.chart_labels(many)
+    labels, note = figures.chart_labels(many)
     assert labels == [f"label{i:03d}" for i in range(99, 79, -1)]
     assert note == "the 20 most probable of 100 labels"
 
@@ -81,15 +81,15 @@ def test_contact_sheet_shows_original_preprocessed_and_top3(tmp_path: Path) -> N
         [probabilities(0.1, 0.5, 0.3, 0.1), probabilities(0.7, 0.1, 0.1, 0.1)]
     ):
         rows.append(
-            plots.SheetRow(
+            figures.SheetRow(
                 image_id=f"city_{index:03d}",
                 original=rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
                 preprocessed=rng.integers(0, 256, (32, 32), dtype=np.uint8),
                 seed=str(100 + index),
-                top=plots.top_labels(probs),
+                top=figures.top_labels(probs),
             )
         )
-    fig = plots.contact_sheet_figure("city", "A city", "blurry", rows, len(LABELS))
+    fig = figures.contact_sheet_figure("city", "A city", "blurry", rows, len(LABELS))
     shown = texts(fig)
     assert "city: “A city”" in shown
     assert any("negative prompt: “blurry”" in text for text in shown)
@@ -99,29 +99,29 @@ def test_contact_sheet_shows_original_preprocessed_and_top3(tmp_path: Path) -> N
     assert np.array_equal(drawn[0], rows[0].original)
     assert np.array_equal(drawn[1], rows[0].preprocessed)
     assert np.array_equal(drawn[3], rows[1].preprocessed)
-    png = Image.open(io.BytesIO(plots.png_bytes(fig)))
+    png = Image.open(io.BytesIO(figures.png_bytes(fig)))
     assert png.size == (900, 600)  # 9 in wide; 1 in header + 2 rows of 2.4 in + 0.2 in footer
 
 
 def test_contact_sheet_of_many_images_stays_a_reasonable_picture() -> None:
-    assert plots.sheet_grid(3) == (1, 3)
-    columns, rows = plots.sheet_grid(1000)
+    assert figures.sheet_grid(3) == (1, 3)
+    columns, rows = figures.sheet_grid(1000)
     assert columns * rows >= 1000 and columns == 16
     width_in, height_in = 9.0 * columns, 1.2 + 2.4 * rows
-    dpi = plots.sheet_dpi(width_in, height_in)
-    assert width_in * height_in * dpi**2 <= plots.MAX_PIXELS * 1.0001
-    assert plots.sheet_dpi(9.0, 8.4) == plots.DPI
+    dpi = figures.sheet_dpi(width_in, height_in)
+    assert width_in * height_in * dpi**2 <= figures.MAX_PIXELS * 1.0001
+    assert figures.sheet_dpi(9.0, 8.4) == figures.DPI
 
 
 def test_predictions_must_hold_the_expected_images(tmp_path: Path) -> None:
     path = tmp_path / "city.json"
     path.write_text(json.dumps(document("city", [probabilities(0.1, 0.5, 0.3, 0.1)])))
-    assert plots.read_predictions(path, ["city_000"])["prompt_id"] == "city"
+    assert figures.read_predictions(path, ["city_000"])["prompt_id"] == "city"
     with pytest.raises(StepError, match="expected \\['city_000', 'city_001'\\]"):
-        plots.read_predictions(path, ["city_000", "city_001"])
+        figures.read_predictions(path, ["city_000", "city_001"])
     path.write_text("{not json")
     with pytest.raises(StepError, match="not a readable prediction file"):
-        plots.read_predictions(path, ["city_000"])
+        figures.read_predictions(path, ["city_000"])
 
 
 def test_prompt_summary_line_counts_winners_and_names_the_surest() -> None:
@@ -133,7 +133,7 @@ def test_prompt_summary_line_counts_winners_and_names_the_surest() -> None:
             probabilities(0.7, 0.1, 0.1, 0.1),
         ],
     )
-    line = plots.prompt_summary_line(doc, "results/contact_sheets/city.png")
+    line = figures.prompt_summary_line(doc, "results/contact_sheets/city.png")
     assert line == (
         "city: 3 images, top: dog ×2, cat ×1; surest city_002 cat (0.700); "
         "contact sheet results/contact_sheets/city.png"
@@ -185,7 +185,7 @@ def test_run_info_page_shows_config_and_what_the_manifest_records() -> None:
 def test_progress_redraws_become_log_lines(caplog: pytest.LogCaptureFixture) -> None:
     from tqdm import tqdm
 
-    caplog.set_level(logging.INFO, logger="sdcnn.progress")
+    caplog.set_level(logging.INFO, logger="sdcnn.core.progress")
     config = log_progress_bar("denoising", interval=0)
     for _ in tqdm(range(3), **config):
         pass
@@ -197,7 +197,7 @@ def test_progress_redraws_become_log_lines(caplog: pytest.LogCaptureFixture) -> 
 
 
 def test_log_lines_split_carriage_returns(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="sdcnn.progress")
+    caplog.set_level(logging.INFO, logger="sdcnn.core.progress")
     stream = LogLines()
     assert stream.write("\rstep 1\rstep 2\n") == len("\rstep 1\rstep 2\n")
     stream.write("\rstep 2")
@@ -208,7 +208,7 @@ def test_log_lines_split_carriage_returns(caplog: pytest.LogCaptureFixture) -> N
 
 
 def test_quota_shares_the_runs_pictures_out_over_the_shards() -> None:
-    from sdcnn.layout import quota
+    from sdcnn.core.shards import quota
 
     assert [quota(24, index, 8) for index in range(8)] == [3] * 8
     assert [quota(10, index, 4) for index in range(4)] == [3, 3, 2, 2]
@@ -229,16 +229,16 @@ def test_the_images_most_worth_a_look_are_the_wrong_then_the_least_sure() -> Non
                                 probabilities(0.4, 0.2, 0.2, 0.2)]), "dog", None)  # fmt: skip
     b = labelled(document("b", [probabilities(0.1, 0.1, 0.8, 0.0),
                                 probabilities(0.3, 0.3, 0.3, 0.1)]), "cat", None)  # fmt: skip
-    worst = plots.worst_images([a, b], 2)  # b_000 is wrong; b_001 (0.3) is the least sure
+    worst = figures.worst_images([a, b], 2)  # b_000 is wrong; b_001 (0.3) is the least sure
     assert [image["image_id"] for _, image in worst] == ["b_000", "b_001"]
-    assert [prompt for prompt, _ in plots.worst_images([a, b], 3)] == ["a", "b", "b"]
-    assert len(plots.worst_images([a, b], None)) == 4
-    assert plots.worst_prompts([a, b], 1) == ["b"]
-    assert plots.worst_prompts([a, b], 5) == ["a", "b"]
-    sheet = plots.sheet_document(a, 1)
+    assert [prompt for prompt, _ in figures.worst_images([a, b], 3)] == ["a", "b", "b"]
+    assert len(figures.worst_images([a, b], None)) == 4
+    assert figures.worst_prompts([a, b], 1) == ["b"]
+    assert figures.worst_prompts([a, b], 5) == ["a", "b"]
+    sheet = figures.sheet_document(a, 1)
     assert [image["image_id"] for image in sheet["images"]] == ["a_001"]
     assert sheet["shown_of"] == 2 and len(a["images"]) == 2  # the document is left as it was
-    assert plots.sheet_document(a, 2) is a
+    assert figures.sheet_document(a, 2) is a
 
 
 def write_shard(tmp_path: Path, prompts: dict[str, int]) -> dict:
@@ -264,10 +264,10 @@ def write_shard(tmp_path: Path, prompts: dict[str, int]) -> dict:
 
 
 def test_shard_figures_draw_within_the_limits(tmp_path: Path) -> None:
-    from sdcnn.layout import ShardLayout
+    from sdcnn.core.shards import ShardLayout
 
     shard = write_shard(tmp_path, {"p1": 3, "p2": 1, "p3": 2})
-    lines = plots.write_shard_figures(
+    lines = figures.write_shard_figures(
         prompts=shard["prompts"], layout=ShardLayout(True), predictions=shard["predictions"],
         image_dir=shard["images"], preview_dir=shard["previews"],
         charts_dir=tmp_path / "charts", contact_sheets=tmp_path / "sheets",
@@ -275,17 +275,17 @@ def test_shard_figures_draw_within_the_limits(tmp_path: Path) -> None:
     )  # fmt: skip
     documents = [json.loads((shard["predictions"] / f"p{k}.json").read_text()) for k in (1, 2, 3)]
     charted = sorted(p.stem for p in (tmp_path / "charts").rglob("*.png"))
-    assert charted == sorted(image["image_id"] for _, image in plots.worst_images(documents, 2))
+    assert charted == sorted(image["image_id"] for _, image in figures.worst_images(documents, 2))
     sheets = sorted(p.stem for p in (tmp_path / "sheets").glob("*.png"))
-    assert sheets == sorted(plots.worst_prompts(documents, 2))
+    assert sheets == sorted(figures.worst_prompts(documents, 2))
     assert len(lines) == 3 and sum("no contact sheet" in line for line in lines) == 1
 
 
 def test_a_large_summary_page_shows_a_sample_of_the_rows_most_worth_a_look(
     tmp_path: Path,
 ) -> None:
-    from sdcnn.pages import read_summary_csv, write_summary_page
-    from sdcnn.summary import write_summary
+    from sdcnn.reporting.pages import read_summary_csv, write_summary_page
+    from sdcnn.reporting.summary import write_summary
 
     rng = np.random.default_rng(2)
     for k in range(6):

@@ -2,8 +2,8 @@
 
 The prediction JSON holds probabilities with 9 significant digits, enough for any float32
 to come back exactly.  Golden files compare bytes of one case; these tests compare values:
-the network (sdcnn.cnn.FluxCNN) run here on the tensors, against what the predict step
-(sdcnn.prediction) wrote for them, bit for bit, over many magnitudes.
+the network (sdcnn.classify.cnn.FluxCNN) run here on the tensors, against what the predict step
+(sdcnn.classify.prediction) wrote for them, bit for bit, over many magnitudes.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from sdcnn.cnn import FluxCNN
-from sdcnn.prediction import predict_prompt, round_probability
-from sdcnn.weights import CNNWeights, init_weights, save_weights
+from sdcnn.classify.cnn import FluxCNN
+from sdcnn.classify.prediction import predict_prompt, round_probability
+from sdcnn.classify.weights import CNNWeights, init_weights, save_weights
 
 LABELS = [f"label{index}" for index in range(10)]
 SIZE = 16

@@ -8,8 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from sdcnn.preprocessing import interpolation_flag, preprocess_prompt, read_image, to_tensor
-from sdcnn.step import StepError
+from sdcnn.preprocess.image_to_tensor import (
+    interpolation_flag,
+    preprocess_prompt,
+    read_image,
+    to_tensor,
+)
+from sdcnn.workflow.step import StepError
 
 
 def quadrants(values: tuple[int, int, int, int], side: int = 4) -> np.ndarray:

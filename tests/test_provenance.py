@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from sdcnn.provenance import config_sha256, package_versions
+from sdcnn.core.provenance import config_sha256, package_versions
 
 
 def test_versions_come_from_the_installed_distributions() -> None:
@@ -24,8 +24,8 @@ def test_config_hash_ignores_key_order_but_not_values() -> None:
 
 
 def test_julia_versions_come_from_the_instantiate_stamp(tmp_path) -> None:  # noqa: ANN001
-    from sdcnn.julia import versions_from_stamp
-    from sdcnn.manifest import manifest_document
+    from sdcnn.classify.flux_backend import versions_from_stamp
+    from sdcnn.reporting.manifest import manifest_document
 
     stamp = tmp_path / "instantiated.txt"
     stamp.write_text(
@@ -49,7 +49,7 @@ def test_julia_versions_come_from_the_instantiate_stamp(tmp_path) -> None:  # no
 
 
 def test_env_file_versions_read_the_conda_pins_under_the_reported_names() -> None:
-    from sdcnn.provenance import env_file_versions
+    from sdcnn.core.provenance import env_file_versions
 
     env = {"dependencies": ["python =3.11", "pytorch =2.13.0", "pytorch-gpu =2.13.0",
                             "diffusers ==0.42.1", "numpy", {"pip": ["x==1"]}]}  # fmt: skip
@@ -59,7 +59,7 @@ def test_env_file_versions_read_the_conda_pins_under_the_reported_names() -> Non
 
 
 def test_the_planned_runtime_follows_the_gpu_request() -> None:
-    from sdcnn.generation import planned_runtime
+    from sdcnn.generate.pipeline import planned_runtime
 
     versions = {"torch": "2.13.0"}
     assert planned_runtime(gpus=0, precision="fp16", versions=versions) == {

@@ -2,7 +2,7 @@
 
 The captions (report/*.rst) are Jinja templates that Snakemake renders and hands to
 docutils; prompts, ids and the model source go through the ``rst``/``rst_literal``
-filters of sdcnn/rst.py.  Checked three ways: the filters on their own, every caption
+filters of sdcnn/reporting/rst.py.  Checked three ways: the filters on their own, every caption
 template rendered as Snakemake renders it, and a real ``snakemake --report`` of a small
 finished run whose prompts are full of reStructuredText.
 """
@@ -22,7 +22,7 @@ import pytest
 from docutils.core import publish_parts
 
 from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
-from sdcnn.rst import JINJA_FILTERS, register_jinja_filters, rst_literal, rst_text
+from sdcnn.reporting.rst import JINJA_FILTERS, register_jinja_filters, rst_literal, rst_text
 
 NASTY = [
     "A ``weird`` city *at |sunset|",
@@ -247,7 +247,7 @@ def test_report_shows_the_prompts_verbatim(rst_report: tuple[str, str]) -> None:
 def test_report_params_are_short_in_the_report_and_whole_for_reruns_and_scripts() -> None:
     import pickle
 
-    from sdcnn.rst import ReportParam, report_param
+    from sdcnn.reporting.rst import ReportParam, report_param
 
     prompts = [{"prompt_id": f"p{i}", "text": "a circle"} for i in range(1000)]
     param = report_param(lambda wildcards: prompts)(None)

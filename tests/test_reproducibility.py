@@ -2,7 +2,7 @@
 
 The suite runs on one machine, so another machine is stood in for by the environment
 variables that make this one compute with other kernels
-(``sdcnn.reproducibility.OTHER_KERNELS``: ATen without SIMD, oneDNN limited to SSE4.1,
+(``sdcnn.workflow.reproducibility.OTHER_KERNELS``: ATen without SIMD, oneDNN limited to SSE4.1,
 ...; flipped, so a suite run under them compares with the native kernels).  Under them:
 the default config, run again, keeps the cross-machine contract against the default run;
 a shared image store hands it no image made with the other kernels; the manifest and
@@ -26,15 +26,17 @@ from PIL import Image, PngImagePlugin
 from safetensors.numpy import save_file
 
 from conftest import REPO, copy_workflow, run_snakemake
-from sdcnn.generation import ModelSource, PromptSpec, ShardGenerator
-from sdcnn.imagestore import ImageStore, store_from_config
-from sdcnn.kernels import (
+from sdcnn.core.kernels import (
     KERNEL_KNOBS,
     MADE_ON_TEXT_KEY,
     cpu_description,
     kernel_environment,
 )
-from sdcnn.reproducibility import (
+from sdcnn.generate.image_store import ImageStore, store_from_config
+from sdcnn.generate.model_source import ModelSource
+from sdcnn.generate.pipeline import PromptSpec
+from sdcnn.generate.shard_generator import ShardGenerator
+from sdcnn.workflow.reproducibility import (
     CROSS_MACHINE,
     OTHER_KERNELS,
     compare_runs,
@@ -171,7 +173,8 @@ def test_the_kernel_environment_names_the_knobs_set(monkeypatch: pytest.MonkeyPa
 
 
 def demo_generator(store: ImageStore, kernels: dict[str, Any] | None = None) -> ShardGenerator:
-    from sdcnn.generation import DEMO_PIPELINE_DIR, GenerationSettings
+    from sdcnn.generate.model_source import DEMO_PIPELINE_DIR
+    from sdcnn.generate.pipeline import GenerationSettings
 
     settings = GenerationSettings(
         steps=2, guidance_scale=6.0, height=64, width=64, scheduler="ddim", base_seed=1,
@@ -270,7 +273,7 @@ def test_the_command_exits_1_when_the_contract_breaks(
 
 
 def test_the_manifest_reads_the_kernels_from_the_pngs_and_the_training(tmp_path: Path) -> None:
-    from sdcnn.manifest import manifest_document
+    from sdcnn.reporting.manifest import manifest_document
 
     folder = tmp_path / "results" / "images" / "p"
     folder.mkdir(parents=True)

@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 from conftest import REPO, SMALL_CONFIG, run_snakemake, write_config
-from sdcnn.configcheck import check_config, key_name, load_schema
-from sdcnn.effects import (
+from sdcnn.config.check import check_config, key_name, load_schema
+from sdcnn.config.prompts import PromptRules, assign_shards, load_prompts, shard_name
+from sdcnn.config.reruns import (
     ALL_PROMPTS,
     ITS_SHARD,
     SHARD_RULES,
@@ -32,8 +33,7 @@ from sdcnn.effects import (
     leaf_keys,
     rerun_table,
 )
-from sdcnn.layout import quota
-from sdcnn.prompts import PromptRules, assign_shards, load_prompts, shard_name
+from sdcnn.core.shards import quota
 
 pytestmark = pytest.mark.pipeline
 RULES = PromptRules.from_schema(load_schema(REPO / "config" / "schema.yaml"))
@@ -223,7 +223,7 @@ def use_an_equivalent_sheet(workdir: Path, config: dict[str, Any]) -> None:
 def copy_of_the_demo_model(workdir: Path, config: dict[str, Any]) -> None:
     target = workdir / "models" / "local"
     if not target.exists():
-        shutil.copytree(workdir / "sdcnn/assets/demo-pipeline", target)
+        shutil.copytree(workdir / "sdcnn/demo/assets/demo-pipeline", target)
     config.setdefault("model", {})["source"] = "models/local"
 
 
@@ -287,7 +287,7 @@ def expected_jobs(effect: Effect, config: dict[str, Any], workdir: Path) -> set[
     return jobs
 
 
-# figures' limits, shared out over the shards by their number (sdcnn.layout.quota): with
+# figures' limits, shared out over the shards by their number (sdcnn.core.shards.quota): with
 # shards, a change re-draws the figures of the shards whose share changes, no others
 SHARED_OUT = {"figures.charts", "figures.contact_sheets"}
 
@@ -345,7 +345,7 @@ def test_the_readme_table_is_the_schemas() -> None:
     table = rerun_table(SCHEMA)
     assert table in readme, (
         "README.md's re-run table differs from config/schema.yaml's x-reruns; paste the "
-        f"output of `python -m sdcnn.effects`:\n{table}"
+        f"output of `python -m sdcnn.config.reruns`:\n{table}"
     )
 
 
@@ -454,22 +454,22 @@ def test_removed_prompt_recomputes_no_image_and_leaves_the_summary(finished: Pat
 TRAIN = {"training_plan", "train_classifier"} | FROM_PREDICT
 CODE_CASES = {
     "scripts/generate.py": FROM_GENERATE | TRAIN,
-    "sdcnn/generation.py": FROM_GENERATE | TRAIN,
+    "sdcnn/generate/pipeline.py": FROM_GENERATE | TRAIN,
     "scripts/preprocess.py": FROM_PREPROCESS | TRAIN,
-    "sdcnn/preprocessing.py": FROM_PREPROCESS | TRAIN,
+    "sdcnn/preprocess/image_to_tensor.py": FROM_PREPROCESS | TRAIN,
     "scripts/predict.py": FROM_PREDICT,
-    "sdcnn/cnn.py": TRAIN,  # the network the predict step runs and training trains
-    "sdcnn/weights.py": TRAIN,
+    "sdcnn/classify/cnn.py": TRAIN,  # the network the predict step runs and training trains
+    "sdcnn/classify/weights.py": TRAIN,
     "scripts/train_classifier.py": TRAIN,
-    "sdcnn/training.py": TRAIN,
-    "sdcnn/demo_model.py": set(),  # builds the random test pipeline: no step imports it
-    "sdcnn/codedeps.py": set(),  # used by the Snakefile only, by no step
-    "sdcnn/progress.py": FROM_GENERATE | TRAIN,
-    "sdcnn/plots.py": pictures("figures") | TRAIN,  # training draws its curve
+    "sdcnn/classify/training.py": TRAIN,
+    "sdcnn/demo/model.py": set(),  # builds the random test pipeline: no step imports it
+    "sdcnn/workflow/codedeps.py": set(),  # used by the Snakefile only, by no step
+    "sdcnn/core/progress.py": FROM_GENERATE | TRAIN,
+    "sdcnn/reporting/figures.py": pictures("figures") | TRAIN,  # training draws its curve
     "scripts/figures.py": pictures("figures"),
     "scripts/dataset.py": pictures("dataset"),
-    "sdcnn/dataset.py": pictures("dataset"),
-    "sdcnn/pages.py": set(),  # the summary and run-info pages: aggregates only
+    "sdcnn/export/webdataset_tars.py": pictures("dataset"),
+    "sdcnn/reporting/pages.py": set(),  # the summary and run-info pages: aggregates only
 }
 
 
@@ -490,7 +490,7 @@ def installed_torch_metadata(folder: Path, version: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path}
 
 
-# the labelled images' runtime (sdcnn.generation.planned_runtime) is in generate's params
+# the labelled images' runtime (sdcnn.generate.pipeline.planned_runtime) is in generate's params
 # and in the training plan: new images on another device or library version re-train,
 # though train_classifier reads its tensors as ancient inputs
 RUNTIME_CHANGES = {
@@ -533,9 +533,10 @@ def test_nothing_changed_means_nothing_to_do(finished: Path) -> None:
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-# ---- what counts as a code change: what the code does, not its comments (sdcnn/codedeps.py)
+# ---- what counts as a code change: what the code does, not its comments
+# (sdcnn/workflow/codedeps.py)
 
-# they all import sdcnn.step (the small run trains its weights: no init_weights job)
+# they all import sdcnn.workflow.step (the small run trains its weights: no init_weights job)
 EVERY_STEP = {"training_plan", "train_classifier"} | FROM_GENERATE
 NOT_CODE = {
     "a comment": lambda code: code + COMMENT_EDIT,
@@ -556,16 +557,16 @@ def changed_code_files(dry_run_output: str) -> set[str]:
 
 @pytest.mark.parametrize("edit", NOT_CODE)
 def test_comment_or_docstring_in_a_module_reruns_nothing(finished: Path, edit: str) -> None:
-    with code_change(finished, "sdcnn/step.py", NOT_CODE[edit]):
+    with code_change(finished, "sdcnn/workflow/step.py", NOT_CODE[edit]):
         assert planned_jobs(finished) == set()
 
 
 def test_code_change_in_a_module_reruns_its_dependants_and_names_it(finished: Path) -> None:
-    with code_change(finished, "sdcnn/step.py"):
+    with code_change(finished, "sdcnn/workflow/step.py"):
         output = run_snakemake(finished, "--dry-run").stdout
     assert planned_jobs(finished, output) == EVERY_STEP
     assert "Params have changed since last execution" in output
-    assert changed_code_files(output) == {"sdcnn/step.py"}
+    assert changed_code_files(output) == {"sdcnn/workflow/step.py"}
 
 
 def test_comment_in_a_script_still_reruns_its_step(finished: Path) -> None:

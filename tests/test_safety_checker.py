@@ -23,7 +23,7 @@ def save_pipeline_with_checker(folder: Path, *, flag_everything: bool) -> Path:
     )
     from transformers import CLIPConfig, CLIPImageProcessor
 
-    from sdcnn.demo_model import build_demo_pipeline
+    from sdcnn.demo.model import build_demo_pipeline
 
     pipeline = build_demo_pipeline(seed=0)
     torch.manual_seed(0)
@@ -87,13 +87,10 @@ def test_flagged_images_are_recorded_everywhere(flagging_run: tuple[Path, str]) 
 
 
 def test_a_checker_that_passes_records_passed(tmp_path: Path) -> None:
-    from sdcnn.generation import (
-        GenerationSettings,
-        ModelSource,
-        PromptSpec,
-        generate_shard,
-    )
-    from sdcnn.layout import ShardLayout
+    from sdcnn.core.shards import ShardLayout
+    from sdcnn.generate.model_source import ModelSource
+    from sdcnn.generate.pipeline import GenerationSettings, PromptSpec
+    from sdcnn.generate.shard_generator import generate_shard
 
     folder = save_pipeline_with_checker(tmp_path / "model", flag_everything=False)
     settings = GenerationSettings(

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from sdcnn.codedeps import code_digests, code_fingerprint, package_modules
-from sdcnn.seeds import image_seed, image_seeds
+from sdcnn.core.seeds import image_seed, image_seeds
+from sdcnn.workflow.codedeps import code_digests, code_fingerprint, package_modules
 
 
 def test_seed_depends_only_on_base_prompt_and_index() -> None:
@@ -30,16 +30,24 @@ def test_seed_is_the_documented_derivation() -> None:
 
 def names(script: str) -> list[str]:
     paths = package_modules(REPO / "scripts" / script, REPO / "sdcnn")
-    return sorted(Path(path).name for path in paths)
+    return sorted(Path(path).relative_to(REPO / "sdcnn").as_posix() for path in paths)
 
 
 def test_step_code_dependencies_are_transitive_and_minimal() -> None:
     predict = names("predict.py")
-    assert {"prediction.py", "cnn.py", "weights.py", "step.py", "__init__.py"} <= set(predict)
-    assert "generation.py" not in predict and "preprocessing.py" not in predict
-    assert "cnn.py" not in names("preprocess.py")
-    assert "cnn.py" in names("train_classifier.py")  # it trains the network it runs
-    assert "generation.py" in names("generate.py")
+    assert {
+        "__init__.py",
+        "classify/__init__.py",
+        "classify/prediction.py",
+        "classify/cnn.py",
+        "classify/weights.py",
+        "workflow/step.py",
+    } <= set(predict)
+    diffusion = {"generate/model_source.py", "generate/pipeline.py", "generate/shard_generator.py"}
+    assert not diffusion & set(predict) and "preprocess/image_to_tensor.py" not in predict
+    assert "classify/cnn.py" not in names("preprocess.py")
+    assert "classify/cnn.py" in names("train_classifier.py")  # it trains the network it runs
+    assert {"generate/pipeline.py", "generate/shard_generator.py"} <= set(names("generate.py"))
 
 
 def test_code_dependencies_follow_new_imports(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sdcnn import shapes
-from sdcnn.shapes import (
+from sdcnn.demo import pictures
+from sdcnn.demo.pictures import (
     BACKGROUND,
     COLOURS,
     SHAPES,
@@ -39,8 +39,8 @@ def test_vocabulary_holds_at_least_the_basic_colours_and_shapes() -> None:
     assert {"circle", "square", "triangle"} <= set(SHAPES)
     for rgb in COLOURS.values():
         assert len(rgb) == 3 and all(0 <= value <= 255 for value in rgb)
-    assert shapes.vocabulary_prompts()[0] == "a red circle"
-    assert len(shapes.vocabulary_prompts()) == len(COLOURS) * len(SHAPES)
+    assert pictures.vocabulary_prompts()[0] == "a red circle"
+    assert len(pictures.vocabulary_prompts()) == len(COLOURS) * len(SHAPES)
 
 
 def test_a_seed_draws_the_same_picture_and_prompt() -> None:

@@ -26,7 +26,7 @@ from conftest import (
     write_config,
     write_sheet,
 )
-from sdcnn.prompts import assign_shards, shard_index, shard_name
+from sdcnn.config.prompts import assign_shards, shard_index, shard_name
 
 pytestmark = pytest.mark.pipeline
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from sdcnn.configcheck import ConfigError, check_config, load_schema
-from sdcnn.prompts import (
+from sdcnn.config.check import ConfigError, check_config, load_schema
+from sdcnn.config.prompts import (
     PromptRules,
     SheetError,
     assign_shards,
@@ -175,7 +175,7 @@ def test_missing_or_misnamed_sheet(tmp_path: Path) -> None:
 
 
 def test_a_sheet_path_must_end_in_tsv_or_csv_in_the_schema() -> None:
-    from sdcnn.configcheck import ConfigError
+    from sdcnn.config.check import ConfigError
 
     with pytest.raises(ConfigError, match=r"^config key prompts: 'prompts\.xlsx' is not allowed"):
         check_config({"prompts": "prompts.xlsx"}, SCHEMA_PATH)

@@ -34,7 +34,7 @@ from conftest import (
     sheet_rows,
     write_sheet,
 )
-from sdcnn.prompts import assign_shards
+from sdcnn.config.prompts import assign_shards
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.slurm]
 

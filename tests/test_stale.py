@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sdcnn.stale import main, stale_paths
+from sdcnn.workflow.stale import main, stale_paths
 
 CURRENT = [
     "results/images/1-of-2/p/p_000.png",

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from conftest import REPO
-from sdcnn.step import StepError, warn_if_threads_differ
+from sdcnn.workflow.step import StepError, warn_if_threads_differ
 
 
 class Lines:

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SMALL_CONFIG
-from sdcnn.configcheck import ConfigError, check_config, load_schema
-from sdcnn.layout import ShardLayout
-from sdcnn.metrics import classification_metrics
-from sdcnn.naming import split_of
-from sdcnn.prompts import checked_prompts
-from sdcnn.training import TrainingSettings, train_classifier
+from sdcnn.classify.metrics import classification_metrics
+from sdcnn.classify.training import TrainingSettings, train_classifier
+from sdcnn.config.check import ConfigError, check_config, load_schema
+from sdcnn.config.prompts import checked_prompts
+from sdcnn.core.naming import split_of
+from sdcnn.core.shards import ShardLayout
 
 SCHEMA_PATH = REPO / "config" / "schema.yaml"
 
@@ -88,8 +88,8 @@ def test_trained_weights_are_the_contracts_and_predict_alike(tmp_path: Path) -> 
     held-out images the labels the training measured."""
     import torch
 
-    from sdcnn.cnn import FluxCNN
-    from sdcnn.weights import load_weights
+    from sdcnn.classify.cnn import FluxCNN
+    from sdcnn.classify.weights import load_weights
 
     metrics = trained(tmp_path, "run")
     weights = load_weights(tmp_path / "run" / "w.safetensors")
@@ -161,7 +161,7 @@ def test_bad_training_settings_are_refused_naming_the_key(
 def test_augmentation_moves_a_shape_but_keeps_it() -> None:
     """Mirrored and shifted by at most an eighth of the side, on the background's value:
     the shape is all still there, seeded, and the batch changes between epochs."""
-    from sdcnn.training import augmented
+    from sdcnn.classify.training import augmented
 
     image = np.full((1, 1, 32, 32), 0.9, np.float32)
     image[0, 0, 12:20, 10:16] = 0.1  # a dark block away from the border

@@ -20,8 +20,8 @@ import yaml
 from PIL import Image
 from safetensors.numpy import save_file
 
-from sdcnn import imagestore
-from sdcnn.configcheck import (
+from sdcnn.classify.weights import CNNWeights, init_weights, load_weights, read_header, save_weights
+from sdcnn.config.check import (
     ConfigError,
     _unique,
     check_config_file,
@@ -29,13 +29,13 @@ from sdcnn.configcheck import (
     refuse_duplicate_keys,
     validate_config,
 )
-from sdcnn.fileio import dumps_json, remove_stale_temporaries
-from sdcnn.imagestore import ImageStore, folder_fingerprint, key_digest, store_from_config
-from sdcnn.naming import image_id, image_ids
-from sdcnn.preprocessing import preprocess_prompt
-from sdcnn.seeds import image_seed
-from sdcnn.step import StepError
-from sdcnn.weights import CNNWeights, init_weights, load_weights, read_header, save_weights
+from sdcnn.core.fileio import dumps_json, remove_stale_temporaries
+from sdcnn.core.naming import image_id, image_ids
+from sdcnn.core.seeds import image_seed
+from sdcnn.generate import image_store
+from sdcnn.generate.image_store import ImageStore, folder_fingerprint, key_digest, store_from_config
+from sdcnn.preprocess.image_to_tensor import preprocess_prompt
+from sdcnn.workflow.step import StepError
 
 # ---- fileio
 
@@ -151,7 +151,7 @@ def test_a_damaged_entry_is_named_in_a_warning(
     digest = store.put(KEY, noise_image(1))
     png = tmp_path / "images" / digest[:2] / f"{digest}.png"
     png.write_bytes(png.read_bytes()[:-4])
-    caplog.set_level(logging.WARNING, logger="sdcnn.imagestore")
+    caplog.set_level(logging.WARNING, logger="sdcnn.generate.image_store")
     assert store.get(KEY) is None
     assert [r.getMessage() for r in caplog.records] == [
         f"image store entry {digest} is damaged: discarding it"
@@ -185,10 +185,10 @@ def test_fingerprint_reads_each_file_once_and_rewrites_the_cache_only_on_change(
     folder, cache = model_folder(tmp_path), tmp_path / "cache.json"
     hashed: list[Path] = []
     written: list[Path] = []
-    real_hash, real_write = imagestore.sha256_file, imagestore.write_json_atomic
-    monkeypatch.setattr(imagestore, "sha256_file", lambda p: hashed.append(p) or real_hash(p))
+    real_hash, real_write = image_store.sha256_file, image_store.write_json_atomic
+    monkeypatch.setattr(image_store, "sha256_file", lambda p: hashed.append(p) or real_hash(p))
     monkeypatch.setattr(
-        imagestore, "write_json_atomic", lambda p, d: written.append(p) or real_write(p, d)
+        image_store, "write_json_atomic", lambda p, d: written.append(p) or real_write(p, d)
     )
     first = folder_fingerprint(folder, cache)
     assert len(hashed) == 2 and written == [cache], (hashed, written)

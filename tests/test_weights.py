@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from sdcnn.step import StepError
-from sdcnn.weights import (
+from sdcnn.classify.weights import (
     CNNWeights,
     IncompatibleWeights,
     check_compatible,
@@ -21,6 +20,7 @@ from sdcnn.weights import (
     load_weights,
     save_weights,
 )
+from sdcnn.workflow.step import StepError
 
 
 def test_shapes_follow_image_size_and_labels() -> None:

@@ -8,7 +8,7 @@
 
 A new key in config/schema.yaml fails these tests until it is placed in one of the
 groups.  The generate rule's params and the store key come from one definition
-(``sdcnn.generation.GenerationSettings``), so a setting Snakemake tracks is a setting the
+(``sdcnn.generate.pipeline.GenerationSettings``), so a setting Snakemake tracks is a setting the
 store tracks.
 """
 
@@ -26,18 +26,13 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from sdcnn.configcheck import check_config, load_schema
-from sdcnn.generation import (
-    GenerationSettings,
-    ModelSource,
-    PromptSpec,
-    ShardGenerator,
-    ShardResult,
-    generate_shard,
-)
-from sdcnn.imagestore import ImageStore
-from sdcnn.layout import ShardLayout
-from sdcnn.preprocessing import preprocess_image, preprocess_prompt
+from sdcnn.config.check import check_config, load_schema
+from sdcnn.core.shards import ShardLayout
+from sdcnn.generate.image_store import ImageStore
+from sdcnn.generate.model_source import ModelSource
+from sdcnn.generate.pipeline import GenerationSettings, PromptSpec
+from sdcnn.generate.shard_generator import ShardGenerator, ShardResult, generate_shard
+from sdcnn.preprocess.image_to_tensor import preprocess_image, preprocess_prompt
 
 SCHEMA = load_schema(REPO / "config" / "schema.yaml")
 PROPERTIES = SCHEMA["properties"]
@@ -103,7 +98,7 @@ def test_every_generation_setting_and_prompt_field_is_placed() -> None:
 
 @pytest.fixture(scope="module")
 def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sdcnn.generation import DEMO_PIPELINE_DIR
+    from sdcnn.generate.model_source import DEMO_PIPELINE_DIR
 
     folder = tmp_path_factory.mktemp("model") / "demo"
     shutil.copytree(DEMO_PIPELINE_DIR, folder)
@@ -272,8 +267,8 @@ def test_every_classifier_setting_is_placed() -> None:
 
 def predictions(tmp_path: Path, name: str, classifier: dict[str, Any]) -> dict[str, Any]:
     """The prediction document of two noise tensors, made as the workflow makes it."""
-    from sdcnn.prediction import predict_prompt
-    from sdcnn.weights import init_weights, save_weights
+    from sdcnn.classify.prediction import predict_prompt
+    from sdcnn.classify.weights import init_weights, save_weights
 
     tensors = tmp_path / "tensors"
     if not tensors.exists():
@@ -297,7 +292,7 @@ def predictions(tmp_path: Path, name: str, classifier: dict[str, Any]) -> dict[s
 
 @pytest.mark.parametrize("name", CLASSIFIER_CHANGES)
 def test_every_classifier_setting_changes_the_predictions(name: str, tmp_path: Path) -> None:
-    from sdcnn.weights import init_weights, save_weights
+    from sdcnn.classify.weights import init_weights, save_weights
 
     base = copy.deepcopy(DEFAULTS["classifier"])
     base["labels"] = ["cat", "dog", "ship"]

@@ -2,7 +2,7 @@
     SDCNN
 
 The sdcnn classifier in Flux.jl, numerically the same network as the PyTorch backend
-(`sdcnn/cnn.py`); both follow the contract in `docs/equivalence.md`:
+(`sdcnn/classify/cnn.py`); both follow the contract in `docs/equivalence.md`:
 
     Conv((3,3), C=>16, relu; pad=1) -> MaxPool((2,2)) ->
     Conv((3,3), 16=>32, relu; pad=1) -> MaxPool((2,2)) ->
@@ -208,7 +208,7 @@ end
 The weights fit the configured `labels` and the batch's `imgsize = (width, height,
 channels)`: the Dense input size follows from the image size ([`dense_inputs`](@ref)).
 Each message starts with the config key to change, as the PyTorch backend's
-(`sdcnn/weights.py`, `check_compatible`; the contract is in `docs/equivalence.md`).
+(`sdcnn/classify/weights.py`, `check_compatible`; the contract is in `docs/equivalence.md`).
 """
 function check_compatible(
     weights::CNNWeights,
@@ -361,7 +361,7 @@ end
 """
     exact_fp32_on_cuda()
 
-True Float32 on the GPU, as the PyTorch backend's `sdcnn.device.exact_fp32_on_cuda`: TF32
+True Float32 on the GPU, as the PyTorch backend's `sdcnn.core.device.exact_fp32_on_cuda`: TF32
 would move the probabilities by ~1e-4, beyond the backends' 1e-5 contract.
 
 - `CUDA.math_mode!(CUDA.PEDANTIC_MATH)`: cuBLAS (the Dense layer) gets
@@ -374,7 +374,7 @@ would move the probabilities by ~1e-4, beyond the backends' 1e-5 contract.
   gets `cuDNN.math_mode()`, which maps `PEDANTIC_MATH` to `CUDNN_DEFAULT_MATH`
   (`lib/cudnn/src/cuDNN.jl`), and that still permits TF32 on A100 and later. Only the
   environment variable `NVIDIA_TF32_OVERRIDE=0` turns TF32 off there; the workflow sets
-  it for every `julia` it starts (`sdcnn/julia.py`), and this warns when it is missing.
+  it for every `julia` it starts (`sdcnn/classify/flux_backend.py`), and this warns when it is missing.
 - Deterministic algorithms: cuDNN.jl has no switch. It picks the convolution algorithm
   by timing them once per process (`cudnnFindConvolutionForwardAlgorithmEx`, then
   `cudnnConvolutionAlgoPerfChoose`, `lib/cudnn/src/legacy/convolution.jl`), so the
@@ -468,7 +468,7 @@ end
     write_json_atomic(path, document)
 
 Write `document` as JSON (one line and a newline) to a temporary file next to `path`, then
-rename it onto `path`, as the PyTorch backend writes (`sdcnn/fileio.py`): a failed run never
+rename it onto `path`, as the PyTorch backend writes (`sdcnn/core/fileio.py`): a failed run never
 leaves a partial file under the final name, and the temporary is removed on any error. The
 temporary is `.<name>.<random>.tmp` in the same folder, created with mode `0o666` less the
 umask (`0o644` under umask 022), like any file the workflow writes.
@@ -502,7 +502,7 @@ const TEMPORARY_FLAGS = Base.Filesystem.JL_O_WRONLY |
     temporary_name(name) -> String
 
 A fresh temporary name for the file `name`: `.<name>.<random>.tmp`, the convention of
-`sdcnn/fileio.py` (`tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")`).
+`sdcnn/core/fileio.py` (`tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")`).
 """
 temporary_name(name::AbstractString) = ".$name.$(string(rand(UInt64); base = 36)).tmp"
 
@@ -552,7 +552,7 @@ end
 
 What one run of `julia/predict.jl` is asked to do: every prompt's batch of one shard, with
 one set of weights, so Julia starts, loads its packages and builds the model once a shard.
-Read from the JSON file the workflow writes (`$PLAN_SCHEMA`, `sdcnn/julia.py`).
+Read from the JSON file the workflow writes (`$PLAN_SCHEMA`, `sdcnn/classify/flux_backend.py`).
 """
 Base.@kwdef struct Plan
     weights::String               # the .safetensors weights file

@@ -176,7 +176,7 @@ end
     end
 
     @testset "compatibility errors start with the config key to change" begin
-        # the same messages as the PyTorch backend's (sdcnn/weights.py, check_compatible)
+        # the same messages as the PyTorch backend's (sdcnn/classify/weights.py, check_compatible)
         expected, weights_path, _ = golden_case("gray8")
         weights = load_weights(joinpath(REPO, weights_path))
         labels = String.(expected.labels)

@@ -1,0 +1,56 @@
+"""What a model *is*, as the generate rule's params record it: cheap enough for parse time.
+
+Snakemake re-runs a job whose params changed, so the params must change when the model
+does, not only when its name does.  At parse time (which runs again in every cluster job
+and dry run) nothing may be written and a multi-gigabyte checkpoint cannot be read, so:
+
+- the demo model: the sha256 of its files' content (5 MB, shipped with the package);
+- a local folder: a digest of every file's relative path, size and modification time,
+  so replacing or editing a checkpoint file re-runs generation (a copy with new times
+  re-runs it too: the image store then hands back every image, keyed by content);
+- a Hub id: the commit of its snapshot in the local Hugging Face cache (``refs/main``),
+  read from the cache's files without importing huggingface_hub; None when not cached.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+
+def folder_state(folder: str | Path) -> str:
+    """sha256 over (relative path, size, mtime in ns) of the folder's files, hidden ones
+    (such as ``.cache``) left out; it reads no file's content."""
+    from sdcnn.core.fileio import sha256_bytes
+    from sdcnn.core.provenance import canonical_json
+    from sdcnn.generate.image_store import visible_files
+
+    entries = [
+        [relative, stat.st_size, stat.st_mtime_ns]
+        for relative, path in visible_files(Path(folder))
+        for stat in [path.stat()]
+    ]
+    return sha256_bytes(canonical_json(entries).encode("utf-8"))
+
+
+def hub_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """The Hugging Face hub cache, found as huggingface_hub finds it: ``HF_HUB_CACHE``,
+    else ``HF_HOME``/hub, else ``XDG_CACHE_HOME``/huggingface/hub, else ~/.cache/…"""
+    if environ.get("HF_HUB_CACHE"):
+        return Path(environ["HF_HUB_CACHE"]).expanduser()
+    if environ.get("HF_HOME"):
+        return Path(environ["HF_HOME"]).expanduser() / "hub"
+    cache = environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
+    return Path(cache).expanduser() / "huggingface" / "hub"
+
+
+def hub_cached_commit(repo_id: str, cache: str | Path, revision: str = "main") -> str | None:
+    """The commit of ``repo_id``'s cached ``revision`` (its ``refs/<revision>`` file), or
+    None when the model is not in the cache."""
+    ref = Path(cache) / f"models--{repo_id.replace('/', '--')}" / "refs" / revision
+    try:
+        commit = ref.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return commit or None
