@@ -39,4 +39,14 @@ register_jinja_filters()  # report/*.rst escape what users wrote with `| rst`, `
 rule all:
     default_target: True
     input:
-        get_final_outputs(),
+        PLAN.final_outputs(),
+
+
+# ---- who holds each lock (sdcnn/workflow/locks.py): recorded when a run starts executing, in
+# the main process only (never in dry runs or cluster jobs), so that `python -m
+# sdcnn.workflow.locks` (`make run`) can remove the locks of a run that was killed, and only
+# those. Installed on the workflow object, not with `onstart:`, which Snakemake ignores in a
+# module's Snakefile (`module x: ...; use rule * from x`); it registers handlers, writes nothing.
+from sdcnn.workflow.locks import install_hooks
+
+install_hooks(workflow)

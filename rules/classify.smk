@@ -9,7 +9,7 @@ rule init_weights:
     params:
         code=package_code("init_weights.py"),
         seed=CLASSIFIER["weights_seed"],
-        architecture=cnn_architecture(),
+        architecture=PLAN.cnn_architecture(),
     script:
         "../scripts/init_weights.py"
 
@@ -18,8 +18,8 @@ rule predict:
     input:
         tensors=shard_folder("tensors"),
         images=shard_folder("images"),  # their safety-checker verdicts, in the PNGs
-        weights=get_weights_path(),
-        julia=julia_inputs(),
+        weights=PLAN.weights_path(),
+        julia=JULIA_INPUTS,
     output:
         shard_file_output("predictions", ".json"),
     log:
@@ -27,14 +27,14 @@ rule predict:
     benchmark:
         f"{RESULTS}/benchmarks/predict/{{shard}}.tsv"
     conda:
-        predict_conda_env()
+        PREDICT_ENV
     threads: CLASSIFIER["threads"]
     resources:
         gpu=CLASSIFIER["gpu"],
     params:
         code=package_code("predict.py"),
-        images=get_shard_images,
-        truth=get_shard_truth,
+        images=of_shard(PLAN.shard_images),
+        truth=of_shard(PLAN.shard_truth),
         labels=CLASSIFIER["labels"],
         backend=BACKEND,
         threads=CLASSIFIER["threads"],
@@ -45,7 +45,12 @@ rule predict:
 
 rule instantiate_julia:
     input:
-        **julia_project_input(),
+        # the Julia project's file (none in a remote module)
+        **(
+            {"project": os.path.relpath(JULIA_DIR / "Project.toml")}
+            if JULIA_DIR
+            else {}
+        ),
     output:
         JULIA_ENV_STAMP,
     log:

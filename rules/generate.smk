@@ -1,6 +1,6 @@
 rule generate:
     input:
-        **model_input(),
+        **PLAN.model_input(),
     output:
         directory(shard_folder("images")),  # in the report through the contact sheets
     log:
@@ -8,16 +8,16 @@ rule generate:
     benchmark:
         f"{RESULTS}/benchmarks/generate/{{shard}}.tsv"
     conda:
-        diffusion_conda_env()
+        GENERATE_ENV
     threads: GENERATION["threads"]
     resources:
         gpu=GENERATION["gpu"],
     params:
         code=package_code("generate.py"),
         prompts=get_shard_prompts,
-        settings=generation_settings(),
-        runtime=generation_runtime(),
-        model=model_params(),
+        settings=PLAN.generation_settings(),
+        runtime=GENERATION_RUNTIME,
+        model=MODEL_PARAMS,
         sharded=SHARDED,
     script:
         "../scripts/generate.py"

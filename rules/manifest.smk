@@ -1,9 +1,18 @@
+from sdcnn.core.provenance import config_sha256
+
+
 rule manifest:
     input:
-        unpack(get_julia_stamp_input),
-        unpack(get_training_metrics_input),
-        outputs=get_data_outputs(),
-        predictions=get_prediction_outputs(),
+        # the Julia environment's stamp (its versions) when the flux backend runs, the
+        # training's metrics (they record its kernels) when the weights are trained
+        **({"julia_stamp": JULIA_ENV_STAMP} if BACKEND == "flux" else {}),
+        **(
+            {"training_metrics": f"{TRAINING_DIR}/metrics.json"}
+            if PLAN.weights_mode == WEIGHTS_TRAINED
+            else {}
+        ),
+        outputs=PLAN.data_outputs(),
+        predictions=PLAN.prediction_outputs(),
     output:
         f"{RESULTS}/manifest.json",
     log:
@@ -15,7 +24,9 @@ rule manifest:
     threads: 1
     params:
         code=package_code("manifest.py"),
-        config_sha256=config_hash(),
+        # with the prompts themselves (a sheet's rows, not its path): a sheet and the
+        # mapping it holds have the same hash
+        config_sha256=config_sha256({**OUTPUT_CONFIG, "prompts": PROMPTS}),
         snakemake_version=SNAKEMAKE_VERSION,
     script:
         "../scripts/manifest.py"

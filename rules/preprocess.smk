@@ -13,8 +13,8 @@ rule preprocess:
     threads: PREPROCESS["threads"]
     params:
         code=package_code("preprocess.py"),
-        images=get_shard_images,
-        settings=preprocess_settings(),
+        images=of_shard(PLAN.shard_images),
+        settings=PLAN.preprocess_settings(),
         sharded=SHARDED,
     script:
         "../scripts/preprocess.py"

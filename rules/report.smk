@@ -1,3 +1,5 @@
+import functools
+
 from sdcnn.reporting.rst import report_param
 
 
@@ -9,10 +11,11 @@ rule figures:
     output:
         charts=report(
             directory(shard_folder("charts")),
-            patterns=image_patterns(),
+            # relative to the shard's folder
+            patterns=["{prompt}/{image}.png"] if SHARDED else ["{image}.png"],
             caption="../report/probabilities.rst",
             category="Probabilities",
-            subcategory=report_prompt(),
+            subcategory="{prompt}" if SHARDED else "{shard}",  # the image's prompt
             labels={"image": "{image}"},
         ),
         contact_sheets=contact_sheet_output(),
@@ -27,8 +30,8 @@ rule figures:
         code=package_code("figures.py"),
         prompts=report_param(get_shard_prompts),  # short in the report's items
         sharded=SHARDED,
-        charts=figures_quota("charts"),
-        sheets=figures_quota("contact_sheets"),
+        charts=of_shard(functools.partial(PLAN.figures_share, "charts")),
+        sheets=of_shard(functools.partial(PLAN.figures_share, "contact_sheets")),
         sheet_images=FIGURES["sheet_images"],
     script:
         "../scripts/figures.py"
@@ -78,6 +81,6 @@ rule run_info:
     threads: 1
     params:
         code=package_code("run_info.py"),
-        config=output_config(),
+        config=OUTPUT_CONFIG,
     script:
         "../scripts/run_info.py"

@@ -3,7 +3,7 @@ from sdcnn.reporting.rst import ReportParam
 
 rule summary:
     input:
-        predictions=get_prediction_outputs(),
+        predictions=PLAN.prediction_outputs(),
     output:
         csv=summary_csv_output(),
         json=f"{RESULTS}/summary.json",

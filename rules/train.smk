@@ -16,11 +16,17 @@ rule training_plan:
         "../envs/train.yaml"
     threads: 1
     params:
-        code=training_code(),
-        prompts=labelled_prompts(),
-        images=training_images(),
+        # the code of training and of the steps that make its tensors (train_classifier's
+        # own code trigger is not checked while its tensors are re-made)
+        code={
+            **package_code("generate.py"),
+            **package_code("preprocess.py"),
+            **package_code("train_classifier.py"),
+        },
+        prompts=PLAN.labelled_prompts,
+        images=PLAN.training_images(GENERATION_RUNTIME, MODEL_PARAMS),
         labels=CLASSIFIER["labels"],
-        settings=training_settings(),
+        settings=PLAN.training_settings(),
         sharded=SHARDED,
     script:
         "../scripts/training_plan.py"

@@ -21,6 +21,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from conftest import REPO
+from sdcnn.classify.prediction import BACKENDS
+from sdcnn.config.plan import conda_env
 from sdcnn.workflow.codedeps import package_modules
 
 ENVS = REPO / "envs"
@@ -54,17 +56,20 @@ RULE = re.compile(r"^(?:rule|checkpoint) (\w+):\n((?:[ \t]+.*\n|\n)*)", re.MULTI
 
 
 def directive(body: str, name: str) -> str | None:
-    """The value of a rule's directive: a quoted path, or a helper call like `env()`."""
-    match = re.search(rf'^    {name}:\n\s+("[^"]+"|\w+\(\))\n', body, re.MULTILINE)
+    """The value of a rule's directive: a quoted path, a name or a helper call like `env()`."""
+    match = re.search(rf'^    {name}:\n\s+("[^"]+"|\w+(?:\(\))?)\n', body, re.MULTILINE)
     return match.group(1) if match else None
 
 
-def helper_env_files(call: str) -> list[str]:
-    """The env files a helper of rules/common.smk can return (its quoted .yaml paths)."""
+def chosen_env_files(name: str) -> list[str]:
+    """The env files a conda: value of rules/common.smk can be: ``NAME = conda_env("step",
+    …)`` there, and every file sdcnn.config.plan.conda_env gives that step."""
     common = (REPO / "rules" / "common.smk").read_text()
-    body = re.search(rf"^def {call[:-2]}\(\):\n((?:    .*\n|\n)+)", common, re.MULTILINE)
-    assert body, f"{call} is not a helper of rules/common.smk"
-    return re.findall(r'"([^"]+\.yaml)"', body.group(1))
+    step = re.search(rf'^{name} = conda_env\(\s*"(\w+)"', common, re.MULTILINE)
+    assert step, f"{name} is not a conda_env(...) of rules/common.smk"
+    return sorted(
+        {conda_env(step[1], gpus, backend) for gpus in (0, 1) for backend in BACKENDS}
+    )
 
 
 def workflow_rules() -> dict[str, dict]:
@@ -78,7 +83,7 @@ def workflow_rules() -> dict[str, dict]:
             elif conda.startswith('"'):
                 envs = [conda.strip('"')]
             else:
-                envs = helper_env_files(conda)
+                envs = chosen_env_files(conda)
             rules[name] = {
                 "file": smk.name,
                 "envs": [(smk.parent / env).resolve() for env in envs],

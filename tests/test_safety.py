@@ -247,7 +247,7 @@ def test_snakemake_files_are_scanned_as_python(tmp_path: Path) -> None:
     """The rules' own Python (helpers, run: blocks) is seen: a forbidden call in a .smk
     is found, at its line in the .smk file."""
     compiled, linemap = snakemake_python(REPO / "rules" / "common.smk")
-    assert "def get_data_outputs" in compiled
+    assert "def requested_gpus" in compiled
     smk = REPO / "rules" / "common.smk"
     scratch = tmp_path / "bad.smk"
     scratch.write_text(

@@ -27,6 +27,7 @@ import pytest
 
 from conftest import REPO
 from sdcnn.config.check import check_config, load_schema
+from sdcnn.config.plan import RunPlan
 from sdcnn.core.shards import ShardLayout
 from sdcnn.generate.image_store import ImageStore
 from sdcnn.generate.model_source import ModelSource
@@ -314,7 +315,10 @@ def test_every_classifier_setting_changes_the_predictions(name: str, tmp_path: P
 
 def test_generation_settings_are_the_rule_params() -> None:
     """The generate rule's settings param is asdict(GenerationSettings) of the config."""
-    common = (REPO / "rules" / "common.smk").read_text(encoding="utf-8")
-    assert "asdict(GenerationSettings.from_config(GENERATION))" in common
+    rule = (REPO / "rules" / "generate.smk").read_text(encoding="utf-8")
+    assert "settings=PLAN.generation_settings()," in rule
+    plan = RunPlan({**DEFAULTS, "shards": None}, {})
+    expected = GenerationSettings.from_config(DEFAULTS["generation"])
+    assert plan.generation_settings() == asdict(expected)
     settings = GenerationSettings.from_config(DEFAULTS["generation"])
     assert set(asdict(settings)) <= set(DEFAULTS["generation"])

@@ -204,3 +204,11 @@ def versions_from_stamp(text: str) -> dict[str, str]:
         elif len(words) >= 3 and words[0].startswith("[") and words[1] in JULIA_PACKAGES:
             versions[words[1]] = words[2].removeprefix("v")
     return versions
+
+
+def project_files(julia_dir: Path) -> list[str]:
+    """The Flux backend's code, relative to the working directory (moving the project
+    folder changes no input): predict's inputs with the flux backend."""
+    sources = sorted((julia_dir / "src").glob("*.jl"))
+    project = [julia_dir / name for name in ("Project.toml", "predict.jl")]
+    return [os.path.relpath(path) for path in [*project, *sources]]

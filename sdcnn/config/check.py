@@ -30,6 +30,8 @@ from typing import Any, Self
 
 import yaml
 
+from sdcnn.config.values import WEIGHTS_FILE, image_channels, weights_mode
+
 MAX_SHOWN_CHARS = 60
 MAX_OTHER_PROBLEMS = 5
 TOP_LEVEL = "(top level)"  # the key of a problem with the config as a whole
@@ -447,11 +449,11 @@ def config_problems_beyond_schema(config: dict[str, Any]) -> None:
         check_prompt_ids(config["prompts"])
     check_model_source(config["model"]["source"])
     classifier, preprocess = config["classifier"], config["preprocess"]
-    if classifier["weights"] not in (None, "glorot", "trained"):  # a file of the user's
+    if weights_mode(classifier["weights"]) == WEIGHTS_FILE:  # a file of the user's
         check_weights_file(
             classifier["weights"],
             classifier["labels"],
-            channels=1 if preprocess["grayscale"] else 3,
+            channels=image_channels(preprocess),
             size=preprocess["size"],
         )
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sdcnn.config.check import ConfigError, check_prompt_ids, config_error_from
+from sdcnn.config.values import WEIGHTS_TRAINED, weights_mode
 
 SHEET_DELIMITERS = {".tsv": "\t", ".csv": ","}
 ID_COLUMN = "prompt_id"
@@ -437,9 +438,6 @@ def load_prompts(prompts: Any, rules: PromptRules) -> dict[str, dict[str, Any]]:
     return prompts
 
 
-WEIGHTS_TRAINED, WEIGHTS_GLOROT = "trained", "glorot"
-
-
 def checked_prompts(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
     """The prompts of a validated config (its mapping, or its sheet's rows), with their
     labels checked against ``classifier.labels``, and trained weights checked to have
@@ -447,7 +445,7 @@ def checked_prompts(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dic
     labels = config["classifier"]["labels"]
     prompts = load_prompts(config["prompts"], PromptRules.from_schema(schema, labels))
     check_labels(prompts, labels)
-    if config["classifier"]["weights"] == WEIGHTS_TRAINED and not any(
+    if weights_mode(config["classifier"]["weights"]) == WEIGHTS_TRAINED and not any(
         prompt.get(LABEL_COLUMN) is not None for prompt in prompts.values()
     ):
         raise ConfigError.of_key(

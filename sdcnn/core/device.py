@@ -34,6 +34,13 @@ def gpus_requested(resources: JobResources) -> int:
     return int(resources.get("gpu", 0) or 0)
 
 
+def resource_number(resources: Any, name: str, default: int) -> int:
+    """A resource's number at parse time, where a value is a Snakemake ``Resource`` (its
+    ``.value``) or a plain number; ``default`` when ``resources`` does not set it."""
+    value = resources[name] if name in resources else default  # noqa: SIM401 (no .get)
+    return int(getattr(value, "value", value) or 0)
+
+
 # config gpu_fallback: what a job that asked for a GPU does where CUDA does not work
 GPU_FALLBACKS = ("fail", "cpu")
 console_log = logging.getLogger(CONSOLE_LOGGER)  # the console too, not only the job's log

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 
 def folder_state(folder: str | Path) -> str:
@@ -54,3 +55,17 @@ def hub_cached_commit(repo_id: str, cache: str | Path, revision: str = "main") -
     except OSError:
         return None
     return commit or None
+
+
+def model_params(source: str) -> dict[str, Any]:
+    """The generate rule's ``model`` param: the model's name and what it is (above).
+    ``model.allow_download`` is left out on purpose: it decides whether a model may be
+    fetched, never what it draws."""
+    from sdcnn.generate.image_store import folder_fingerprint
+    from sdcnn.generate.model_source import DEMO, DEMO_PIPELINE_DIR, looks_like_path
+
+    if source == DEMO:  # what the shipped model is: its files' content (5 MB)
+        return {"source": DEMO, "sha256": folder_fingerprint(DEMO_PIPELINE_DIR)}
+    if looks_like_path(source):
+        return {"source": source, "files": folder_state(Path(source).expanduser())}
+    return {"source": source, "commit": hub_cached_commit(source, hub_cache_dir())}
