@@ -24,7 +24,7 @@ from sdcnn.reporting.manifest import (
     output_files,
     write_manifest,
 )
-from sdcnn.reporting.summary import FIXED_COLUMNS, read_predictions, summary_rows, write_summary
+from sdcnn.reporting.summary import FIXED_COLUMNS, read_all_predictions, summary_rows, write_summary
 from sdcnn.workflow.step import StepError
 
 LABELS = ["cat", "dog", "ship"]
@@ -137,8 +137,8 @@ def test_prediction_files_with_other_labels_are_refused(tmp_path: Path) -> None:
     other["labels"] = ["cat", "dog", "truck"]
     paths = write_documents(tmp_path, [DOCUMENTS[0], other])
     with pytest.raises(StepError, match=r"disagree on the labels.*truck"):
-        read_predictions(paths)
-    assert [d["prompt_id"] for d in read_predictions(paths[:1])] == ["city"]
+        read_all_predictions(paths)
+    assert [d["prompt_id"] for d in read_all_predictions(paths[:1])] == ["city"]
 
 
 # ---- manifest

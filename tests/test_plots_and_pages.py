@@ -116,12 +116,12 @@ def test_contact_sheet_of_many_images_stays_a_reasonable_picture() -> None:
 def test_predictions_must_hold_the_expected_images(tmp_path: Path) -> None:
     path = tmp_path / "city.json"
     path.write_text(json.dumps(document("city", [probabilities(0.1, 0.5, 0.3, 0.1)])))
-    assert figures.read_predictions(path, ["city_000"])["prompt_id"] == "city"
+    assert figures.read_checked_predictions(path, ["city_000"])["prompt_id"] == "city"
     with pytest.raises(StepError, match="expected \\['city_000', 'city_001'\\]"):
-        figures.read_predictions(path, ["city_000", "city_001"])
+        figures.read_checked_predictions(path, ["city_000", "city_001"])
     path.write_text("{not json")
     with pytest.raises(StepError, match="not a readable prediction file"):
-        figures.read_predictions(path, ["city_000"])
+        figures.read_checked_predictions(path, ["city_000"])
 
 
 def test_prompt_summary_line_counts_winners_and_names_the_surest() -> None:

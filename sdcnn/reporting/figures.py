@@ -3,6 +3,10 @@
 Drawn with matplotlib's object API (``Figure``, rendered by Agg), never
 ``pyplot``: no display, no GUI backend, no global figure state, so it runs the
 same on a headless node as on a laptop.  Same inputs, same PNG bytes.
+
+Over 400 lines on purpose: one module draws every picture of the run (charts, contact
+sheets, training curve, confusion matrix) in one house style (``figure``, ``png_bytes``,
+``TEXT_COLOUR``); split by picture, each part would import the style back.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from sdcnn.core.fileio import atomic_directory, write_bytes_atomic
+from sdcnn.core.fileio import atomic_directory
 from sdcnn.core.naming import image_ids
 from sdcnn.core.shards import ShardLayout
 from sdcnn.reporting.triage import doubt, most_doubtful
@@ -49,7 +53,7 @@ class SheetRow:
 # ---- reading a prompt's results
 
 
-def read_predictions(path: str | Path, image_ids: Sequence[str]) -> dict[str, Any]:
+def read_checked_predictions(path: str | Path, image_ids: Sequence[str]) -> dict[str, Any]:
     """A prediction document, checked to hold exactly ``image_ids`` in that order."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -283,34 +287,6 @@ def contact_sheet_png(
     return png_bytes(fig, sheet_dpi(fig.get_figwidth(), fig.get_figheight()))
 
 
-def write_probability_charts(
-    predictions_path: str | Path, output_dir: str | Path, image_ids: Sequence[str]
-) -> list[Path]:
-    """One bar chart PNG per image, ``<image_id>.png`` in ``output_dir`` (created atomically)."""
-    document = read_predictions(predictions_path, image_ids)
-    with atomic_directory(output_dir) as tmp:
-        written = draw_probability_charts(document, tmp)
-    return [Path(output_dir) / path.name for path in written]
-
-
-def write_contact_sheet(
-    *,
-    prompt_id: str,
-    prompt_text: str,
-    negative_prompt: str,
-    predictions_path: str | Path,
-    image_dir: str | Path,
-    preview_dir: str | Path,
-    image_ids: Sequence[str],
-    output_path: str | Path,
-) -> dict[str, Any]:
-    """The contact sheet PNG of one prompt; returns the prediction document it shows."""
-    document = read_predictions(predictions_path, image_ids)
-    png = contact_sheet_png(document, prompt_text, negative_prompt, image_dir, preview_dir)
-    write_bytes_atomic(output_path, png)
-    return document
-
-
 def worst_images(
     documents: Sequence[dict[str, Any]], limit: int | None
 ) -> list[tuple[str, dict[str, Any]]]:
@@ -361,7 +337,7 @@ def write_shard_figures(
     sharded) the shard is one prompt, whose contact sheet is always drawn.  Returns one
     console line per prompt."""
     documents = [
-        read_predictions(
+        read_checked_predictions(
             layout.file(predictions, prompt["prompt_id"], ".json"),
             image_ids(prompt["prompt_id"], prompt["n_images"]),
         )
@@ -438,14 +414,9 @@ def training_curve_png(curve: Sequence[dict[str, Any]]) -> bytes:
     accuracy_ax.legend(fontsize=8, loc="lower right")
     for ax in (loss_ax, accuracy_ax):
         ax.spines[["top", "right"]].set_visible(False)
-    last = curve[-1]
-    held = last["holdout_accuracy"]
-    fig.suptitle(
-        f"training: {len(curve)} epochs, final held-out accuracy "
-        f"{'n/a' if held is None else f'{held:.3f}'}",
-        x=0.02, ha="left", fontsize=11, fontweight="bold", color=TEXT_COLOUR,
-    )  # fmt: skip
-    return png_bytes(fig)
+    held = curve[-1]["holdout_accuracy"]
+    title = f"training: {len(curve)} epochs, final held-out accuracy {_score(held)}"
+    return _titled_png(fig, title, fontsize=11)
 
 
 def confusion_matrix_png(holdout: dict[str, Any]) -> bytes:
@@ -464,10 +435,16 @@ def confusion_matrix_png(holdout: dict[str, Any]) -> bytes:
         dark = count > counts.max() / 2
         ax.text(column, row, str(count), ha="center", va="center", fontsize=9,
                 color="white" if dark else TEXT_COLOUR)  # fmt: skip
-    accuracy = holdout["accuracy"]
-    fig.suptitle(
-        f"held-out images: {holdout['n_images']}, accuracy "
-        f"{'n/a' if accuracy is None else f'{accuracy:.3f}'}",
-        x=0.02, ha="left", fontsize=10, fontweight="bold", color=TEXT_COLOUR,
-    )  # fmt: skip
+    title = f"held-out images: {holdout['n_images']}, accuracy {_score(holdout['accuracy'])}"
+    return _titled_png(fig, title, fontsize=10)
+
+
+def _score(accuracy: float | None) -> str:
+    return "n/a" if accuracy is None else f"{accuracy:.3f}"
+
+
+def _titled_png(fig: Any, title: str, fontsize: float) -> bytes:
+    """A training figure with its bold title at the top left, as a PNG."""
+    fig.suptitle(title, x=0.02, ha="left", fontsize=fontsize, fontweight="bold",
+                 color=TEXT_COLOUR)  # fmt: skip
     return png_bytes(fig)

@@ -69,7 +69,7 @@ def iter_predictions(
         yield document
 
 
-def read_predictions(
+def read_all_predictions(
     outputs: Sequence[str | Path], prompt_order: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
     """Every prediction document of ``outputs`` at once (``iter_predictions``)."""
