@@ -161,7 +161,8 @@ def test_generate_log_has_a_progress_trail_per_image(small_run: Path) -> None:
     for prompt_id in PROMPTS:
         log = (small_run / "results" / "logs" / "generate" / f"{prompt_id}.log").read_text()
         assert "\r" not in log
-        done = re.findall(rf"INFO sdcnn\.progress: denoising: 100%\|#+\| {steps}/{steps} \[", log)
+        trail = rf"INFO sdcnn\.core\.progress: denoising: 100%\|#+\| {steps}/{steps} \["
+        done = re.findall(trail, log)
         assert len(done) == PROMPTS[prompt_id]["n_images"]
 
 
