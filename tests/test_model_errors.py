@@ -15,9 +15,9 @@ from huggingface_hub import constants
 from conftest import closed_port_url
 from sdcnn.generate.model_source import (
     ModelSource,
-    _hub_error,
     check_local_pipeline,
     check_model_available,
+    hub_error,
     hub_unreachable_reason,
     resolve_model_source,
 )
@@ -175,7 +175,7 @@ def test_unreachable_hub_with_cached_model_loads_from_cache(
 
 def test_hub_answer_that_is_an_error_is_passed_on() -> None:
     error = OSError("401 Client Error\nmore lines")
-    message = str(_hub_error(HUB, error, allow_download=True))
+    message = str(hub_error(HUB, error, allow_download=True))
     assert "could not be loaded from the Hugging Face Hub (OSError: 401 Client Error)" in message
     assert "https://huggingface.co/sdcnn-test/no-such-model" in message
     assert "hf auth login" in message
@@ -188,5 +188,5 @@ def test_hub_like_id_under_an_existing_folder_hints_at_a_path(
     (tmp_path / "models").mkdir()
     model = resolve_model_source("models/sd15", "")  # no such folder: read as a Hub id
     assert model.kind == "hub"
-    message = str(_hub_error(model, FileNotFoundError("x")))
+    message = str(hub_error(model, FileNotFoundError("x")))
     assert f"If you meant a local folder: 'models/sd15' does not exist under {tmp_path}" in message

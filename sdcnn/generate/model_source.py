@@ -149,11 +149,11 @@ def check_model_available(model: ModelSource, *, allow_download: bool) -> str | 
     unreachable = hub_unreachable_reason(model.location) if allow_download else None
     if not cached and (not allow_download or unreachable is not None):
         missing = FileNotFoundError(f"{model.location}: model_index.json is not in the cache")
-        raise _hub_error(model, missing, allow_download=allow_download, unreachable=unreachable)
+        raise hub_error(model, missing, allow_download=allow_download, unreachable=unreachable)
     return unreachable
 
 
-def _hub_error(
+def hub_error(
     model: ModelSource,
     error: Exception,
     *,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from sdcnn.core.progress import log_progress_bar
-from sdcnn.generate.model_source import ModelSource, _hub_error, check_model_available, native_size
+from sdcnn.generate.model_source import ModelSource, check_model_available, hub_error, native_size
 from sdcnn.workflow.step import StepError
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def load_pipeline(
         )
     except (OSError, ValueError) as error:
         if model.kind == "hub":
-            raise _hub_error(
+            raise hub_error(
                 model, error, allow_download=allow_download, unreachable=unreachable
             ) from error
         raise StepError(f"could not load the pipeline in {model.location!r}: {error}") from error
