@@ -38,7 +38,12 @@ def main(workdir: Path) -> None:
     from dataclasses import asdict
 
     from sdcnn.classify.prediction import predict_shard, with_truth
-    from sdcnn.classify.training import TrainingSettings, train_classifier
+    from sdcnn.classify.training import (
+        LabelledPrompts,
+        TrainingOutputs,
+        TrainingSettings,
+        train_classifier,
+    )
     from sdcnn.classify.weights import init_weights, save_weights
     from sdcnn.config.prompts import PromptRules, assign_shards, load_prompts
     from sdcnn.core.naming import image_ids
@@ -92,12 +97,12 @@ def main(workdir: Path) -> None:
             for shard, ids in shards.items() for pid in ids if prompts[pid]["label"] is not None
         ]  # fmt: skip
         train_classifier(
-            tensor_dirs={shard: folder["tensors", shard] for shard in shards},
-            prompts=labelled, labels=clf["labels"], layout=layout,
-            settings=TrainingSettings.from_config(config["training"]),
-            weights_path=weights_path, metrics_path=f"{results}/training/metrics.json",
-            curve_path=f"{results}/training/curve.png",
-            confusion_path=f"{results}/training/confusion_matrix.png",
+            LabelledPrompts({shard: folder["tensors", shard] for shard in shards}, labelled,
+                            clf["labels"], layout),
+            TrainingSettings.from_config(config["training"]),
+            TrainingOutputs(weights_path, f"{results}/training/metrics.json",
+                            f"{results}/training/curve.png",
+                            f"{results}/training/confusion_matrix.png"),
         )  # fmt: skip
     else:
         weights_path = f"{results}/weights/glorot.safetensors"

@@ -9,24 +9,34 @@ from sdcnn.workflow.step import snakemake_step, warn_if_threads_differ  # noqa: 
 
 smk = snakemake  # noqa: F821
 with snakemake_step(smk, threads=smk.threads) as step:
-    from sdcnn.classify.training import TrainingSettings, read_plan, train_classifier
+    from sdcnn.classify.training import (
+        LabelledPrompts,
+        TrainingOutputs,
+        TrainingSettings,
+        read_plan,
+        train_classifier,
+    )
     from sdcnn.core.shards import ShardLayout
 
     plan = read_plan(smk.input.plan)
     settings = TrainingSettings(**plan["settings"])
     warn_if_threads_differ("training.threads", settings.threads, smk.threads, step)
     train_classifier(
-        tensor_dirs={
-            name.removeprefix("tensors_"): path
-            for name, path in smk.input.items()
-            if name.startswith("tensors_")
-        },
-        prompts=plan["prompts"],
-        labels=plan["labels"],
-        layout=ShardLayout(plan["sharded"]),
-        settings=settings,
-        weights_path=smk.output.weights,
-        metrics_path=smk.output.metrics,
-        curve_path=smk.output.curve,
-        confusion_path=smk.output.confusion,
+        LabelledPrompts(
+            tensor_dirs={
+                name.removeprefix("tensors_"): path
+                for name, path in smk.input.items()
+                if name.startswith("tensors_")
+            },
+            prompts=plan["prompts"],
+            labels=plan["labels"],
+            layout=ShardLayout(plan["sharded"]),
+        ),
+        settings,
+        TrainingOutputs(
+            weights=smk.output.weights,
+            metrics=smk.output.metrics,
+            curve=smk.output.curve,
+            confusion=smk.output.confusion,
+        ),
     )

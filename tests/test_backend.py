@@ -18,6 +18,7 @@ from conftest import REPO, SMALL_CONFIG, copy_workflow, run_snakemake
 from sdcnn.classify.flux_backend import predict_batches_flux, predict_command, prediction_plan
 from sdcnn.classify.prediction import (
     BACKEND_DECISION_VARIABLE,
+    ShardPrediction,
     backend_decision,
     decided_backend,
     predict_prompt,
@@ -95,12 +96,15 @@ def test_predict_command_is_an_argument_list_and_the_plan_holds_the_rest() -> No
                     "ship", ["train"]),
     ]  # fmt: skip
     plan = prediction_plan(
-        batches=batches,
-        weights_path="results/weights/cnn.safetensors",
-        labels=["cat", "--odd label; rm -rf /"],
-        path_of=lambda prompt_id: Path("results/predictions/.s.tmp") / f"{prompt_id}.json",
-        gpus=0,
-        gpu_fallback="cpu",
+        ShardPrediction(
+            batches=batches,
+            weights_path="results/weights/cnn.safetensors",
+            labels=["cat", "--odd label; rm -rf /"],
+            path_of=lambda prompt_id: Path("results/predictions/.s.tmp") / f"{prompt_id}.json",
+            gpus=0,
+            threads=1,
+            gpu_fallback="cpu",
+        )
     )
     assert plan == {
         "schema": "sdcnn-predict-plan/1",
@@ -168,15 +172,15 @@ def test_flux_runs_julia_with_tf32_off(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("PATH", f"{julia.parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("NVIDIA_TF32_OVERRIDE", "1")
     batches = [PromptBatch("city", ["city_000"], ["results/tensors/city/city_000.npy"])]
-    predict_batches_flux(
+    shard = ShardPrediction(
         batches=batches,
         weights_path="results/weights/cnn.safetensors",
         labels=["cat"],
         path_of=lambda prompt_id: tmp_path / f"{prompt_id}.json",
         gpus=1,
         threads=1,
-        project_dir=project,
     )
+    predict_batches_flux(shard, project_dir=project)
     document = json.loads((tmp_path / "city.json").read_text())
     assert document["tf32_override"] == "0"
 

@@ -10,7 +10,12 @@ import pytest
 
 from conftest import REPO, SMALL_CONFIG
 from sdcnn.classify.metrics import classification_metrics
-from sdcnn.classify.training import TrainingSettings, train_classifier
+from sdcnn.classify.training import (
+    LabelledPrompts,
+    TrainingOutputs,
+    TrainingSettings,
+    train_classifier,
+)
 from sdcnn.config.check import ConfigError, check_config, load_schema
 from sdcnn.config.prompts import checked_prompts
 from sdcnn.core.naming import split_of
@@ -64,10 +69,10 @@ def trained(tmp_path: Path, name: str) -> dict:
         {"prompt_id": "down", "label": "dark", "n_images": 12, "shard": "s"},
     ]
     return train_classifier(
-        tensor_dirs={"s": tensors}, prompts=prompts, labels=["bright", "dark"],
-        layout=ShardLayout(True), settings=SETTINGS, weights_path=out / "w.safetensors",
-        metrics_path=out / "metrics.json", curve_path=out / "curve.png",
-        confusion_path=out / "confusion.png",
+        LabelledPrompts({"s": tensors}, prompts, ["bright", "dark"], ShardLayout(True)),
+        SETTINGS,
+        TrainingOutputs(out / "w.safetensors", out / "metrics.json", out / "curve.png",
+                        out / "confusion.png"),
     )  # fmt: skip
 
 

@@ -16,13 +16,15 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdcnn.core.fileio import dumps_json, write_bytes_atomic
-from sdcnn.core.shards import PromptBatch
 from sdcnn.workflow.step import StepError
+
+if TYPE_CHECKING:
+    from sdcnn.classify.prediction import ShardPrediction
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +64,7 @@ def predict_command(*, julia: str, project_dir: Path, plan_path: str, threads: i
     return [*command, str(project_dir / "predict.jl"), "--plan", plan_path]
 
 
-def prediction_plan(
-    *,
-    batches: Sequence[PromptBatch],
-    weights_path: str,
-    labels: Sequence[str],
-    path_of: Callable[[str], Path],
-    gpus: int,
-    gpu_fallback: str = "fail",
-) -> dict[str, Any]:
+def prediction_plan(shard: ShardPrediction) -> dict[str, Any]:
     """What one Julia process is asked to do: every prompt's batch of a shard.
 
     A file rather than arguments: a shard of thousands of images would overflow the
@@ -78,20 +72,20 @@ def prediction_plan(
     """
     return {
         "schema": PLAN_SCHEMA,
-        "weights": str(weights_path),
-        "labels": list(labels),
-        "gpus": gpus,
-        "gpu_fallback": gpu_fallback,  # where CUDA is not functional: stop, or the CPU
+        "weights": str(shard.weights_path),
+        "labels": list(shard.labels),
+        "gpus": shard.gpus,
+        "gpu_fallback": shard.gpu_fallback,
         "prompts": [
             {
                 "prompt_id": batch.prompt_id,
-                "output": str(path_of(batch.prompt_id)),
+                "output": str(shard.path_of(batch.prompt_id)),
                 "tensors": list(batch.tensor_paths),
                 "safety_flagged": list(batch.safety_flagged or [None] * len(batch.image_ids)),
                 "label": batch.label,
                 "splits": list(batch.splits) if batch.label is not None and batch.splits else None,
             }
-            for batch in batches
+            for batch in shard.batches
         ],
     }
 
@@ -125,48 +119,30 @@ def run_julia(command: Sequence[str], what: str, env: dict[str, str] | None = No
     return result.stdout
 
 
-def predict_batches_flux(
-    *,
-    batches: Sequence[PromptBatch],
-    weights_path: str,
-    labels: Sequence[str],
-    path_of: Callable[[str], Path],
-    gpus: int,
-    gpu_fallback: str = "fail",
-    threads: int,
-    project_dir: Path,
-) -> None:
+def predict_batches_flux(shard: ShardPrediction, project_dir: Path) -> None:
     """The Flux backend for a shard: one Julia process (one start-up, one package load,
-    one model) writes every prompt's JSON to ``path_of(prompt_id)``, atomically."""
+    one model) writes every prompt's JSON to ``shard.path_of(prompt_id)``, atomically."""
     julia = find_julia()
     if not (project_dir / "Project.toml").is_file():
         raise StepError(f"the flux backend's Julia project {project_dir}/Project.toml is missing")
-    plan = prediction_plan(
-        batches=batches,
-        weights_path=weights_path,
-        labels=labels,
-        path_of=path_of,
-        gpus=gpus,
-        gpu_fallback=gpu_fallback,
-    )
+    plan = prediction_plan(shard)
     with tempfile.TemporaryDirectory(prefix="sdcnn-plan-") as folder:
         plan_path = Path(folder) / "plan.json"
         plan_path.write_text(dumps_json(plan), encoding="utf-8")
         command = predict_command(
-            julia=julia, project_dir=project_dir, plan_path=str(plan_path), threads=threads
+            julia=julia, project_dir=project_dir, plan_path=str(plan_path), threads=shard.threads
         )
-        run_julia(
-            command, f"predict {len(batches)} prompt(s) with flux", env=predict_environment()
-        )
-    for batch in batches:
-        output = path_of(batch.prompt_id)
+        what = f"predict {len(shard.batches)} prompt(s) with flux"
+        run_julia(command, what, env=predict_environment())
+    for batch in shard.batches:
+        output = shard.path_of(batch.prompt_id)
         try:
             document = json.loads(output.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise StepError(f"julia wrote no readable JSON to {output}: {error}") from error
         if document.get("backend") != "flux" or document.get("prompt_id") != batch.prompt_id:
             raise StepError(f"{output} is not the flux prediction of {batch.prompt_id}")
-    log.info("%d prompts predicted with flux", len(batches))
+    log.info("%d prompts predicted with flux", len(shard.batches))
 
 
 INSTANTIATE_CODE = (

@@ -195,37 +195,42 @@ def with_truth(batches: Sequence[PromptBatch], truth: Mapping[str, Any]) -> list
     ]
 
 
-def predict_batches_torch(
-    *,
-    batches: Sequence[PromptBatch],
-    weights_path: str,
-    labels: Sequence[str],
-    path_of: Callable[[str], Path],
-    gpus: int,
-    gpu_fallback: str = "fail",
-    threads: int,
-) -> str:
-    """The torch backend for a shard: one model for every prompt's batch, one JSON each
-    (written to ``path_of(prompt_id)``).  Returns the device it ran on."""
+@dataclasses.dataclass(frozen=True)
+class ShardPrediction:
+    """What a backend is asked to do for a shard: every prompt's batch through one model,
+    one JSON each, written to ``path_of(prompt_id)``."""
+
+    batches: Sequence[PromptBatch]
+    weights_path: str
+    labels: Sequence[str]
+    path_of: Callable[[str], Path]
+    gpus: int
+    threads: int
+    gpu_fallback: str = "fail"  # where CUDA is not functional: stop, or the CPU
+
+
+def predict_batches_torch(shard: ShardPrediction) -> str:
+    """The torch backend for a shard: one model for every prompt's batch, one JSON each.
+    Returns the device it ran on."""
     import torch
 
     from sdcnn.classify.cnn import FluxCNN
     from sdcnn.classify.weights import check_compatible, load_weights
     from sdcnn.core.device import select_device
 
-    torch.set_num_threads(threads)
-    weights = load_weights(weights_path)
-    device = select_device(gpus, gpu_fallback)
+    torch.set_num_threads(shard.threads)
+    weights = load_weights(shard.weights_path)
+    device = select_device(shard.gpus, shard.gpu_fallback)
     model = FluxCNN(weights)
-    for batch in batches:
+    for batch in shard.batches:
         tensors = load_batch(batch.tensor_paths)
-        check_compatible(weights, weights_path, list(labels), tensors.shape[1:])
+        check_compatible(weights, shard.weights_path, list(shard.labels), tensors.shape[1:])
         document = prediction_document(
             prompt_id=batch.prompt_id,
-            labels=labels,
+            labels=shard.labels,
             image_ids=batch.image_ids,
             tensor_paths=batch.tensor_paths,
-            weights_path=weights_path,
+            weights_path=shard.weights_path,
             probabilities=predict_torch(model, tensors, device),
             backend="torch",
             device=device,
@@ -233,10 +238,10 @@ def predict_batches_torch(
             label=batch.label,
             splits=batch.splits,
         )
-        path_of(batch.prompt_id).write_bytes(dumps_json(document).encode("utf-8"))
+        shard.path_of(batch.prompt_id).write_bytes(dumps_json(document).encode("utf-8"))
     log.info(
         "%d prompts, %d images predicted with torch on %s",
-        len(batches), sum(len(batch.image_ids) for batch in batches), device,
+        len(shard.batches), sum(len(batch.image_ids) for batch in shard.batches), device,
     )  # fmt: skip
     return device
 
@@ -259,21 +264,21 @@ def predict_shard(
     if backend not in BACKENDS:
         raise StepError(f"unknown prediction backend {backend!r}; one of {BACKENDS}")
     with layout.files(output, ".json") as path_of:
-        shard = {
-            "batches": batches,
-            "weights_path": weights_path,
-            "labels": labels,
-            "path_of": path_of,
-            "gpus": gpus,
-            "gpu_fallback": gpu_fallback,
-            "threads": threads,
-        }
+        shard = ShardPrediction(
+            batches=batches,
+            weights_path=weights_path,
+            labels=labels,
+            path_of=path_of,
+            gpus=gpus,
+            threads=threads,
+            gpu_fallback=gpu_fallback,
+        )
         if backend == "torch":
-            predict_batches_torch(**shard)
+            predict_batches_torch(shard)
         else:
             from sdcnn.classify.flux_backend import predict_batches_flux
 
-            predict_batches_flux(**shard, project_dir=Path(julia_project))
+            predict_batches_flux(shard, project_dir=Path(julia_project))
 
 
 def predict_prompt(

@@ -72,27 +72,41 @@ class LabelledImages:
     image_ids: list[str]
 
 
-def labelled_images(
-    tensor_dirs: Mapping[str, str | Path],
-    prompts: Sequence[Mapping[str, Any]],
-    labels: Sequence[str],
-    layout: ShardLayout,
-    holdout_every: int,
-) -> dict[str, LabelledImages]:
-    """The train and held-out images of ``prompts`` (each: prompt_id, label, n_images,
-    shard), from their shards' tensor folders (``tensor_dirs``: shard -> folder)."""
+@dataclass(frozen=True)
+class LabelledPrompts:
+    """The labelled prompts whose images the CNN trains on."""
+
+    tensor_dirs: Mapping[str, str | Path]  # shard -> its tensor folder
+    prompts: Sequence[Mapping[str, Any]]  # each: prompt_id, label, n_images, shard
+    labels: Sequence[str]  # the classifier's labels, in output order
+    layout: ShardLayout
+
+
+@dataclass(frozen=True)
+class TrainingOutputs:
+    """The train_classifier step's files."""
+
+    weights: str | Path
+    metrics: str | Path
+    curve: str | Path
+    confusion: str | Path
+
+
+def labelled_images(source: LabelledPrompts, holdout_every: int) -> dict[str, LabelledImages]:
+    """The train and held-out images of ``source``'s prompts, from their shards' tensor
+    folders."""
     from sdcnn.preprocess.tensors import load_tensor
 
     parts: dict[str, tuple[list[np.ndarray], list[int], list[str]]] = {
         TRAIN: ([], [], []),
         HOLDOUT: ([], [], []),
     }
-    for prompt in prompts:
-        folder = layout.folder(tensor_dirs[prompt["shard"]], prompt["prompt_id"])
+    for prompt in source.prompts:
+        folder = source.layout.folder(source.tensor_dirs[prompt["shard"]], prompt["prompt_id"])
         for index, stem in enumerate(image_ids(prompt["prompt_id"], prompt["n_images"])):
             tensors, targets, ids = parts[split_of(index, holdout_every)]
             tensors.append(load_tensor(folder / f"{stem}.npy"))
-            targets.append(labels.index(prompt["label"]))
+            targets.append(source.labels.index(prompt["label"]))
             ids.append(stem)
     if not parts[TRAIN][0]:
         raise StepError(
@@ -247,16 +261,7 @@ def read_plan(path: str | Path) -> dict[str, Any]:
 
 
 def train_classifier(
-    *,
-    tensor_dirs: Mapping[str, str | Path],
-    prompts: Sequence[Mapping[str, Any]],
-    labels: Sequence[str],
-    layout: ShardLayout,
-    settings: TrainingSettings,
-    weights_path: str | Path,
-    metrics_path: str | Path,
-    curve_path: str | Path,
-    confusion_path: str | Path,
+    source: LabelledPrompts, settings: TrainingSettings, outputs: TrainingOutputs
 ) -> dict[str, Any]:
     """The train_classifier step end to end; returns the metrics document it wrote."""
     from sdcnn.classify.weights import save_weights
@@ -264,7 +269,8 @@ def train_classifier(
     from sdcnn.core.kernels import kernel_environment
     from sdcnn.reporting.figures import confusion_matrix_png, training_curve_png
 
-    data = labelled_images(tensor_dirs, prompts, labels, layout, settings.holdout_every)
+    labels = source.labels
+    data = labelled_images(source, settings.holdout_every)
     log.info(
         "training on %d images, %d held out, %d labels: %s",
         len(data[TRAIN].labels), len(data[HOLDOUT].labels), len(labels), ", ".join(labels),
@@ -287,8 +293,8 @@ def train_classifier(
         ),
         "curve": curve,
     }
-    save_weights(weights_path, weights)
-    write_json_atomic(metrics_path, metrics)
-    write_bytes_atomic(curve_path, training_curve_png(curve))
-    write_bytes_atomic(confusion_path, confusion_matrix_png(metrics["holdout"]))
+    save_weights(outputs.weights, weights)
+    write_json_atomic(outputs.metrics, metrics)
+    write_bytes_atomic(outputs.curve, training_curve_png(curve))
+    write_bytes_atomic(outputs.confusion, confusion_matrix_png(metrics["holdout"]))
     return metrics
