@@ -42,7 +42,7 @@ lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
 
 # mutmut (pinned in requirements-mutation.txt) over the modules and fast unit tests that
-# [tool.mutmut] in pyproject.toml names; a fresh run each time (~20 min on 2 cores).
+# [tool.mutmut] in pyproject.toml names; a fresh run each time (its run times: docs/mutation-testing.md).
 mutate: $(VENV)/.dev-deps
 	$(BIN)/python -c "import mutmut" 2>/dev/null || \
 		$(BIN)/python -m pip install --disable-pip-version-check -r requirements-mutation.txt

@@ -86,8 +86,8 @@ JULIA_DIR = WORKFLOW_DIR / "julia" if WORKFLOW_DIR else None  # not in a remote 
 REPORT_CSV_MAX_ROWS = 10_000  # a larger summary.csv is left out of the report
 
 
-# (Listing the shard names as an alternation costs seconds of DAG building at 1,000
-# shards; an unknown name is reported when a job asks for its prompts.)
+# (Listing the shard names as an alternation slows DAG building at 1,000 shards,
+# benchmarks/RESULTS.md §5; an unknown name is reported when a job asks for its prompts.)
 wildcard_constraints:
     shard=prompt_id_pattern(SCHEMA),
 

@@ -16,8 +16,9 @@ NCHW; the flatten order of NCHW in PyTorch equals that of WHCN in Flux
 equals relu-then-max bit for bit, on a quarter of the values, and so do their gradients
 (the pooling picks the same element; relu passes or stops its gradient alike).
 For prediction the feature maps are also kept channels-last, where max-pooling on a CPU
-is ~10x faster than on NCHW (benchmarks/predict_speed.py); training keeps NCHW, the
-layout its weights' reproducibility across CPUs was measured in (docs/reproducibility.md).
+is much faster than on NCHW (benchmarks/predict_speed.py, RESULTS.md §2); training keeps
+NCHW, the layout its weights' reproducibility across CPUs was measured in
+(docs/reproducibility.md).
 The dense layer sees the NCHW (= Flux WHCN) feature order either way.
 """
 

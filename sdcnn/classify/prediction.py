@@ -101,8 +101,7 @@ def backend_of_run(
 
 
 # Images per forward pass on the CPU: one keeps the feature maps in cache (a whole
-# prompt's batch at 224x224 is ~200 MB of activations, and 2-3x slower per image;
-# benchmarks/predict_speed.py measured 1, 2 and 4 alike, 8 and more much slower).
+# prompt's batch is slower per image: benchmarks/predict_speed.py, RESULTS.md §2).
 CPU_CHUNK = 1
 
 

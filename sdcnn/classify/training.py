@@ -12,7 +12,7 @@ kernels (AVX-512, AVX2 or none; oneDNN's or ATen's convolution) sum in different
 and in float32 those last-bit differences grow over the epochs into weights that differ
 by up to 0.2 (measured on the shapes32 golden case); in float64 they stay below float32's
 rounding, so the same tensors give the same weights' bytes on every CPU measured
-(docs/reproducibility.md), for 1.2-1.4x the float32 training time.  The result is
+(docs/reproducibility.md, which gives the time it costs).  The result is
 written in the contract's format, so both backends read it.
 
 It writes the weights, the per-epoch curve (loss, train and held-out accuracy) and the

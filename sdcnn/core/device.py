@@ -29,7 +29,7 @@ def gpus_requested(resources: JobResources) -> int:
 
     Read from the job's resources, not passed as a param: where a job runs is not
     what decides its outputs, and a param that reads resources makes Snakemake
-    evaluate every job's resources while it builds the DAG (0.4 s at 2,000 jobs).
+    evaluate every job's resources while it builds the DAG (benchmarks/RESULTS.md §5).
     """
     return int(resources.get("gpu", 0) or 0)
 

@@ -175,7 +175,7 @@ def build_demo_pipeline(seed: int) -> Any:
     torch.manual_seed(seed)
     text_encoder = build_text_encoder(tokenizer, intermediate_size=37)
     # cross-attention only at the coarser level: attention over all 64x64 latents would
-    # cost 10x the rest of this tiny network
+    # cost far more than the rest of this tiny network
     unet = build_unet(LATENT_SIZE, block_out_channels=(32, 64), attention_head_dim=4)
     vae = build_vae(block_out_channels=(8, 16, 32, 32), sample_size=LATENT_SIZE * 8)
     return assemble_pipeline(tokenizer, text_encoder, vae, unet)

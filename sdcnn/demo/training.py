@@ -1,7 +1,7 @@
 """Train, from scratch on the CPU, a tiny Stable Diffusion model that draws ``sdcnn.demo.pictures``.
 
 Every component is the one a real Stable Diffusion 1.x checkpoint has, at a
-size that trains in minutes on two cores:
+size that trains on two CPU cores (its time: benchmarks/RESULTS.md §13):
 
 1. the byte-level CLIP tokenizer of ``sdcnn.demo.model``, its length fitted to
    the longest vocabulary prompt;
@@ -127,7 +127,7 @@ def shapes_vae() -> Any:
 
 def shapes_unet() -> Any:
     # cross attention at the coarser level (8 x 8) and in the middle block: attention
-    # over all 16 x 16 latents too made a training step 2.8x slower (0.70 s, not 0.25 s)
+    # over all 16 x 16 latents too made a training step much slower
     return build_unet(latent_size(), UNET_CHANNELS, attention_head_dim=8)
 
 

@@ -117,8 +117,8 @@ def _hub_cache() -> str:
 def hub_unreachable_reason(repo_id: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
     """Ask the Hub about ``repo_id`` once, without retries: ``None`` when it answers, else why not.
 
-    ``from_pretrained`` retries a failed connection for about 25 s; this one
-    request tells in a fraction of that whether to go online at all.
+    ``from_pretrained`` retries a failed connection before it gives up; this one
+    request, with a short timeout, tells sooner whether to go online at all.
     """
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError

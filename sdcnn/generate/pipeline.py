@@ -112,8 +112,9 @@ def load_pipeline(
     """Load a text-to-image pipeline once; swap in the configured scheduler."""
     unreachable = check_model_available(model, allow_download=allow_download)
     # DiffusionPipeline loads the class model_index.json names, importing only that
-    # pipeline's modules: 1.3 s less per generate job than AutoPipelineForText2Image,
-    # whose import pulls in every pipeline diffusers has (the same class, the same images)
+    # pipeline's modules: less import time per generate job than AutoPipelineForText2Image,
+    # whose import pulls in every pipeline diffusers has (the same class, the same images;
+    # benchmarks/RESULTS.md §4)
     from diffusers import DiffusionPipeline
     from diffusers.utils import logging as diffusers_logging
 

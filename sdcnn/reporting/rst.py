@@ -79,11 +79,11 @@ class ReportParam(list):  # type: ignore[type-arg]
     Snakemake (9.27, ``snakemake/report/__init__.py``, ``FileRecord``) writes every param
     of the job behind a report item into that item, with ``str()``: a figures job's prompt
     list (a shard's thousands of prompts) would be copied into each of its charts and
-    contact sheets, ~100 kB an item at 1,000 prompts a shard.  ``str()`` of this list says
-    only how long it is; its ``repr()``, which Snakemake's re-run check compares
-    (``persistence._serialize_param_builtin``), is the full list's, so a change of any
-    element still re-runs the job; and it pickles as a plain list, so a job's script reads
-    a list without importing this module.
+    contact sheets (the report's size at scale: benchmarks/RESULTS.md §10).  ``str()`` of
+    this list says only how long it is; its ``repr()``, which Snakemake's re-run check
+    compares (``persistence._serialize_param_builtin``), is the full list's, so a change of
+    any element still re-runs the job; and it pickles as a plain list, so a job's script
+    reads a list without importing this module.
     """
 
     def __str__(self) -> str:

@@ -18,7 +18,8 @@ layout are not in the tree, and line numbers are left out.  ``ast.dump``'s forma
 change with Python's minor version, so a new Python re-runs the steps once.
 
 A param rather than the module files as inputs: with thousands of jobs, every extra
-input file is resolved against every rule's outputs, which made dry runs seconds slower.
+input file is resolved against every rule's outputs, which made dry runs slower
+(benchmarks/RESULTS.md §5).
 """
 
 from __future__ import annotations
