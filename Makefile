@@ -28,7 +28,8 @@ run: $(VENV)/.run-deps
 
 # three pytest workers on 2 cores: much of the suite waits (the SLURM tests are 1/4 CPU,
 # 3/4 waiting on the queue); each test file runs on one worker, so its module fixtures
-# run once, and the shared runs (tests/conftest.py) run once for all workers
+# run once, and the shared runs (tests/conftest.py) run once for all workers;
+# tests/unit, tests/workflow, tests/contract: what each folder holds is in tests/conftest.py
 TEST_WORKERS ?= 3
 test: $(VENV)/.dev-deps
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder

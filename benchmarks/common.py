@@ -17,8 +17,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-# one definition of what the workflow is made of, shared with the tests; no pytest needed
-from sdcnn.workflow.workspace import WORKFLOW_PARTS, copy_workflow  # noqa: E402, F401
+# one definition of what the workflow is made of, shared with the tests (tests/support/
+# workspace.py: test support, not part of the workflow); it imports no pytest
+from tests.support.workspace import WORKFLOW_PARTS, copy_workflow  # noqa: E402, F401
 
 # what a run delivers (results/ less logs and benchmarks): compared byte for byte
 DATA = ("models", "weights", "images", "tensors", "previews", "predictions", "charts",

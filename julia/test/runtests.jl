@@ -1,6 +1,7 @@
 # The Flux backend against the golden vectors of tests/data/golden/, which an independent
-# direct-loop NumPy implementation of Flux's semantics wrote (tests/make_golden.py); the
-# PyTorch backend is checked against the same files by tests/test_golden.py.
+# direct-loop NumPy implementation of Flux's semantics wrote
+# (tests/support/make_golden.py); the PyTorch backend is checked against the same files by
+# tests/contract/test_golden.py.
 #
 #     julia --project=julia -e 'using Pkg; Pkg.test()'
 using Flux: Flux, Chain, CrossCor, MaxPool

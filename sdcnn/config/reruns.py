@@ -5,7 +5,7 @@ changes (``x-reruns``), and may say more (``x-reruns-note``).  A per-shard rule
 (generate, preprocess, predict, figures, dataset) means every shard's job, and ``rule@shard`` only
 the job of the changed prompt's shard.  The README's "you change / what runs again"
 table is made from these declarations (``python -m sdcnn.config.reruns`` prints it), and
-tests/test_reruns.py checks every one of them with a real dry run, so the table,
+tests/workflow/test_reruns.py checks every one of them with a real dry run, so the table,
 the schema and the workflow cannot drift apart.
 """
 

@@ -37,9 +37,32 @@ DIGEST_CHARS = 12  # 48 bits: a missed change has a 2**-48 chance; short enough 
 _DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 
 
+def _is_type_checking(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``): a block that never runs."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _run_time_nodes(tree: ast.AST) -> Iterator[ast.AST]:
+    """``ast.walk`` less the bodies of ``if TYPE_CHECKING:`` (their ``else:`` runs)."""
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        yield node
+        if _is_type_checking(node):
+            pending.extend([node.test, *node.orelse])
+        else:
+            pending.extend(ast.iter_child_nodes(node))
+
+
 def imported_names(tree: ast.AST) -> Iterator[str]:
-    """Dotted names a module imports (``from a import b`` yields ``a`` and ``a.b``)."""
-    for node in ast.walk(tree):
+    """Dotted names a module imports when it runs (``from a import b`` yields ``a`` and
+    ``a.b``); those imported only for type checkers do not count."""
+    for node in _run_time_nodes(tree):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

@@ -1,0 +1,189 @@
+"""The content-addressed image store: keys, verification, atomic entries, model identity."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sdcnn.core.fileio import atomic_directory
+from sdcnn.generate import image_store
+from sdcnn.generate.image_store import ImageStore, folder_fingerprint, key_digest, store_from_config
+
+KEY = {"model": "sha256:abc", "prompt": "a city", "seed": 7, "steps": 2, "threads": 1}
+
+
+def noise_image(seed: int) -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    return Image.fromarray(pixels, "RGB")
+
+
+def test_put_then_get_returns_the_same_pixels(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    assert store.get(KEY) is None
+    store.put(KEY, noise_image(1))
+    again = store.get(KEY)
+    assert again is not None
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(noise_image(1)))
+
+
+def test_any_key_field_changes_the_entry(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    store.put(KEY, noise_image(1))
+    for field, value in [("seed", 8), ("prompt", "a City"), ("steps", 3), ("model", "sha256:abd")]:
+        assert store.get({**KEY, field: value}) is None
+    assert key_digest(KEY) == key_digest(dict(reversed(list(KEY.items()))))
+
+
+def test_damaged_entry_is_discarded_not_returned(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    digest = store.put(KEY, noise_image(1))
+    png = tmp_path / "images" / digest[:2] / f"{digest}.png"
+    png.write_bytes(png.read_bytes()[:-10])  # truncated, e.g. by a full disk
+    assert store.get(KEY) is None
+    assert not png.exists()
+
+
+def test_png_without_its_record_is_not_an_entry(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    digest = store.put(KEY, noise_image(1))
+    (tmp_path / "images" / digest[:2] / f"{digest}.json").unlink()  # killed between the writes
+    assert store.get(KEY) is None
+
+
+def test_fingerprint_follows_content_not_hidden_files_or_mtime(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    (model / "unet").mkdir(parents=True)
+    (model / "model_index.json").write_text("{}")
+    (model / "unet" / "weights.bin").write_bytes(b"\x00" * 100)
+    cache = tmp_path / "hashes.json"
+    first = folder_fingerprint(model, cache)
+    (model / ".snakemake_timestamp").write_text("")
+    (model / "unet" / "weights.bin").touch()
+    assert folder_fingerprint(model, cache) == first
+    (model / "unet" / "weights.bin").write_bytes(b"\x00" * 99 + b"\x01")
+    assert folder_fingerprint(model, cache) != first
+    assert cache.is_file()
+
+
+def test_atomic_directory_clears_what_a_killed_attempt_left(tmp_path: Path) -> None:
+    stale = tmp_path / ".images.abc123.tmp"
+    stale.mkdir()
+    (stale / "half.png").write_bytes(b"half")
+    with atomic_directory(tmp_path / "images") as folder:
+        (folder / "done.png").write_bytes(b"png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]
+    assert [p.name for p in (tmp_path / "images").iterdir()] == ["done.png"]
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
+    from sdcnn.core.fileio import write_bytes_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_bytes_atomic(tmp_path / "file.json", b"{}")
+        with atomic_directory(tmp_path / "folder") as folder:
+            (folder / "x.png").write_bytes(b"png")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "file.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o755
+
+
+def test_batches_are_consecutive_and_fixed() -> None:
+    from sdcnn.generate.pipeline import batches
+
+    assert [list(b) for b in batches(5, 2)] == [[0, 1], [2, 3], [4]]
+    assert [list(b) for b in batches(3, 1)] == [[0], [1], [2]]
+    assert [list(b) for b in batches(3, 8)] == [[0, 1, 2]]
+    # one more image changes only the last batch
+    assert batches(6, 2)[:2] == batches(5, 2)[:2]
+
+
+# ---- found unchecked by mutation testing (docs/mutation-testing.md)
+
+
+def test_the_store_follows_its_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert store_from_config({}) == ImageStore(Path(".image-store"))
+    assert store_from_config({"enabled": True, "path": "~/store"}) == ImageStore(tmp_path / "store")
+    assert store_from_config({"enabled": False, "path": "x"}) is None
+
+
+def test_entries_of_different_keys_live_side_by_side(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    other = {**KEY, "seed": 8}
+    assert key_digest(KEY) != key_digest(other)
+    assert re.fullmatch(r"[0-9a-f]{64}", key_digest(KEY)), key_digest(KEY)
+    store.put(KEY, noise_image(1))
+    store.put(other, noise_image(2))
+    for key, seed in ((KEY, 1), (other, 2)):
+        got = store.get(key)
+        assert got is not None, f"the entry of {key} is gone after another key was stored"
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(noise_image(seed)))
+
+
+def test_a_damaged_entry_is_named_in_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = ImageStore(tmp_path)
+    digest = store.put(KEY, noise_image(1))
+    png = tmp_path / "images" / digest[:2] / f"{digest}.png"
+    png.write_bytes(png.read_bytes()[:-4])
+    caplog.set_level(logging.WARNING, logger="sdcnn.generate.image_store")
+    assert store.get(KEY) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"image store entry {digest} is damaged: discarding it"
+    ]
+
+
+def test_discarding_a_half_entry_is_no_error(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    digest = store.put(KEY, noise_image(1))
+    (tmp_path / "images" / digest[:2] / f"{digest}.json").unlink()  # killed between writes
+    store.discard(digest)
+    assert list((tmp_path / "images" / digest[:2]).iterdir()) == []
+
+
+def model_folder(root: Path) -> Path:
+    folder = root / "model"
+    (folder / "unet").mkdir(parents=True)
+    (folder / "model_index.json").write_text("{}")
+    (folder / "unet" / "weights.bin").write_bytes(b"\x00" * 100)
+    return folder
+
+
+def test_fingerprint_without_a_cache(tmp_path: Path) -> None:
+    folder = model_folder(tmp_path)
+    assert folder_fingerprint(folder) == folder_fingerprint(folder, tmp_path / "cache.json")
+
+
+def test_fingerprint_reads_each_file_once_and_rewrites_the_cache_only_on_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, cache = model_folder(tmp_path), tmp_path / "cache.json"
+    hashed: list[Path] = []
+    written: list[Path] = []
+    real_hash, real_write = image_store.sha256_file, image_store.write_json_atomic
+    monkeypatch.setattr(image_store, "sha256_file", lambda p: hashed.append(p) or real_hash(p))
+    monkeypatch.setattr(
+        image_store, "write_json_atomic", lambda p, d: written.append(p) or real_write(p, d)
+    )
+    first = folder_fingerprint(folder, cache)
+    assert len(hashed) == 2 and written == [cache], (hashed, written)
+    assert folder_fingerprint(folder, cache) == first
+    assert len(hashed) == 2, f"unchanged files were hashed again: {hashed[2:]}"
+    assert written == [cache], "the cache was rewritten though nothing changed"
+
+
+def test_a_damaged_hash_cache_is_ignored(tmp_path: Path) -> None:
+    folder, cache = model_folder(tmp_path), tmp_path / "cache.json"
+    cache.write_text("{not json")
+    assert folder_fingerprint(folder, cache) == folder_fingerprint(folder)
+    assert json.loads(cache.read_text()), "the damaged cache was not replaced"

@@ -1,0 +1,245 @@
+"""The workflow's plan of a checked config (sdcnn.config.plan), without a Snakemake run:
+shards and their prompts, truth, training, output paths; and the parse-time helpers the
+rules take their values from (conda envs, planned versions, backend, model, deployment)."""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sdcnn.classify.flux_backend import project_files
+from sdcnn.classify.prediction import BACKEND_DECISION_VARIABLE, backend_of_run
+from sdcnn.config.check import check_config, load_schema
+from sdcnn.config.plan import (
+    INIT_WEIGHTS_PATH,
+    TRAINED_WEIGHTS_PATH,
+    RunPlan,
+    UnknownShard,
+    conda_env,
+    planned_versions,
+    prompt_id_pattern,
+)
+from sdcnn.config.prompts import assign_shards, checked_prompts
+from sdcnn.config.values import image_channels, weights_mode
+from sdcnn.core.device import resource_number
+from sdcnn.generate.model_identity import folder_state, model_params
+from sdcnn.workflow.deploy import remote_package_problem
+from sdcnn.workflow.step import StepError
+from tests.support.workspace import REPO
+
+SCHEMA_PATH = REPO / "config" / "schema.yaml"
+PROMPTS = {
+    "city": {"text": "A city", "n_images": 3, "label": "ship"},
+    "harbor": {"text": "A harbor", "negative_prompt": "blurry", "n_images": 2},
+    "tree": {"text": "A tree", "n_images": 1, "label": "cat"},
+    "bike": {"text": "A bike", "n_images": 4},
+}
+
+
+def plan_of(**overrides: Any) -> RunPlan:
+    config: dict[str, Any] = {
+        "prompts": copy.deepcopy(PROMPTS),
+        "classifier": {"labels": ["cat", "dog", "ship"], "weights": "trained"},
+        "training": {"holdout_every": 3},
+        "figures": {"charts": 5, "contact_sheets": 3},
+        "preprocess": {"size": 32},
+    }
+    for key, value in overrides.items():
+        section, _, name = key.partition("__")
+        if name:
+            config.setdefault(section, {})[name] = value
+        else:
+            config[section] = value
+    check_config(config, SCHEMA_PATH)
+    return RunPlan(config, checked_prompts(config, load_schema(SCHEMA_PATH)))
+
+
+def test_without_shards_each_prompt_is_its_own_shard() -> None:
+    plan = plan_of()
+    assert not plan.sharded
+    assert plan.shards == {prompt_id: [prompt_id] for prompt_id in PROMPTS}
+    assert plan.shard_file("predictions", ".json") == "results/predictions/{shard}.json"
+    assert plan.prediction_outputs() == [f"results/predictions/{p}.json" for p in PROMPTS]
+
+
+def test_with_shards_a_shard_holds_a_folder_per_kind() -> None:
+    plan = plan_of(shards=2)
+    assert plan.sharded
+    assert plan.shards == assign_shards(PROMPTS, 2)
+    assert sorted(p for ids in plan.shards.values() for p in ids) == sorted(PROMPTS)
+    assert plan.shard_file("predictions", ".json") == "results/predictions/{shard}"
+    assert plan.prediction_outputs() == [f"results/predictions/{s}" for s in plan.shards]
+
+
+def test_a_shards_prompts_images_and_truth() -> None:
+    plan = plan_of()
+    assert plan.shard_prompt_specs("harbor") == [
+        {"prompt_id": "harbor", "text": "A harbor", "negative_prompt": "blurry", "n_images": 2}
+    ]
+    assert plan.shard_images("city") == {"city": 3}
+    assert plan.shard_truth("harbor") == {"labels": {"harbor": None}, "holdout_every": 3}
+    assert plan.shard_truth("tree")["labels"] == {"tree": "cat"}
+
+
+def test_an_unknown_shard_is_named() -> None:
+    with pytest.raises(UnknownShard, match="'nope' is not a shard of this config .without"):
+        plan_of().shard_images("nope")
+    with pytest.raises(UnknownShard, match="'city' is not a shard of this config$"):
+        plan_of(shards=2).shard_images("city")
+
+
+def test_training_learns_from_the_labelled_prompts_and_their_shards() -> None:
+    plan = plan_of(shards=3)
+    shard_of = {p: shard for shard, ids in plan.shards.items() for p in ids}
+    assert plan.labelled_prompts == [
+        {"prompt_id": p, "label": PROMPTS[p]["label"], "n_images": PROMPTS[p]["n_images"],
+         "shard": shard_of[p]}
+        for shard in plan.shards for p in plan.shards[shard] if "label" in PROMPTS[p]
+    ]  # fmt: skip
+    assert plan.labelled_shards() == sorted({shard_of["city"], shard_of["tree"]})
+    images = plan.training_images({"device": "cpu"}, {"source": "demo"})
+    assert images["prompts"] == {"city": ["A city", ""], "tree": ["A tree", ""]}
+    assert images["runtime"] == {"device": "cpu"} and images["model"] == {"source": "demo"}
+    assert images["preprocess"] == {"size": 32, "grayscale": True, "interpolation": "auto"}
+
+
+@pytest.mark.parametrize(
+    ("weights", "mode", "path"),
+    [("trained", "trained", TRAINED_WEIGHTS_PATH), ("glorot", "glorot", INIT_WEIGHTS_PATH),
+     (None, "glorot", INIT_WEIGHTS_PATH)],
+)  # fmt: skip
+def test_the_weights_predict_runs_with(weights: str | None, mode: str, path: str) -> None:
+    plan = plan_of(classifier__weights=weights)
+    assert plan.weights_mode == mode == weights_mode(weights)
+    assert plan.weights_path() == path
+    assert (path in plan.data_outputs()) and (INIT_WEIGHTS_PATH in plan.data_outputs()) == (
+        mode == "glorot"
+    )
+    assert bool(plan.training_outputs()) == (mode == "trained")
+
+
+def test_a_weights_file_is_the_users() -> None:
+    assert weights_mode("my/weights.safetensors") == "file"
+    assert weights_mode("trained") == "trained"
+
+
+def test_the_cnn_follows_the_preprocessing_and_the_labels() -> None:
+    plan = plan_of(preprocess__grayscale=False, preprocess__size=48)
+    assert plan.cnn_architecture() == {"in_channels": 3, "image_size": 48, "n_labels": 3}
+    assert image_channels({"grayscale": True}) == 1
+
+
+def test_figures_are_shared_out_by_shard_number() -> None:
+    plan = plan_of(shards=2)
+    shares = [plan.figures_share("charts", shard) for shard in plan.shards]
+    assert sum(shares) <= 5 and max(shares) - min(shares) <= 1
+    assert plan_of().figures_share("charts", "city") == 5  # each prompt may have them all
+
+
+def test_final_outputs_cover_every_kind() -> None:
+    plan = plan_of(shards=2)
+    outputs = plan.final_outputs()
+    assert len(outputs) == len(set(outputs))
+    for kind in ("images", "tensors", "previews", "predictions", "charts", "contact_sheets",
+                 "dataset"):  # fmt: skip
+        assert sum(f"results/{kind}/" in path for path in outputs) == len(plan.shards)
+    assert {"results/manifest.json", "results/summary.html", "results/training/curve.png"} <= set(
+        outputs
+    )
+    assert plan.image_count() == 10
+
+
+def test_a_local_model_is_an_input_the_demo_is_not(tmp_path: Path) -> None:
+    assert plan_of().model_input() == {}
+    (tmp_path / "model_index.json").write_text("{}")
+    plan = plan_of(model__source=str(tmp_path))
+    assert plan.model_input() == {"model_index": str(tmp_path / "model_index.json")}
+
+
+def test_the_wildcard_pattern_is_the_schemas_prompt_id() -> None:
+    import re
+
+    pattern = re.compile(prompt_id_pattern(load_schema(SCHEMA_PATH)))
+    assert pattern.fullmatch("city_01") and pattern.fullmatch("03-of-16")
+    assert not pattern.fullmatch("a/b") and not pattern.fullmatch("..") and not pattern.fullmatch(
+        "_x"
+    )
+
+
+def test_conda_envs_follow_gpus_and_backend() -> None:
+    assert conda_env("generate", 0) == "../envs/diffusion.yaml"
+    assert conda_env("generate", 1) == "../envs/diffusion-cuda.yaml"
+    assert conda_env("predict", 2) == "../envs/predict-torch-cuda.yaml"
+    assert conda_env("predict", 0, "flux") == "../envs/julia.yaml"
+    for name in ("diffusion", "diffusion-cuda", "predict-torch", "predict-torch-cuda", "julia"):
+        assert (REPO / "envs" / f"{name}.yaml").is_file()
+
+
+def test_planned_versions_are_the_env_files_pins_under_conda(tmp_path: Path) -> None:
+    env = tmp_path / "env.yaml"
+    env.write_text("dependencies:\n  - python =3.11\n  - pytorch-cpu ==2.13.0\n  - pip\n")
+    planned = planned_versions(("torch", "diffusers"), str(env))
+    assert planned["diffusers"] is None and planned["python"] == "3.11"
+    installed = planned_versions(("torch",), None)
+    assert installed["torch"] is not None and installed["torch"].startswith("2.13.0")
+
+
+def test_resource_numbers_from_snakemake_values() -> None:
+    class Resource:
+        value = 2
+
+    assert resource_number({"gpu": Resource()}, "gpu", 0) == 2
+    assert resource_number({"gpu": None}, "gpu", 1) == 0
+    assert resource_number({}, "gpu", 3) == 3
+
+
+def test_the_backend_is_decided_by_the_main_process_and_kept_by_its_jobs() -> None:
+    environ: dict[str, str] = {}
+    found = backend_of_run(
+        "auto", main_process=True, environ=environ, julia_found=True, julia_project=True
+    )
+    assert found == "flux" and environ[BACKEND_DECISION_VARIABLE] == "auto=flux"
+    # a job on a host without julia keeps the main process's decision
+    job = backend_of_run(
+        "auto", main_process=False, environ=environ, julia_found=False, julia_project=True
+    )
+    assert job == "flux"
+    # a decision for another config is not taken
+    other = {BACKEND_DECISION_VARIABLE: "flux=flux"}
+    assert backend_of_run(
+        "auto", main_process=False, environ=other, julia_found=False, julia_project=True
+    ) == "torch"
+    with pytest.raises(StepError):
+        backend_of_run("flux", main_process=True, environ={}, julia_found=False,
+                       julia_project=True)  # fmt: skip
+
+
+def test_the_flux_backends_files_are_relative(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    files = project_files(REPO / "julia")
+    assert files[:2] == ["julia/Project.toml", "julia/predict.jl"]
+    assert "julia/src/SDCNN.jl" in files and all(not os.path.isabs(f) for f in files)
+
+
+def test_model_params_say_what_the_model_is(tmp_path: Path) -> None:
+    demo = model_params("demo")
+    assert demo["source"] == "demo" and len(demo["sha256"]) == 64
+    (tmp_path / "model_index.json").write_text("{}")
+    assert model_params(str(tmp_path)) == {"source": str(tmp_path), "files": folder_state(tmp_path)}
+    hub = model_params("someone/not-cached-model")
+    assert hub["source"] == "someone/not-cached-model" and "commit" in hub
+
+
+def test_a_remote_module_needs_the_installed_package_of_its_version() -> None:
+    import sdcnn
+
+    same = io.BytesIO(f'[project]\nversion = "{sdcnn.__version__}"\n'.encode())
+    assert remote_package_problem(same, "github.com/x/sdcnn") is None
+    other = io.BytesIO(b'[project]\nversion = "9.9.9"\n')
+    problem = remote_package_problem(other, "github.com/x/sdcnn")
+    assert problem and "version 9.9.9" in problem and f"is version {sdcnn.__version__}" in problem

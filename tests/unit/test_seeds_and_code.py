@@ -1,0 +1,169 @@
+"""Per-image seeds, and the package files each step is declared to depend on."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from sdcnn.core.seeds import image_seed, image_seeds
+from sdcnn.workflow.codedeps import code_digests, code_fingerprint, package_modules
+from tests.support.workspace import REPO
+
+
+def test_seed_depends_only_on_base_prompt_and_index() -> None:
+    assert image_seeds(5, "city", 3) == image_seeds(5, "city", 5)[:3]
+    assert image_seed(5, "city", 0) == image_seeds(5, "city", 1)[0]
+    assert len({image_seed(5, "city", i) for i in range(100)}) == 100
+    assert image_seed(5, "city", 0) != image_seed(5, "harbor", 0)
+    assert image_seed(5, "city", 0) != image_seed(6, "city", 0)
+    assert all(0 <= seed < 2**32 for seed in image_seeds(5, "x", 50))
+
+
+def test_seed_is_the_documented_derivation() -> None:
+    # the first 4 bytes (big-endian) of sha256("<base>\x1f<prompt id>\x1f<index>"); changing
+    # the derivation would silently change every user's images
+    digest = hashlib.sha256(b"1234\x1fcity\x1f0").digest()
+    assert image_seed(1234, "city", 0) == int.from_bytes(digest[:4], "big") == 449229131
+
+
+def names(script: str) -> list[str]:
+    paths = package_modules(REPO / "scripts" / script, REPO / "sdcnn")
+    return sorted(Path(path).relative_to(REPO / "sdcnn").as_posix() for path in paths)
+
+
+def test_step_code_dependencies_are_transitive_and_minimal() -> None:
+    predict = names("predict.py")
+    assert {
+        "__init__.py",
+        "classify/__init__.py",
+        "classify/prediction.py",
+        "classify/cnn.py",
+        "classify/weights.py",
+        "workflow/step.py",
+    } <= set(predict)
+    diffusion = {"generate/model_source.py", "generate/pipeline.py", "generate/shard_generator.py"}
+    assert not diffusion & set(predict) and "preprocess/image_to_tensor.py" not in predict
+    assert "classify/cnn.py" not in names("preprocess.py")
+    assert "classify/cnn.py" in names("train_classifier.py")  # it trains the network it runs
+    assert {"generate/pipeline.py", "generate/shard_generator.py"} <= set(names("generate.py"))
+
+
+def test_code_dependencies_follow_new_imports(tmp_path: Path) -> None:
+    package = tmp_path / "sdcnn"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("import json\nfrom sdcnn import b\n")
+    (package / "b.py").write_text("def f():\n    from sdcnn.c import g\n")
+    (package / "c.py").write_text("")
+    (package / "unused.py").write_text("")
+    script = tmp_path / "script.py"
+    script.write_text("from sdcnn.a import thing\n")
+    found = sorted(Path(p).name for p in package_modules(script, package))
+    assert found == ["__init__.py", "a.py", "b.py", "c.py"]
+
+
+def test_imports_for_type_checkers_only_are_no_code_dependency(tmp_path: Path) -> None:
+    """What ``if TYPE_CHECKING:`` imports never runs: no digest of it, no env needs it
+    (tests/unit/test_envs.py reads the same list); its ``else:`` runs."""
+    package = tmp_path / "sdcnn"
+    package.mkdir()
+    for name in ("__init__", "hints", "more_hints", "fallback", "after"):
+        (package / f"{name}.py").write_text("")
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import typing\nfrom typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from sdcnn.hints import A\nelse:\n    import sdcnn.fallback\n"
+        "if typing.TYPE_CHECKING:\n    import sdcnn.more_hints\n"
+        "def f():\n    from sdcnn import after\n"
+    )
+    found = sorted(Path(p).name for p in package_modules(script, package))
+    assert found == ["__init__.py", "after.py", "fallback.py"]
+
+
+def test_code_digests_follow_imported_sources_only(tmp_path: Path) -> None:
+    package = tmp_path / "sdcnn"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "used.py").write_text("X = 1\n")
+    (package / "unused.py").write_text("Y = 1\n")
+    script = tmp_path / "script.py"
+    script.write_text("from sdcnn.used import X\n")
+    first = code_digests(script, package)
+    assert list(first) == ["script.py", "sdcnn/__init__.py", "sdcnn/used.py"]
+    (package / "unused.py").write_text("Y = 2\n")
+    (package / "used.py").touch()
+    assert code_digests(script, package) == first
+    (package / "used.py").write_text("X = 2\n")
+    changed = code_digests(script, package)
+    assert [name for name in first if first[name] != changed[name]] == ["sdcnn/used.py"]
+
+
+MODULE = '''"""A module."""
+
+import math
+
+LABEL = "circle"
+
+
+def area(radius: float) -> float:
+    """The area of a circle."""
+    return math.pi * radius**2
+
+
+class Shape:
+    """A shape."""
+
+    sides = 0
+'''
+
+SAME_CODE = {
+    "a comment": MODULE.replace("    return", "    # pi r squared\n    return"),
+    "a trailing comment": MODULE + "# the end\n",
+    "blank lines": MODULE.replace("\n\n\ndef", "\n\n\n\n\ndef"),
+    "a module docstring": MODULE.replace('"""A module."""', '"""Geometry, documented."""'),
+    "a function docstring": MODULE.replace("The area of a circle.", "Area, pi r^2."),
+    "no class docstring": MODULE.replace('    """A shape."""\n\n', ""),
+    "formatting": MODULE.replace("math.pi * radius**2", "(math.pi  *  (radius ** 2))"),
+    "quotes": MODULE.replace('"circle"', "'circle'"),
+}
+
+OTHER_CODE = {
+    "a constant": MODULE.replace("sides = 0", "sides = 1"),
+    "an operator": MODULE.replace("radius**2", "radius**3"),
+    "a new statement": MODULE + "LIMIT = 3\n",
+    "a string that is not a docstring": MODULE.replace("sides = 0", "sides = 0\n    name = 'x'"),
+    "an import": MODULE.replace("import math", "import math\nimport cmath"),
+}
+
+
+@pytest.mark.parametrize("change", SAME_CODE)
+def test_fingerprint_ignores_comments_docstrings_and_layout(change: str) -> None:
+    assert SAME_CODE[change] != MODULE
+    assert code_fingerprint(SAME_CODE[change]) == code_fingerprint(MODULE)
+
+
+@pytest.mark.parametrize("change", OTHER_CODE)
+def test_fingerprint_follows_code_changes(change: str) -> None:
+    assert code_fingerprint(OTHER_CODE[change]) != code_fingerprint(MODULE)
+
+
+def test_fingerprint_of_the_same_file_is_stable(tmp_path: Path) -> None:
+    # cached per (path, mtime, size): a rewrite with new content is seen
+    package = tmp_path / "sdcnn"
+    package.mkdir()
+    script = tmp_path / "script.py"
+    script.write_text("X = 1\n")
+    first = code_digests(script, package)["script.py"]
+    assert first == code_fingerprint("X = 1\n")
+    script.write_text("X = 22\n")
+    assert code_digests(script, package)["script.py"] == code_fingerprint("X = 22\n") != first
+
+
+# ---- found unchecked by mutation testing (docs/mutation-testing.md)
+
+
+def test_a_negative_image_index_is_refused_with_its_value() -> None:
+    with pytest.raises(ValueError, match=r"image index must be >= 0, got -1"):
+        image_seed(1, "city", -1)

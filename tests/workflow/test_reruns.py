@@ -1,0 +1,583 @@
+"""Changing the config or the code re-runs exactly the affected jobs, and nothing else.
+
+Each case edits a copy of a finished run (config or code), asks ``snakemake -n``
+which jobs it would run, compares with the expected set, and restores the edit.
+Aggregates (summary, manifest, all, and later report rules) may always run.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import copy
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sdcnn.config.check import check_config, key_name, load_schema
+from sdcnn.config.prompts import PromptRules, assign_shards, load_prompts, shard_name
+from sdcnn.config.reruns import (
+    ALL_PROMPTS,
+    ITS_SHARD,
+    SHARD_RULES,
+    Effect,
+    UndeclaredEffect,
+    declared_effects,
+    leaf_keys,
+    rerun_table,
+)
+from sdcnn.core.shards import quota
+from tests.support.configs import SMALL_CONFIG
+from tests.support.job_plan import JobPlan, dry_run
+from tests.support.runs import run_snakemake
+from tests.support.workspace import REPO, write_config
+
+pytestmark = pytest.mark.pipeline
+RULES = PromptRules.from_schema(load_schema(REPO / "config" / "schema.yaml"))
+
+PROMPT_IDS = list(SMALL_CONFIG["prompts"])
+# the per-prompt chain, in order: a change at one stage re-runs it and every later stage,
+# and then the prompt's pictures for people (probability charts and contact sheet) and its
+# records in the data set export
+CHAIN = ["generate", "preprocess", "predict"]
+PICTURES = ["figures", "dataset"]
+AGGREGATES = {"summary", "manifest", "all", "summary_page", "run_info"}
+
+
+def chain_from(stage: str, prompts: Iterable[str]) -> set[str]:
+    rules = CHAIN[CHAIN.index(stage) :] + PICTURES
+    return {f"{rule}[{p}]" for rule in rules for p in prompts}
+
+
+def pictures(*rules: str) -> set[str]:
+    return {f"{rule}[{p}]" for rule in rules for p in PROMPT_IDS}
+
+
+def job_names(plan: JobPlan) -> set[str]:
+    """A plan's jobs as ``rule`` or ``rule[shard]``, aggregates left out."""
+    return {
+        f"{rule}[{wildcards['shard']}]" if "shard" in wildcards else rule
+        for rule, wildcards in plan.jobs
+        if rule not in AGGREGATES
+    }
+
+
+def planned_jobs(workdir: Path, *args: str, env: dict[str, str] | None = None) -> set[str]:
+    """The jobs ``snakemake --dry-run ARGS`` would run, as ``rule`` or ``rule[shard]``,
+    aggregates left out."""
+    return job_names(dry_run(workdir, *args, env=env)[0])
+
+
+@pytest.fixture(scope="module")
+def finished(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the finished small run (results, store and Snakemake's records)."""
+    workdir = tmp_path_factory.mktemp("reruns") / "workflow"
+    shutil.copytree(small_run, workdir, symlinks=True)
+    assert planned_jobs(workdir) == set(), "the copied run should be complete"
+    return workdir
+
+
+# The small run's prompts and two unlabelled ones, one job per prompt or in 2 shards:
+# city, harbor (labelled) and bike share 2-of-2, tree is alone in 1-of-2 (a hash of the id)
+FOUR_PROMPTS = {
+    **SMALL_CONFIG["prompts"],
+    "bike": {"text": "A red bicycle", "n_images": 1},
+    "tree": {"text": "An old oak tree", "n_images": 1},
+}
+LAYOUTS = {"one job per prompt": None, "2 shards": 2}  # -> config `shards`
+
+
+def finished_copy(small_run: Path, folder: Path, shards: int | None) -> Path:
+    """The small run's copy with FOUR_PROMPTS in ``shards``, run to the end (its images
+    from the copied image store, but bike's and tree's)."""
+    workdir = folder / "workflow"
+    shutil.copytree(small_run, workdir, symlinks=True)
+    write_config(
+        workdir, {**copy.deepcopy(SMALL_CONFIG), "prompts": FOUR_PROMPTS, "shards": shards}
+    )
+    run_snakemake(workdir)
+    assert planned_jobs(workdir) == set(), "the run should be complete"
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def finished_four(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return finished_copy(small_run, tmp_path_factory.mktemp("reruns-four"), None)
+
+
+@pytest.fixture(scope="module")
+def finished_sharded(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    assert assign_shards(list(FOUR_PROMPTS), 2) == {
+        "1-of-2": ["tree"],
+        "2-of-2": ["city", "harbor", "bike"],
+    }
+    return finished_copy(small_run, tmp_path_factory.mktemp("reruns-sharded"), 2)
+
+
+def finished_layout(request: pytest.FixtureRequest, layout: str) -> Path:
+    sharded = LAYOUTS[layout] is not None
+    return request.getfixturevalue("finished_sharded" if sharded else "finished_four")
+
+
+@contextlib.contextmanager
+def config_change(workdir: Path, change: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+    path = workdir / "config" / "config.yaml"
+    original = path.read_bytes()
+    config = yaml.safe_load(original)
+    change(config)
+    write_config(workdir, config)
+    try:
+        yield
+    finally:
+        path.write_bytes(original)
+
+
+CODE_EDIT = b"\n_AN_EDIT = 1\n"  # a statement: the code does something new
+COMMENT_EDIT = b"\n# an edit\n"
+
+
+@contextlib.contextmanager
+def code_change(
+    workdir: Path, relative: str, edit: Callable[[bytes], bytes] = lambda code: code + CODE_EDIT
+) -> Iterator[None]:
+    """Edit a code file (by default: append a statement); afterwards restore its bytes and
+    its mtime (Snakemake compares a script's mtime with its outputs', so an edit undone
+    must be undone in time too)."""
+    path = workdir / relative
+    original, stat = path.read_bytes(), path.stat()
+    changed = edit(original)
+    assert changed != original
+    path.write_bytes(changed)
+    try:
+        yield
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def setter(*path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(config: dict[str, Any]) -> None:
+        target = config
+        for key in path[:-1]:
+            target = target.setdefault(key, {})
+        target[path[-1]] = value
+
+    return change
+
+
+ALL = PROMPT_IDS
+CITY, HARBOR = chain_from("generate", ["city"]), chain_from("generate", ["harbor"])
+FROM_GENERATE = chain_from("generate", ALL)
+FROM_PREPROCESS = chain_from("preprocess", ALL)
+FROM_PREDICT = chain_from("predict", ALL)
+NEW_WEIGHTS = {"init_weights"}
+
+# ---- every leaf key of config/schema.yaml, with the effect it declares (x-reruns)
+
+SCHEMA = load_schema(REPO / "config" / "schema.yaml")
+EFFECTS = {effect.name: effect for effect in declared_effects(SCHEMA)}
+SPECS = {key_name(key): spec for key, spec in leaf_keys(SCHEMA)}
+CHANGED_PROMPT = "city"  # a prompt's own keys are changed on this prompt
+
+
+def current_value(config: dict[str, Any], key: tuple[str, ...]) -> Any:
+    value: Any = check_config(copy.deepcopy(config), REPO / "config" / "schema.yaml")
+    for part in key:
+        value = value[CHANGED_PROMPT if part == ALL_PROMPTS else part]
+    return value
+
+
+def other_value(spec: dict[str, Any], value: Any) -> Any:
+    """A valid value other than ``value``, from the key's schema."""
+    if "enum" in spec:
+        return next(option for option in spec["enum"] if option != value)
+    kinds = spec.get("type", "integer" if "$ref" in spec else None)
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if value is None:
+        return spec.get("minimum", 1) + 1
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        step = spec.get("multipleOf", 1)
+        return value + step if value + step <= spec.get("maximum", 2**31) else value - step
+    if isinstance(value, float):
+        return value + 0.5
+    if isinstance(value, str):
+        return f"{value} changed" if value else "changed"
+    raise AssertionError(f"no automatic change for a value of type {type(value).__name__}")
+
+
+def use_an_equivalent_sheet(workdir: Path, config: dict[str, Any]) -> None:
+    """The same prompts as a prompt sheet: the sheet's content decides, not its form."""
+    prompts = check_config(copy.deepcopy(config), REPO / "config" / "schema.yaml")["prompts"]
+    lines = ["prompt_id\ttext\tnegative_prompt\tn_images\tlabel"]
+    lines += [f"{pid}\t{p['text']}\t{p['negative_prompt']}\t{p['n_images']}\t{p['label'] or ''}"
+              for pid, p in prompts.items()]  # fmt: skip
+    (workdir / "prompts.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config["prompts"] = "prompts.tsv"
+
+
+def copy_of_the_demo_model(workdir: Path, config: dict[str, Any]) -> None:
+    target = workdir / "models" / "local"
+    if not target.exists():
+        shutil.copytree(workdir / "sdcnn/demo/assets/demo-pipeline", target)
+    config.setdefault("model", {})["source"] = "models/local"
+
+
+def copy_of_the_weights(workdir: Path, config: dict[str, Any]) -> None:
+    shutil.copy(workdir / "results/weights/trained.safetensors", workdir / "my-weights.safetensors")
+    config["classifier"]["weights"] = "my-weights.safetensors"
+
+
+def renamed_labels(workdir: Path, config: dict[str, Any]) -> None:
+    """Other names, as many (x-reruns-note), and the prompts' labels renamed with them."""
+    names = dict(zip(config["classifier"]["labels"], ["a", "b", "c"], strict=True))
+    config["classifier"]["labels"] = list(names.values())
+    for prompt in config["prompts"].values():
+        if prompt.get("label") is not None:
+            prompt["label"] = names[prompt["label"]]
+
+
+# keys whose new value needs more than the schema can say
+SPECIAL_CHANGES: dict[str, Callable[[Path, dict[str, Any]], None]] = {
+    "prompts": use_an_equivalent_sheet,
+    "model.source": copy_of_the_demo_model,
+    "classifier.weights": copy_of_the_weights,
+    "classifier.labels": renamed_labels,
+}
+SPECIAL_VALUES = {
+    "classifier.backend": "auto",  # torch here: flux needs julia (tests/contract/test_backend.py)
+    "prompts.*.label": "cat",  # another of classifier.labels
+}
+
+
+def apply_key_change(workdir: Path, config: dict[str, Any], name: str) -> None:
+    if name in SPECIAL_CHANGES:
+        SPECIAL_CHANGES[name](workdir, config)
+        return
+    key = EFFECTS[name].key
+    value = SPECIAL_VALUES.get(name)
+    if value is None:
+        value = other_value(SPECS[name], current_value(config, key))
+    target = config
+    for part in key[:-1]:
+        target = target.setdefault(CHANGED_PROMPT if part == ALL_PROMPTS else part, {})
+    target[key[-1]] = value
+
+
+def expected_jobs(effect: Effect, config: dict[str, Any], workdir: Path) -> set[str]:
+    """The declared effect as job names of the changed config's dry run."""
+    with contextlib.chdir(workdir):  # the config's paths are the workflow folder's
+        checked = check_config(copy.deepcopy(config), REPO / "config" / "schema.yaml")
+    sheet = checked["prompts"]
+    prompts = load_prompts(str(workdir / sheet) if isinstance(sheet, str) else sheet, RULES)
+    every_shard = assign_shards(prompts, checked["shards"])
+    its_shard = [name for name, ids in every_shard.items() if CHANGED_PROMPT in ids]
+    jobs = set()
+    for declared in effect.rules:
+        rule = declared.removesuffix(ITS_SHARD)
+        if rule not in SHARD_RULES:
+            jobs.add(rule)
+            continue
+        shards = its_shard if declared.endswith(ITS_SHARD) else every_shard
+        jobs |= {f"{rule}[{shard}]" for shard in shards}
+    return jobs
+
+
+# figures' limits, shared out over the shards by their number (sdcnn.core.shards.quota): with
+# shards, a change re-draws the figures of the shards whose share changes, no others
+SHARED_OUT = {"figures.charts", "figures.contact_sheets"}
+
+
+def shares_changed(name: str, before: dict[str, Any], after: dict[str, Any]) -> set[str]:
+    key = EFFECTS[name].key
+    old, new = current_value(before, key), current_value(after, key)
+    n_shards = after["shards"]
+    return {
+        f"figures[{shard_name(index, n_shards)}]"
+        for index in range(n_shards)
+        if quota(old, index, n_shards) != quota(new, index, n_shards)
+    }
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("name", list(EFFECTS))
+def test_each_config_key_reruns_what_the_schema_declares(
+    request: pytest.FixtureRequest, layout: str, name: str
+) -> None:
+    """Every leaf key of the schema, in both layouts: a change plans exactly its declared
+    x-reruns (`@shard`: the changed prompt's shard; without shards, the prompt itself)."""
+    finished = finished_layout(request, layout)
+    effect = EFFECTS[name]
+    path = finished / "config" / "config.yaml"
+    original = path.read_bytes()
+    config = yaml.safe_load(original)
+    apply_key_change(finished, config, name)
+    write_config(finished, config)
+    try:
+        planned = planned_jobs(finished)
+    finally:
+        path.write_bytes(original)
+    expected = expected_jobs(effect, config, finished)
+    if name in SHARED_OUT and config["shards"]:  # x-reruns-note: "of those whose share changes"
+        expected = shares_changed(name, yaml.safe_load(original), config)
+    assert planned == expected, (
+        f"changing {name} plans {sorted(planned)}, but config/schema.yaml declares "
+        f"{sorted(expected)} (x-reruns: {list(effect.rules)}): unexpected "
+        f"{sorted(planned - expected)}, missing {sorted(expected - planned)}"
+    )
+
+
+def test_every_leaf_key_declares_its_effect() -> None:
+    """A new config key must say what it re-runs (or declared_effects raises, naming it)."""
+    assert set(EFFECTS) == set(SPECS)
+    broken = copy.deepcopy(SCHEMA)
+    del broken["properties"]["generation"]["properties"]["steps"]["x-reruns"]
+    with pytest.raises(UndeclaredEffect, match=r"generation\.steps"):
+        declared_effects(broken)
+
+
+def test_the_readme_table_is_the_schemas() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = rerun_table(SCHEMA)
+    assert table in readme, (
+        "README.md's re-run table differs from config/schema.yaml's x-reruns; paste the "
+        f"output of `python -m sdcnn.config.reruns`:\n{table}"
+    )
+
+
+# ---- cases the schema's per-key declarations do not cover
+
+
+def glorot_with_two_labels(config: dict[str, Any]) -> None:
+    config["classifier"].update(weights="glorot", labels=["a", "b"])
+    for prompt in config["prompts"].values():
+        prompt.pop("label", None)
+
+
+CONFIG_CASES = {
+    "glorot, label count": (glorot_with_two_labels, NEW_WEIGHTS | FROM_PREDICT),
+    "store off": (setter("store", "enabled", value=False), set()),
+}
+
+
+@pytest.mark.parametrize("case", CONFIG_CASES)
+def test_config_change_reruns_exactly(finished: Path, case: str) -> None:
+    change, expected = CONFIG_CASES[case]
+    with config_change(finished, change):
+        assert planned_jobs(finished) == expected
+
+
+def test_added_prompt_runs_only_its_jobs(finished: Path) -> None:
+    new_prompt = {"text": "A red bicycle", "n_images": 1}
+    with config_change(finished, setter("prompts", "bike", value=new_prompt)):
+        assert planned_jobs(finished) == chain_from("generate", ["bike"])
+
+
+def without(prompt_id: str) -> Callable[[dict[str, Any]], None]:
+    def change(config: dict[str, Any]) -> None:
+        del config["prompts"][prompt_id]
+
+    return change
+
+
+TRAINING_JOBS = {"training_plan", "train_classifier"}
+SHARD_2, SHARD_1 = "2-of-2", "1-of-2"  # city, harbor, bike | tree
+EVERY_PREDICTION = {
+    "one job per prompt": chain_from("predict", FOUR_PROMPTS),
+    "2 shards": chain_from("predict", [SHARD_1, SHARD_2]),
+}
+TWO = "2 shards"
+REMAINING_PREDICTIONS = chain_from("predict", [p for p in FOUR_PROMPTS if p != "harbor"])
+# the README's "More cases": prompt edits, as the real dry runs plan them, in each layout
+PROMPT_CASES = {
+    "an unlabelled prompt's text (bike, in a shard with labelled ones)": (
+        setter("prompts", "bike", "text", value="A blue bicycle"),
+        {"one job per prompt": chain_from("generate", ["bike"]),
+         "2 shards": chain_from("generate", [SHARD_2])},
+    ),
+    "an unlabelled prompt added (boat, to tree's shard)": (
+        setter("prompts", "boat", value={"text": "A small boat", "n_images": 1}),
+        {"one job per prompt": chain_from("generate", ["boat"]),
+         "2 shards": chain_from("generate", [SHARD_1])},
+    ),
+    "an unlabelled prompt removed from a shard of others (bike)": (
+        without("bike"),
+        {"one job per prompt": set(), "2 shards": chain_from("generate", [SHARD_2])},
+    ),
+    "an unlabelled prompt removed, alone in its shard (tree)": (
+        without("tree"),
+        {"one job per prompt": set(), "2 shards": set()},
+    ),
+    "a labelled prompt removed (harbor)": (
+        without("harbor"),
+        {"one job per prompt": TRAINING_JOBS | REMAINING_PREDICTIONS,
+         "2 shards": chain_from("generate", [SHARD_2]) | TRAINING_JOBS | EVERY_PREDICTION[TWO]},
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("case", PROMPT_CASES)
+def test_prompt_edits_rerun_their_shard(
+    request: pytest.FixtureRequest, layout: str, case: str
+) -> None:
+    finished = finished_layout(request, layout)
+    change, expected = PROMPT_CASES[case]
+    with config_change(finished, change):
+        assert planned_jobs(finished) == expected[layout]
+
+
+def test_removed_prompt_recomputes_no_image_and_leaves_the_summary(finished: Path) -> None:
+    """harbor is labelled: without it the classifier is trained again (on city's images),
+    and the predictions follow; no image, tensor or other prompt's step runs again."""
+
+    def remove_harbor(config: dict[str, Any]) -> None:
+        del config["prompts"]["harbor"]
+
+    with config_change(finished, remove_harbor):
+        assert planned_jobs(finished) == {"training_plan", "train_classifier"} | chain_from(
+            "predict", ["city"]
+        )
+        run_snakemake(finished)
+        summary = (finished / "results" / "summary.csv").read_text()
+        assert "city_000" in summary and "harbor" not in summary
+    run_snakemake(finished)  # back to the full summary for the other cases
+    assert "harbor_000" in (finished / "results" / "summary.csv").read_text()
+
+
+# training (the small run trains its classifier): its plan holds the code of the steps that
+# make its tensors, and new weights re-run every prediction
+TRAIN = {"training_plan", "train_classifier"} | FROM_PREDICT
+CODE_CASES = {
+    "scripts/generate.py": FROM_GENERATE | TRAIN,
+    "sdcnn/generate/pipeline.py": FROM_GENERATE | TRAIN,
+    "scripts/preprocess.py": FROM_PREPROCESS | TRAIN,
+    "sdcnn/preprocess/image_to_tensor.py": FROM_PREPROCESS | TRAIN,
+    "scripts/predict.py": FROM_PREDICT,
+    "sdcnn/classify/cnn.py": TRAIN,  # the network the predict step runs and training trains
+    "sdcnn/classify/weights.py": TRAIN,
+    "scripts/train_classifier.py": TRAIN,
+    "sdcnn/classify/training.py": TRAIN,
+    "sdcnn/demo/model.py": set(),  # builds the random test pipeline: no step imports it
+    "sdcnn/workflow/codedeps.py": set(),  # used by the Snakefile only, by no step
+    "sdcnn/core/progress.py": FROM_GENERATE | TRAIN,
+    "sdcnn/reporting/figures.py": pictures("figures") | TRAIN,  # training draws its curve
+    "scripts/figures.py": pictures("figures"),
+    "scripts/dataset.py": pictures("dataset"),
+    "sdcnn/export/webdataset_tars.py": pictures("dataset"),
+    "sdcnn/reporting/pages.py": set(),  # the summary and run-info pages: aggregates only
+}
+
+
+@pytest.mark.parametrize("relative", CODE_CASES)
+def test_code_change_reruns_that_step_and_what_follows(finished: Path, relative: str) -> None:
+    with code_change(finished, relative):
+        assert planned_jobs(finished) == CODE_CASES[relative]
+
+
+def installed_torch_metadata(folder: Path, version: str) -> dict[str, str]:
+    """An environment where the installed torch distribution says it is ``version``: a
+    dist-info folder first on the path, as a torch upgrade leaves one (the metadata
+    only: Snakemake's parse reads versions, it imports no torch)."""
+    dist_info = folder / f"torch-{version}.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n")
+    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
+
+
+# the labelled images' runtime (sdcnn.generate.pipeline.planned_runtime) is in generate's params
+# and in the training plan: new images on another device or library version re-train,
+# though train_classifier reads its tensors as ancient inputs
+RUNTIME_CHANGES = {
+    "a GPU requested by a profile (device, dtype)": ("--set-resources", "generate:gpu=1"),
+    "a torch upgrade (versions)": (),
+}
+
+
+@pytest.mark.parametrize("change", RUNTIME_CHANGES)
+def test_a_labelled_images_runtime_change_regenerates_and_retrains(
+    finished: Path, tmp_path: Path, change: str
+) -> None:
+    arguments = RUNTIME_CHANGES[change]
+    env = None if arguments else installed_torch_metadata(tmp_path / "site", "99.0.0")
+    assert planned_jobs(finished, *arguments, env=env) == FROM_GENERATE | TRAIN
+
+
+def test_replacing_a_local_models_files_regenerates_and_retrains(
+    small_run: Path, tmp_path: Path
+) -> None:
+    """A local model's identity is its files' state (sizes, times), not its name: files
+    replaced in place re-run generation and training, without a config change."""
+    workdir = tmp_path / "workflow"
+    shutil.copytree(small_run, workdir, symlinks=True)
+    config = copy.deepcopy(SMALL_CONFIG)
+    copy_of_the_demo_model(workdir, config)
+    write_config(workdir, config)
+    run_snakemake(workdir)  # the same weights as the demo's: images from the store
+    assert planned_jobs(workdir) == set()
+    scheduler = workdir / "models" / "local" / "scheduler" / "scheduler_config.json"
+    scheduler.write_bytes(scheduler.read_bytes())  # a new file of the same name and size
+    stat = scheduler.stat()
+    os.utime(scheduler, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert planned_jobs(workdir) == FROM_GENERATE | TRAIN
+
+
+def test_nothing_changed_means_nothing_to_do(finished: Path) -> None:
+    result = run_snakemake(finished, "--dry-run")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+# ---- what counts as a code change: what the code does, not its comments
+# (sdcnn/workflow/codedeps.py)
+
+# they all import sdcnn.workflow.step (the small run trains its weights: no init_weights job)
+EVERY_STEP = {"training_plan", "train_classifier"} | FROM_GENERATE
+NOT_CODE = {
+    "a comment": lambda code: code + COMMENT_EDIT,
+    "a docstring": lambda code: code.replace(b'"""', b'"""Reworded. ', 1),
+    "blank lines": lambda code: code.replace(b"\n\n", b"\n\n\n\n", 1),
+}
+
+
+def changed_code_files(dry_run_output: str) -> set[str]:
+    """The files whose entry in the ``code`` param differs, read from the reasons that
+    ``snakemake -n`` prints ("Params have changed ...: before: {...} now: {...}")."""
+    changed = set()
+    for before, now in re.findall(r"before: (\{[^}]*\}) now: (\{[^}]*\})", dry_run_output):
+        old, new = ast.literal_eval(before), ast.literal_eval(now)
+        changed |= {name for name in old.keys() | new.keys() if old.get(name) != new.get(name)}
+    return changed
+
+
+@pytest.mark.parametrize("edit", NOT_CODE)
+def test_comment_or_docstring_in_a_module_reruns_nothing(finished: Path, edit: str) -> None:
+    with code_change(finished, "sdcnn/workflow/step.py", NOT_CODE[edit]):
+        assert planned_jobs(finished) == set()
+
+
+def test_code_change_in_a_module_reruns_its_dependants_and_names_it(finished: Path) -> None:
+    with code_change(finished, "sdcnn/workflow/step.py"):
+        plan, result = dry_run(finished)
+    output = result.stdout
+    assert job_names(plan) == EVERY_STEP
+    assert "Params have changed since last execution" in output
+    assert changed_code_files(output) == {"sdcnn/workflow/step.py"}
+
+
+def test_comment_in_a_script_still_reruns_its_step(finished: Path) -> None:
+    """Snakemake's own trigger for a script: rule compares the script's mtime with the
+    outputs' (snakemake/jobs.py, outputs_older_than_script_or_notebook), not its text."""
+    with code_change(finished, "scripts/predict.py", lambda code: code + COMMENT_EDIT):
+        plan, result = dry_run(finished)
+    output = result.stdout
+    assert job_names(plan) == FROM_PREDICT
+    assert "Code has changed since last execution" in output
+    assert changed_code_files(output) == set()
