@@ -19,8 +19,8 @@ import os
 
 # The suite runs more processes than there are cores (make test: 3 workers, each running
 # Snakemake with --cores 2). OpenMP threads that spin while they wait (torch's default)
-# then burn the cores the others need: the default run's training took 333 s instead of
-# 29 s. Passive waiting changes no result (the same trained bytes), only the CPU burnt.
+# then burn the cores the others need: the default run's training took ten times as
+# long. Passive waiting changes no result (the same trained bytes), only the CPU burnt.
 # Set before anything loads torch; the Snakemake runs and their jobs inherit it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -32,7 +32,7 @@ from tests.support.configs import SHARDED_CONFIG, SMALL_CONFIG, sheet_rows
 from tests.support.runs import build_finished_run, run_snakemake, shared_folder
 from tests.support.workspace import copy_workflow
 
-# The slowest files first (the SLURM file ~6 min, the default run ~3 min, run alone): with
+# The slowest files first (the SLURM file and the default run take minutes alone): with
 # a few workers (make test), a slow file handed out last would leave one worker alone at
 # the end. (pytest-xdist would hand out the files with the most tests first: make test
 # says --no-loadscope-reorder.) File names, wherever the file is under tests/.

@@ -39,7 +39,7 @@ def run_snakemake(
     test with its output if asked.
 
     In this process's environment it runs in a child forked from a server that imported
-    Snakemake once (tests/support/warm_snakemake.py: ~2 s less a call), where that server
+    Snakemake once (tests/support/warm_snakemake.py: no import cost a call), where that server
     was checked against the installed Snakemake; in another environment, which import-time
     code might read, or with another Snakemake, as ``python -m snakemake``.
     """

@@ -1,4 +1,4 @@
-"""The real ``snakemake`` command without its ~2 s of imports at every call.
+"""The real ``snakemake`` command without its imports at every call.
 
 A server process imports Snakemake's CLI (and what it imports later: the report, the
 executors) once, then forks a child for each run it is asked for. The child is what

@@ -58,8 +58,8 @@ def other_kernels_run(default_run: Path, tmp_path_factory: pytest.TempPathFactor
     image store (as a store shared by the nodes of a mixed cluster would be)."""
     workdir = copy_workflow(tmp_path_factory.mktemp("other_kernels"))
     shutil.copytree(default_run / ".image-store", workdir / ".image-store")
-    # a bound against a hang, not a time: 258 s alone on 2 cores; a machine loaded by
-    # other work took it past the default 900 s
+    # a bound against a hang, not a time: a machine loaded by other work took it past
+    # the default 900 s
     run_snakemake(workdir, env=OTHER_ENVIRONMENT, timeout=2400)
     return workdir
 

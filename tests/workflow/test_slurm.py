@@ -54,8 +54,8 @@ SLURM_ARGS = (
     "--config",
     "gpu_fallback=cpu",
 )
-# Bounds, not expectations: a run past them is a hang (measured: the pipeline ~2 min,
-# a failing submission under 1 min, on 2 busy cores).
+# Bounds, not expectations: a run past them is a hang (several times what the runs take
+# on 2 busy cores).
 PIPELINE_TIMEOUT = 600
 FAILURE_TIMEOUT = 240
 
