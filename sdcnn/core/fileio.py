@@ -110,3 +110,21 @@ def dumps_json(document: Any) -> str:
 
 def write_json_atomic(path: str | os.PathLike[str], document: Any) -> None:
     write_bytes_atomic(path, dumps_json(document).encode("utf-8"))
+
+
+def dumps_json_around(document: dict[str, Any], key: str) -> tuple[str, str]:
+    """``dumps_json(document)`` cut where the items of the list ``document[key]`` (a
+    top-level key) go: the text before them and the text after, so that a list too long
+    to hold in memory is streamed in between, its items indented by 4 spaces and joined
+    by ``",\n"``, for the same bytes as ``dumps_json`` of the whole document.
+
+    The cut is at a placeholder item no other text of the document holds (a key or a
+    value spelt like it takes the next one)."""
+    attempt = 0
+    while True:
+        placeholder = json.dumps(f"@@sdcnn-{key}-{attempt}@@")
+        text = dumps_json({**document, key: [json.loads(placeholder)]})
+        if text.count(placeholder) == 1:
+            head, tail = text.split(f"    {placeholder}")
+            return head, tail
+        attempt += 1

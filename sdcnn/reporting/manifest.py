@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sdcnn.core.fileio import atomic_path, dumps_json, sha256_file
+from sdcnn.core.fileio import atomic_path, dumps_json, dumps_json_around, sha256_file
 from sdcnn.core.kernels import MADE_ON_TEXT_KEY
 from sdcnn.core.provenance import package_versions
 
@@ -182,8 +182,7 @@ def write_manifest(
             if not n_files:
                 handle.write(dumps_json(header))
             else:
-                marker = "@@sdcnn-files@@"
-                head, tail = dumps_json({**header, "files": [marker]}).split(f'    "{marker}"', 1)
+                head, tail = dumps_json_around({**header, "files": []}, "files")
                 handle.write(head)
                 entries.seek(0)
                 shutil.copyfileobj(entries, handle, 1 << 20)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sdcnn.core.fileio import atomic_path, dumps_json
+from sdcnn.core.fileio import atomic_path, dumps_json, dumps_json_around
 from sdcnn.workflow.step import StepError
 
 SPLITS = ("holdout", "train")
@@ -180,9 +180,8 @@ def write_summary(
             if not n_rows:
                 json_file.write(dumps_json({"columns": columns, "rows": [], "metrics": metrics}))
             else:
-                marker = "@@sdcnn-rows@@"
-                template = dumps_json({"columns": columns, "rows": [marker], "metrics": metrics})
-                head, tail = template.split(f'    "{marker}"', 1)
+                document = {"columns": columns, "rows": [], "metrics": metrics}
+                head, tail = dumps_json_around(document, "rows")
                 json_file.write(head)
                 rows_tmp.seek(0)
                 shutil.copyfileobj(rows_tmp, json_file, 1 << 20)
