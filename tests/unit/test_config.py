@@ -28,6 +28,7 @@ from sdcnn.config.check import (
 from sdcnn.config.prompts import checked_prompts
 from sdcnn.generate.model_source import DEMO_PIPELINE_DIR
 from tests.support.configs import SMALL_CONFIG, config_with
+from tests.support.locales import ascii_locale
 from tests.support.workspace import REPO
 
 SCHEMA_PATH = REPO / "config" / "schema.yaml"
@@ -605,3 +606,140 @@ def test_a_config_file_error_names_the_file(tmp_path: Path) -> None:
         check_config_file(path)
     path.write_text('{"a": {"b": 1}, "c": [1, 2]}', encoding="utf-8")
     check_config_file(path)
+
+
+def test_a_prompt_id_ending_in_a_newline_is_refused_by_key() -> None:
+    """The schema's "$" lets one final newline through; the id would become a file name."""
+    config = copy.deepcopy(SMALL_CONFIG)
+    config["prompts"]["city\n"] = {"text": "a prompt"}
+    error = raised_config_error(config)
+    assert error.key == "prompts"
+    assert str(error) == "config key prompts: the id 'city\\n' ends in a newline"
+
+
+def test_a_keyword_without_own_wording_still_names_its_key() -> None:
+    """A schema keyword _problem has no sentence for (here ``const: false``) falls back to
+    jsonschema's message, under its key; only ``additionalProperties: false`` is an unknown
+    key."""
+    schema = {"type": "object", "properties": {"c": {"const": False}}}
+    with pytest.raises(ConfigError) as caught:
+        validate_config({"c": True}, schema)
+    assert caught.value.key == "c"
+    assert str(caught.value).startswith("config key c: ") and "unknown key" not in str(caught.value)
+
+
+def test_a_huge_value_is_cut_in_every_message() -> None:
+    """A value longer than MAX_SHOWN_CHARS is cut with "..." in each message, here
+    multipleOf's (whose value jsonschema would show whole)."""
+    value = 10**70 + 4  # 71 digits, not a multiple of 8
+    with pytest.raises(ConfigError) as caught:
+        validate_config({"m": value}, SCHEMA)
+    assert str(caught.value) == f"config key m: {str(value)[:57]}... is not a multiple of 8"
+
+
+def test_a_description_is_quoted_whole_less_its_final_full_stop() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "v": {"type": "string", "pattern": "^[a-z]", "description": "The OS, e.g. UNIX."}
+        },
+    }
+    with pytest.raises(ConfigError) as caught:
+        validate_config({"v": "X"}, schema)
+    assert str(caught.value) == "config key v: 'X' is not allowed; expected the OS, e.g. UNIX"
+
+
+def test_a_config_file_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    """Config files are UTF-8 (prompts may hold any text), also on a node whose locale is not."""
+    path = tmp_path / "config.yaml"
+    path.write_text("prompts:\n  cafe: {text: café crème}\n", encoding="utf-8")
+    with ascii_locale():
+        check_config_file(path)
+        path.write_text("prompts:\n  a: {text: é}\n  a: {text: ü}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"key prompts\.a is given twice \(lines 2 and 3\)"):
+            check_config_file(path)
+
+
+# --config values through check_config, as rules/common.smk passes them
+
+
+def test_check_config_coerces_the_values_given_with_config() -> None:
+    """check_config's ``command_line`` (Snakemake's --config values) are coerced before the
+    schema sees them: '5' given on the command line is the integer 5."""
+    given = {"generation": {"steps": "5", "gpu": "1", "compile": "yes"}}
+    config = copy.deepcopy(SMALL_CONFIG)
+    config["generation"].update(given["generation"])
+    checked = check_config(config, SCHEMA_PATH, command_line=given)
+    assert checked["generation"]["steps"] == 5
+    assert checked["generation"]["gpu"] == 1  # a $ref'd schema ($defs/gpu)
+    assert checked["generation"]["compile"] is True
+
+
+def test_an_unknown_key_given_with_config_gets_the_unknown_key_message() -> None:
+    given = {"generation": {"stpes": "5"}}
+    config = config_with(("generation", "stpes"), "5")
+    with pytest.raises(ConfigError) as caught:
+        check_config(config, SCHEMA_PATH, command_line=given)
+    assert str(caught.value).startswith(
+        "config key generation.stpes: unknown key (did you mean generation.steps?)"
+    )
+
+
+def test_a_config_mapping_over_a_non_mapping_is_left_to_the_schema() -> None:
+    """--config 'generation={steps: 5}' where the config's generation is null: the schema
+    check names the key; the coercion does not stumble over it first."""
+    config = config_with(("generation",), None)
+    with pytest.raises(ConfigError) as caught:
+        check_config(config, SCHEMA_PATH, command_line={"generation": {"steps": "5"}})
+    assert str(caught.value) == "config key generation: is empty (null), expected a mapping"
+
+
+COMMAND_LINE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "$defs": {
+        "section": {
+            "type": "object",
+            "properties": {
+                "n": {"type": "integer"},
+                "c": {"type": ["integer", "null"], "description": "A count."},
+                "l": {"type": ["integer", "array"]},
+                "e": {"enum": ["alpha", "beta"]},
+            },
+        }
+    },
+    "properties": {"s": {"$ref": "#/$defs/section"}},
+}
+
+
+def coerced_by(given: dict[str, Any]) -> dict[str, Any]:
+    from sdcnn.config.check import coerce_command_line
+
+    return coerce_command_line(copy.deepcopy(given), given, COMMAND_LINE_SCHEMA)
+
+
+def test_a_section_described_by_a_ref_is_coerced_too() -> None:
+    assert coerced_by({"s": {"n": "3", "c": "null"}}) == {"s": {"n": 3, "c": None}}
+
+
+def test_a_value_the_schema_does_not_describe_stays_as_given_and_the_rest_is_coerced() -> None:
+    """A key the schema has no type for (``x``: none at all; ``e``: an enum) keeps its
+    string, for the schema check to judge; the keys after it are still coerced."""
+    given = {"s": {"x": "1", "e": "alpha", "n": "3"}}
+    assert coerced_by(given) == {"s": {"x": "1", "e": "alpha", "n": 3}}
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"c": "many"}, "config key s.c: 'many' (given with --config) is not an integer or "
+         "null; expected a count"),
+        ({"l": "many"}, "config key s.l: 'many' (given with --config) is not an integer or a "
+         "list"),
+    ],
+)  # fmt: skip
+def test_a_value_that_fits_none_of_the_types_lists_them_all(
+    value: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        coerced_by({"s": value})
+    assert str(caught.value) == message

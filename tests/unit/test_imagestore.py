@@ -15,6 +15,7 @@ from PIL import Image
 from sdcnn.core.fileio import atomic_directory
 from sdcnn.generate import image_store
 from sdcnn.generate.image_store import ImageStore, folder_fingerprint, key_digest, store_from_config
+from tests.support.locales import ascii_locale
 
 KEY = {"model": "sha256:abc", "prompt": "a city", "seed": 7, "steps": 2, "threads": 1}
 
@@ -187,3 +188,63 @@ def test_a_damaged_hash_cache_is_ignored(tmp_path: Path) -> None:
     cache.write_text("{not json")
     assert folder_fingerprint(folder, cache) == folder_fingerprint(folder)
     assert json.loads(cache.read_text()), "the damaged cache was not replaced"
+
+
+MADE_ON = {"cpu": "x86_64 AVX2", "torch": "2.5.1", "cuda": None}
+
+
+@pytest.mark.parametrize("flagged", [True, False, None])
+def test_an_entry_keeps_the_safety_verdict_and_where_it_was_made(
+    tmp_path: Path, flagged: bool | None
+) -> None:
+    """A reused image keeps the safety checker's verdict (True, False, None: no checker) and
+    the kernel environment it was made with, as put recorded them."""
+    store = ImageStore(tmp_path)
+    store.put(KEY, noise_image(1), flagged=flagged, made_on=MADE_ON)
+    entry = store.get_entry(KEY)
+    assert entry is not None
+    assert entry.flagged is flagged
+    assert entry.made_on == MADE_ON
+    np.testing.assert_array_equal(np.asarray(entry.image), np.asarray(noise_image(1)))
+
+
+def test_an_entry_stored_without_a_verdict_says_so(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    store.put(KEY, noise_image(1))
+    entry = store.get_entry(KEY)
+    assert entry is not None and entry.flagged is None and entry.made_on is None
+
+
+def test_the_store_across_machines_follows_its_config(tmp_path: Path) -> None:
+    """``store.across_machines: true`` gives a store whose keys leave out the kernels."""
+    root = tmp_path / "store"
+    assert store_from_config({"path": str(root), "across_machines": True}) == ImageStore(
+        root, across_machines=True
+    )
+    default = store_from_config({"path": str(root)})
+    assert default is not None and default.across_machines is False
+
+
+def test_an_entry_with_a_non_ascii_prompt_is_found_whatever_the_locale(tmp_path: Path) -> None:
+    """Entries are UTF-8 JSON: one of a "café" prompt is found also where the locale is ASCII."""
+    key = {**KEY, "prompt": "a café at dawn, crème brûlée"}
+    store = ImageStore(tmp_path)
+    store.put(key, noise_image(1), flagged=False)
+    with ascii_locale():
+        entry = store.get_entry(key)
+    assert entry is not None and entry.flagged is False
+
+
+def test_the_hash_cache_is_read_whatever_the_locale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache holds the files' paths (here non-ASCII ones) in UTF-8 JSON: where the
+    locale is ASCII it is still read, and no file is hashed again."""
+    folder, cache = model_folder(tmp_path / "modèle"), tmp_path / "cache.json"
+    first = folder_fingerprint(folder, cache)
+    hashed: list[Path] = []
+    real_hash = image_store.sha256_file
+    monkeypatch.setattr(image_store, "sha256_file", lambda p: hashed.append(p) or real_hash(p))
+    with ascii_locale():
+        assert folder_fingerprint(folder, cache) == first
+    assert hashed == [], f"the cache was not read: {hashed} hashed again"

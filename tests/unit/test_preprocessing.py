@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
+from sdcnn.core.shards import ShardLayout
+from sdcnn.preprocess import image_to_tensor
 from sdcnn.preprocess.image_to_tensor import (
     interpolation_flag,
     preprocess_prompt,
+    preprocess_shard,
+    preview_png_bytes,
     read_image,
     to_tensor,
 )
@@ -133,3 +140,80 @@ def test_threads_change_no_output(tmp_path: Path) -> None:
                             for p in sorted(out.rglob("*")) if p.is_file()}  # fmt: skip
     assert len(outputs[1]) == 10, sorted(outputs[1])
     assert outputs[2] == outputs[1] and outputs[3] == outputs[1], "threads changed the outputs"
+
+
+def test_a_sharded_shard_gets_each_prompts_images_in_its_own_folder(tmp_path: Path) -> None:
+    """With shards: ``<tensors>/<prompt>/<image>.npy`` and ``<previews>/<prompt>/<image>.png``
+    for every image of every prompt of the shard, each made from its own PNG."""
+    stems_by_prompt = {"city": ["city_000", "city_001"], "harbor": ["harbor_000"]}
+    levels = {"city_000": 10, "city_001": 20, "harbor_000": 30}  # a flat gray level each
+    for prompt_id, stems in stems_by_prompt.items():
+        (tmp_path / "images" / prompt_id).mkdir(parents=True)
+        for stem in stems:
+            flat = np.full((4, 4, 3), levels[stem], np.uint8)
+            cv2.imwrite(str(tmp_path / "images" / prompt_id / f"{stem}.png"), flat)
+    count = preprocess_shard(
+        tmp_path / "images", tmp_path / "tensors", tmp_path / "previews", stems_by_prompt,
+        ShardLayout(sharded=True), size=2, grayscale=True, interpolation="area",
+    )  # fmt: skip
+    assert count == 3
+    expected = sorted(f"{p}/{stem}" for p, stems in stems_by_prompt.items() for stem in stems)
+    for kind, suffix in (("tensors", ".npy"), ("previews", ".png")):
+        files = sorted(path.relative_to(tmp_path / kind).as_posix().removesuffix(suffix)
+                       for path in (tmp_path / kind).rglob(f"*{suffix}"))  # fmt: skip
+        assert files == expected, kind
+    for prompt_id, stems in stems_by_prompt.items():
+        for stem in stems:
+            tensor = np.load(tmp_path / "tensors" / prompt_id / f"{stem}.npy", allow_pickle=False)
+            np.testing.assert_array_equal(np.rint(tensor * 255), np.full((1, 2, 2), levels[stem]))
+            preview = cv2.imread(str(tmp_path / "previews" / prompt_id / f"{stem}.png"),
+                                 cv2.IMREAD_UNCHANGED)  # fmt: skip
+            np.testing.assert_array_equal(preview, np.full((2, 2), levels[stem]))
+
+
+def test_threads_images_are_made_at_once_but_never_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``threads`` is the job's reservation of cores: with 2, two images are made at the
+    same time (each waits here until another one is being made), never more than two, and
+    OpenCV runs no threads of its own inside each resize."""
+    stems = write_pngs(tmp_path / "images", 6)
+    lock, running, peak = threading.Lock(), [0], [0]
+    two_at_once = threading.Barrier(2, timeout=5)
+    real = image_to_tensor.preprocess_image
+
+    def probe(*paths: Path, **settings: Any) -> None:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            two_at_once.wait()
+            time.sleep(0.05)
+            real(*paths, **settings)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(image_to_tensor, "preprocess_image", probe)
+    cv2.setNumThreads(3)
+    preprocess_prompt(tmp_path / "images", tmp_path / "t", tmp_path / "v", stems, size=8,
+                      grayscale=True, interpolation="area", threads=2)  # fmt: skip
+    assert peak[0] == 2, f"{peak[0]} images were made at once with threads=2"
+    assert cv2.getNumThreads() == 1, "OpenCV's own threads would come on top of the two"
+    assert sorted(path.stem for path in (tmp_path / "t").iterdir()) == stems
+
+
+def test_a_missing_image_gets_the_steps_error_alone(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """No OpenCV warning ("can't open/read file") beside the step's own message in the log."""
+    with pytest.raises(StepError, match=r"p_000\.png: not a readable image \(missing, "):
+        read_image(tmp_path / "p_000.png")
+    assert capfd.readouterr().err == ""
+
+
+def test_a_preview_that_cannot_be_encoded_is_a_step_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(image_to_tensor.cv2, "imencode", lambda extension, image: (False, None))
+    with pytest.raises(StepError) as caught:
+        preview_png_bytes(np.zeros((2, 2), np.uint8))
+    assert str(caught.value) == "could not encode the preview PNG"

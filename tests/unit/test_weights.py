@@ -211,3 +211,24 @@ def test_a_pickle_gets_the_hint_why_it_is_not_loaded(tmp_path: Path) -> None:
     with pytest.raises(StepError, match=r"unpickling can run code: save the tensors with "
                        r"safetensors instead\): "):  # fmt: skip
         load_weights(path)
+
+
+@pytest.mark.parametrize("reader", [load_weights, read_header])
+@pytest.mark.parametrize(
+    "name, shape, expected",
+    [
+        ("conv1.weight", (16, 3, 3), "(16, -1, 3, 3)"),  # in channels: not in a 3-d tensor
+        ("dense.weight", (2,), "(-1, -1)"),
+    ],
+)
+def test_a_tensor_of_the_wrong_rank_gets_no_made_up_sizes(
+    tmp_path: Path, reader: Any, name: str, shape: tuple[int, ...], expected: str
+) -> None:
+    """The sizes a tensor of the wrong rank cannot give are shown as -1 (unknown), not as a
+    number the user could take for the one wanted (1 input channel, 1 label)."""
+    tensors = small_weights().tensors
+    tensors[name] = np.zeros(shape, np.float32)
+    save_file(tensors, str(tmp_path / "w.safetensors"))
+    with pytest.raises(StepError) as caught:
+        reader(tmp_path / "w.safetensors")
+    assert str(caught.value).endswith(f"{name} has shape {shape}, expected {expected}")
