@@ -50,46 +50,50 @@ def test_step_code_dependencies_are_transitive_and_minimal() -> None:
     assert {"generate/pipeline.py", "generate/shard_generator.py"} <= set(names("generate.py"))
 
 
-def test_code_dependencies_follow_new_imports(tmp_path: Path) -> None:
+def package_and_script(tmp_path: Path, modules: dict[str, str], script: str) -> Path:
+    """A package ``sdcnn`` of ``modules`` (name -> source) and a script beside it; the
+    script's path."""
     package = tmp_path / "sdcnn"
     package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "a.py").write_text("import json\nfrom sdcnn import b\n")
-    (package / "b.py").write_text("def f():\n    from sdcnn.c import g\n")
-    (package / "c.py").write_text("")
-    (package / "unused.py").write_text("")
-    script = tmp_path / "script.py"
-    script.write_text("from sdcnn.a import thing\n")
-    found = sorted(Path(p).name for p in package_modules(script, package))
-    assert found == ["__init__.py", "a.py", "b.py", "c.py"]
+    for name, source in {"__init__": "", **modules}.items():
+        (package / f"{name}.py").write_text(source)
+    (tmp_path / "script.py").write_text(script)
+    return tmp_path / "script.py"
+
+
+def dependencies(script: Path) -> list[str]:
+    return sorted(Path(p).name for p in package_modules(script, script.parent / "sdcnn"))
+
+
+def test_code_dependencies_follow_new_imports(tmp_path: Path) -> None:
+    modules = {
+        "a": "import json\nfrom sdcnn import b\n",
+        "b": "def f():\n    from sdcnn.c import g\n",
+        "c": "",
+        "unused": "",
+    }
+    script = package_and_script(tmp_path, modules, "from sdcnn.a import thing\n")
+    assert dependencies(script) == ["__init__.py", "a.py", "b.py", "c.py"]
 
 
 def test_imports_for_type_checkers_only_are_no_code_dependency(tmp_path: Path) -> None:
     """What ``if TYPE_CHECKING:`` imports never runs: no digest of it, no env needs it
     (tests/unit/test_envs.py reads the same list); its ``else:`` runs."""
-    package = tmp_path / "sdcnn"
-    package.mkdir()
-    for name in ("__init__", "hints", "more_hints", "fallback", "after"):
-        (package / f"{name}.py").write_text("")
-    script = tmp_path / "script.py"
-    script.write_text(
+    source = (
         "import typing\nfrom typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n    from sdcnn.hints import A\nelse:\n    import sdcnn.fallback\n"
         "if typing.TYPE_CHECKING:\n    import sdcnn.more_hints\n"
         "def f():\n    from sdcnn import after\n"
     )
-    found = sorted(Path(p).name for p in package_modules(script, package))
-    assert found == ["__init__.py", "after.py", "fallback.py"]
+    modules = dict.fromkeys(("hints", "more_hints", "fallback", "after"), "")
+    script = package_and_script(tmp_path, modules, source)
+    assert dependencies(script) == ["__init__.py", "after.py", "fallback.py"]
 
 
 def test_code_digests_follow_imported_sources_only(tmp_path: Path) -> None:
+    modules = {"used": "X = 1\n", "unused": "Y = 1\n"}
+    script = package_and_script(tmp_path, modules, "from sdcnn.used import X\n")
     package = tmp_path / "sdcnn"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "used.py").write_text("X = 1\n")
-    (package / "unused.py").write_text("Y = 1\n")
-    script = tmp_path / "script.py"
-    script.write_text("from sdcnn.used import X\n")
     first = code_digests(script, package)
     assert list(first) == ["script.py", "sdcnn/__init__.py", "sdcnn/used.py"]
     (package / "unused.py").write_text("Y = 2\n")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
@@ -193,13 +194,15 @@ NOT_IN_THE_TENSOR = {"preprocess.threads": "images are independent: any thread c
 NEW_PREPROCESS_VALUES = {"size": 20, "grayscale": False, "interpolation": "linear"}
 
 
+def unplaced_keys(section: str, changed: Iterable[str], unchanged: Iterable[str]) -> list[str]:
+    """The schema's keys of ``section`` that a test neither changes (``changed``: names in
+    the section) nor says why they change nothing (``unchanged``: dotted keys)."""
+    keys = [f"{section}.{name}" for name in PROPERTIES[section]["properties"]]
+    return [key for key in keys if key.split(".")[1] not in changed and key not in unchanged]
+
+
 def test_every_preprocess_setting_is_placed() -> None:
-    keys = [f"preprocess.{name}" for name in PROPERTIES["preprocess"]["properties"]]
-    unplaced = [
-        key
-        for key in keys
-        if key.split(".")[1] not in NEW_PREPROCESS_VALUES and key not in NOT_IN_THE_TENSOR
-    ]
+    unplaced = unplaced_keys("preprocess", NEW_PREPROCESS_VALUES, NOT_IN_THE_TENSOR)
     assert unplaced == [], f"{unplaced}: say how they change the tensor, or why they do not"
 
 
@@ -259,12 +262,7 @@ CLASSIFIER_CHANGES = ("labels", "weights_seed", "weights")
 
 
 def test_every_classifier_setting_is_placed() -> None:
-    keys = [f"classifier.{name}" for name in PROPERTIES["classifier"]["properties"]]
-    unplaced = [
-        key
-        for key in keys
-        if key.split(".")[1] not in CLASSIFIER_CHANGES and key not in NOT_IN_THE_PREDICTIONS
-    ]
+    unplaced = unplaced_keys("classifier", CLASSIFIER_CHANGES, NOT_IN_THE_PREDICTIONS)
     assert unplaced == [], f"{unplaced}: say how they change the predictions, or why not"
 
 
