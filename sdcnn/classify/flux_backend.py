@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sdcnn.core.errors import StepError
 from sdcnn.core.fileio import dumps_json, write_bytes_atomic
-from sdcnn.workflow.step import StepError
 
 if TYPE_CHECKING:
     from sdcnn.classify.prediction import ShardPrediction

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from sdcnn.core.device import exact_fp32_on_cuda
+from sdcnn.core.errors import StepError
 from sdcnn.core.fileio import dumps_json, sha256_file
 from sdcnn.core.shards import PromptBatch, ShardLayout
 from sdcnn.preprocess.tensors import load_batch
-from sdcnn.workflow.step import StepError
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ import numpy as np
 
 from sdcnn.classify.metrics import classification_metrics
 from sdcnn.classify.weights import CNNWeights, init_weights
+from sdcnn.core.errors import StepError
 from sdcnn.core.naming import HOLDOUT, TRAIN, image_ids, split_of
 from sdcnn.core.shards import ShardLayout
-from sdcnn.workflow.step import StepError
 
 if TYPE_CHECKING:
     from sdcnn.classify.cnn import FluxCNN

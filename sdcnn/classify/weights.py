@@ -34,8 +34,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from sdcnn.core.errors import StepError
 from sdcnn.core.fileio import atomic_path
-from sdcnn.workflow.step import StepError
 
 T = TypeVar("T")
 

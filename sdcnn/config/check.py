@@ -422,8 +422,8 @@ def check_prompt_ids(prompts: dict[str, Any]) -> None:
 
 def check_model_source(source: str) -> None:
     """A local model folder must exist and be a diffusers pipeline (Hub ids load in the job)."""
+    from sdcnn.core.errors import StepError
     from sdcnn.generate.model_source import DEMO, check_local_pipeline, resolve_model_source
-    from sdcnn.workflow.step import StepError
 
     if source == DEMO:
         return
@@ -437,7 +437,7 @@ def check_model_source(source: str) -> None:
 def check_weights_file(path: str, labels: Sequence[str], channels: int, size: int) -> None:
     """A given weights file fits the labels and tensors; only its header is read."""
     from sdcnn.classify.weights import IncompatibleWeights, check_compatible, read_header
-    from sdcnn.workflow.step import StepError
+    from sdcnn.core.errors import StepError
 
     try:
         header = read_header(path)

@@ -12,7 +12,7 @@ import logging
 import os
 from typing import Any, Protocol
 
-from sdcnn.workflow.step import CONSOLE_LOGGER, StepError
+from sdcnn.core.errors import CONSOLE_LOGGER, StepError
 
 log = logging.getLogger(__name__)
 

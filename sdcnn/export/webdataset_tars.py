@@ -24,10 +24,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from sdcnn.core.errors import StepError
 from sdcnn.core.fileio import atomic_path
 from sdcnn.core.naming import image_ids
 from sdcnn.core.shards import ShardLayout
-from sdcnn.workflow.step import StepError
 
 SCHEMA = "sdcnn-dataset/1"
 RECORD_FIELDS = (  # a record's keys, in its order

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdcnn.workflow.step import StepError
+from sdcnn.core.errors import StepError
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from sdcnn.core.errors import StepError
 from sdcnn.core.progress import log_progress_bar
 from sdcnn.generate.model_source import ModelSource, check_model_available, hub_error, native_size
-from sdcnn.workflow.step import StepError
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from sdcnn.core.errors import StepError
 from sdcnn.core.fileio import atomic_directory
 from sdcnn.core.shards import ShardLayout
-from sdcnn.workflow.step import StepError
 
 INTERPOLATIONS = {
     "area": cv2.INTER_AREA,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sdcnn.workflow.step import StepError
+from sdcnn.core.errors import StepError
 
 
 def load_tensor(path: str | Path) -> np.ndarray:

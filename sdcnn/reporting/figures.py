@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from sdcnn.core.errors import StepError
 from sdcnn.core.fileio import atomic_directory
 from sdcnn.core.naming import image_ids
 from sdcnn.core.shards import ShardLayout
 from sdcnn.reporting.triage import doubt, most_doubtful
-from sdcnn.workflow.step import StepError
 
 TOP_K = 3  # labels per image on a contact sheet
 MAX_BARS = 20  # a chart shows every label up to this many, else the most probable ones

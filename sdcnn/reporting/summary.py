@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from sdcnn.core.errors import StepError
 from sdcnn.core.fileio import atomic_path, dumps_json, dumps_json_around
-from sdcnn.workflow.step import StepError
 
 SPLITS = ("holdout", "train")
 FIXED_COLUMNS = (

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from sdcnn.core.errors import CONSOLE_LOGGER, StepError
+
 log = logging.getLogger("sdcnn")
 
 _QUIET_ENV = {
@@ -26,14 +28,6 @@ _QUIET_ENV = {
     "TOKENIZERS_PARALLELISM": "false",
     "PYTHONWARNINGS": "ignore::FutureWarning",
 }
-
-
-# what a step logs to this logger reaches the console as well as the job's log
-CONSOLE_LOGGER = "sdcnn.console"
-
-
-class StepError(Exception):
-    """An error whose message is meant for the user as it is (no traceback needed)."""
 
 
 def pin_threads(threads: int) -> None:
