@@ -72,15 +72,25 @@ def data_uri_bytes(uri: str) -> bytes:
     return base64.b64decode(payload)
 
 
-@pytest.fixture(scope="module")
-def report(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``snakemake --report`` of the small run, written outside its results/ (from a copy:
-    a report locks the folder it runs in, and other workers copy the small run)."""
-    folder = tmp_path_factory.mktemp("report")
-    finished = Path(shutil.copytree(small_run, folder / "finished", symlinks=True))
+def report_of(finished_run: Path, folder: Path) -> Path:
+    """``snakemake --report`` of a finished run, written outside its results/ (from a copy:
+    a report locks the folder it runs in, and other workers copy the shared runs)."""
+    finished = Path(shutil.copytree(finished_run, folder / "finished", symlinks=True))
     path = folder / "report.html"
     run_snakemake(finished, "--report", str(path))
     return path
+
+
+@pytest.fixture(scope="module")
+def report(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of the small run."""
+    return report_of(small_run, tmp_path_factory.mktemp("report"))
+
+
+@pytest.fixture(scope="module")
+def default_report(default_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of config/config.yaml as it is: what `make run && make report` makes."""
+    return report_of(default_run, tmp_path_factory.mktemp("default_report"))
 
 
 # ---- what the report file holds (no browser needed)
@@ -405,3 +415,19 @@ def test_browser_landing_page_describes_the_run(
         assert category in text
     screenshot = browser.screenshot(tmp_path / "landing.png")
     assert screen_crop(screenshot, [0, 0, *SCREEN]).std() > 10
+
+
+def test_browser_default_report_has_no_docutils_message(
+    browser: Browser, default_report: Path, tmp_path: Path
+) -> None:
+    """The landing page of the default run's report, as a person sees it: its description
+    whole, and no docutils "System Message" box anywhere on it."""
+    browser.open(default_report.as_uri(), LOADED)
+    text = browser.evaluate("document.querySelector('#app').innerText")
+    browser.screenshot(tmp_path / "default_landing.png")
+    assert "System Message" not in text, text
+    for entry in ("Contact sheets", "Probabilities", "Summary", "Run info", "Training"):
+        assert f"{entry}:" in text  # each bullet of "Where to look", as its own line
+    assert "Held-out accuracy" in text
+    page = default_report.read_text(encoding="utf-8")
+    assert "system-message" not in page and "System Message" not in page
