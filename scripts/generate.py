@@ -13,7 +13,10 @@ params = smk.params
 # not a param on purpose: whether a model may be downloaded never changes what it draws
 allow_download = smk.config["model"]["allow_download"]
 with snakemake_step(
-    smk, threads=params.settings["threads"], offline=not allow_download
+    smk,
+    threads=params.settings["threads"],
+    offline=not allow_download,
+    gpus=gpus_requested(smk.resources),  # claims a free GPU of the machine's, if any
 ) as step:
     from sdcnn.core.shards import ShardLayout
     from sdcnn.generate.image_store import store_from_config

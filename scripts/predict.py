@@ -10,7 +10,8 @@ from sdcnn.workflow.step import snakemake_step, warn_if_threads_differ  # noqa: 
 
 smk = snakemake  # noqa: F821
 params = smk.params
-with snakemake_step(smk, threads=params.threads) as step:
+# gpus: claims a free GPU of the machine's, if any
+with snakemake_step(smk, threads=params.threads, gpus=gpus_requested(smk.resources)) as step:
     from sdcnn.classify.prediction import predict_shard, with_truth
     from sdcnn.core.shards import ShardLayout, shard_batches
     from sdcnn.generate.safety_checker import with_verdicts

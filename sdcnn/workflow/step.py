@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sdcnn.core.errors import CONSOLE_LOGGER, StepError
+from sdcnn.core.gpu_slots import claim_gpus
 
 log = logging.getLogger("sdcnn")
 
@@ -118,9 +119,11 @@ def _redirect_stderr(log_path: str) -> tuple[int, Any]:
 
 @contextlib.contextmanager
 def snakemake_step(
-    smk: Any, *, threads: int | None = None, offline: bool = True
+    smk: Any, *, threads: int | None = None, offline: bool = True, gpus: int = 0
 ) -> Iterator[Console]:
-    """Context for a Snakemake ``script:``; ``smk`` is the ``snakemake`` object."""
+    """Context for a Snakemake ``script:``; ``smk`` is the ``snakemake`` object.  With
+    ``gpus`` (the job's ``gpu`` resource) it claims that many of the machine's GPUs
+    first (``sdcnn.core.gpu_slots``): enter it before anything imports torch."""
     name = f"{smk.rule}[{', '.join(f'{k}={v}' for k, v in smk.wildcards.items())}]"
     console_fd = None
     if smk.log:
@@ -140,6 +143,7 @@ def snakemake_step(
         pin_threads(threads)
     set_hub_mode(offline=offline)
     try:
+        claim_gpus(gpus, job=f"{name} in {os.getcwd()}")
         yield console
     except Exception as error:  # every failure ends here: log it, tell the console, exit 1
         log.error("%s failed: %s", name, error, exc_info=not isinstance(error, StepError))
