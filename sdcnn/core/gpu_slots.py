@@ -32,6 +32,7 @@ console_log = logging.getLogger(CONSOLE_LOGGER)
 VISIBLE = "CUDA_VISIBLE_DEVICES"
 LOCK_DIR_VARIABLE = "SDCNN_GPU_SLOTS_DIR"  # the lock folder, where not the default
 WAIT_VARIABLE = "SDCNN_GPU_SLOTS_WAIT"  # seconds a job waits for a free GPU at most
+SHARE_VARIABLE = "SDCNN_JOBS_PER_GPU"  # jobs that may share one GPU (if they fit), 1 unless set
 # in /tmp, not $TMPDIR or $XDG_RUNTIME_DIR: every user's runs must find the same locks
 DEFAULT_LOCK_DIR = Path("/tmp/sdcnn-gpu-slots")
 DEFAULT_WAIT_S = 6 * 3600.0  # a long generate job's time: jobs queue behind each other
@@ -132,9 +133,11 @@ def lock_folder(environ: Mapping[str, str] = os.environ) -> Path:
     return folder
 
 
-def lock_path(folder: Path, device: str) -> Path:
-    """The lock file of one device (its id made a file name)."""
-    return folder / f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', device)}.lock"
+def lock_path(folder: Path, device: str, share: int = 0) -> Path:
+    """The lock file of one device's slot ``share`` (0, or 1 and up where jobs share a
+    GPU): ``gpu-<id>.lock``, ``gpu-<id>+1.lock``, ..."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", device) + (f"+{share}" if share else "")
+    return folder / f"gpu-{name}.lock"
 
 
 def try_lock(path: Path, holder: str) -> int | None:
@@ -162,28 +165,35 @@ def holder_text(job: str) -> str:
     return f"pid {os.getpid()} ({user}@{socket.gethostname()}, {job or 'a job'})"
 
 
-def holders(folder: Path, devices: Sequence[str]) -> str:
-    """Who holds each device's lock, as their lock files say."""
+def holders(folder: Path, devices: Sequence[str], shares: int = 1) -> str:
+    """Who holds each device's locks, as their lock files say."""
     said = []
     for device in devices:
-        try:
-            text = lock_path(folder, device).read_text(encoding="utf-8").strip()
-        except OSError:
-            text = ""
-        said.append(f"GPU {device}: {text or 'held'}")
+        for share in range(shares):
+            try:
+                text = lock_path(folder, device, share).read_text(encoding="utf-8").strip()
+            except OSError:
+                text = ""
+            said.append(f"GPU {device}: {text or 'held'}")
     return "; ".join(said)
 
 
-def try_claim(folder: Path, devices: Sequence[str], count: int, holder: str) -> dict[str, int]:
-    """``count`` of ``devices``, the first free ones in order, each with the descriptor
-    that locks it; none (and nothing held) when fewer are free."""
+def try_claim(
+    folder: Path, devices: Sequence[str], count: int, holder: str, shares: int = 1
+) -> dict[str, int]:
+    """``count`` of ``devices``, the first free ones in order (each device's first slot,
+    then its second, ... of ``shares``), each with the descriptor that locks it; none
+    (and nothing held) when fewer are free."""
     claimed: dict[str, int] = {}
-    for device in devices:
-        fd = try_lock(lock_path(folder, device), holder)
-        if fd is not None:
-            claimed[device] = fd
-            if len(claimed) == count:
-                return claimed
+    for share in range(shares):
+        for device in devices:
+            if device in claimed:
+                continue
+            fd = try_lock(lock_path(folder, device, share), holder)
+            if fd is not None:
+                claimed[device] = fd
+                if len(claimed) == count:
+                    return dict(sorted(claimed.items(), key=lambda i: devices.index(i[0])))
     for fd in claimed.values():
         os.close(fd)
     return {}
@@ -212,6 +222,14 @@ def wait_bound(environ: Mapping[str, str]) -> float:
         return float(value)
     except ValueError:
         raise StepError(f"{WAIT_VARIABLE} must be a number of seconds, not {value!r}") from None
+
+
+def jobs_per_gpu(environ: Mapping[str, str]) -> int:
+    """Jobs that may run on one GPU at once: ``SDCNN_JOBS_PER_GPU``, else 1."""
+    value = environ.get(SHARE_VARIABLE) or "1"
+    if not value.isdigit() or int(value) < 1:
+        raise StepError(f"{SHARE_VARIABLE} must be a whole number from 1, not {value!r}")
+    return int(value)
 
 
 def claim_gpus(
@@ -243,7 +261,15 @@ def claim_gpus(
         count = len(visible)
     refuse_if_cuda_started()
     folder = lock_folder(environ)
-    claimed = wait_for(folder, visible, count, holder_text(job), wait_bound(environ), poll_s)
+    claimed = wait_for(
+        folder,
+        visible,
+        count,
+        holder_text(job),
+        bound_s=wait_bound(environ),
+        poll_s=poll_s,
+        shares=jobs_per_gpu(environ),
+    )
     slots = GpuSlots(tuple(claimed), tuple(visible), folder, list(claimed.values()))
     _held.append(slots)
     if VISIBLE not in environ:
@@ -255,26 +281,33 @@ def claim_gpus(
 
 
 def wait_for(
-    folder: Path, visible: Sequence[str], count: int, holder: str, bound_s: float, poll_s: float
+    folder: Path,
+    visible: Sequence[str],
+    count: int,
+    holder: str,
+    *,
+    bound_s: float,
+    poll_s: float,
+    shares: int = 1,
 ) -> dict[str, int]:
-    """``count`` free devices with their locks' descriptors (``try_claim``), tried every
-    ``poll_s`` seconds for ``bound_s`` at most."""
+    """``count`` free devices with their locks' descriptors (``try_claim``, ``shares``
+    jobs a GPU), tried every ``poll_s`` seconds for ``bound_s`` at most."""
     started = time.monotonic()
     reported = None
     while True:
-        claimed = try_claim(folder, visible, count, holder)
+        claimed = try_claim(folder, visible, count, holder, shares)
         if claimed:
             if reported is not None:
                 log.info("GPU free after %.0f s of waiting", time.monotonic() - started)
             return claimed
         waited = time.monotonic() - started
-        who = holders(folder, visible)
+        who = holders(folder, visible, shares)
         if waited >= bound_s:
             raise StepError(
                 f"no GPU free for this job after {waited:.0f} s: it needs {count} of "
                 f"{','.join(visible)} ({VISIBLE}), all held ({who}; lock folder {folder}, "
                 f"{LOCK_DIR_VARIABLE}); wait longer ({WAIT_VARIABLE}, seconds) or run fewer "
-                "GPU jobs at once (--resources gpu=)"
+                f"GPU jobs at once (--resources gpu=; {SHARE_VARIABLE} per GPU)"
             )
         if reported is None or time.monotonic() - reported >= REPORT_EVERY_S:
             (console_log if reported is None else log).info(

@@ -18,6 +18,7 @@ from sdcnn.core import gpu_slots
 from sdcnn.core.errors import StepError
 from sdcnn.core.gpu_slots import (
     LOCK_DIR_VARIABLE,
+    SHARE_VARIABLE,
     WAIT_VARIABLE,
     claim_gpus,
     driver_devices,
@@ -84,7 +85,11 @@ def test_driver_devices_from_nvidia_smi(tmp_path: Path) -> None:
 
 
 def slot_env(locks: Path, devices: str = "0,1,2,3", **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SLURM_JOB_ID", WAIT_VARIABLE)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SLURM_JOB_ID", WAIT_VARIABLE, SHARE_VARIABLE)
+    }
     env.update({"CUDA_VISIBLE_DEVICES": devices, LOCK_DIR_VARIABLE: str(locks), **extra})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
@@ -182,6 +187,24 @@ def test_two_gpus_for_one_job(tmp_path: Path, claimers: list[subprocess.Popen[st
     assert entry["visible"] == "1,2" and entry["slots"]["devices"] == ["1", "2"]
 
 
+def test_two_jobs_a_gpu_when_asked(tmp_path: Path, claimers: list[subprocess.Popen[str]]) -> None:
+    """SDCNN_JOBS_PER_GPU=2: two jobs a GPU, spread over the GPUs first; a fifth waits."""
+    env = slot_env(tmp_path / "locks", devices="0,1", **{SHARE_VARIABLE: "2"})
+    got = []
+    for _ in range(4):  # one after the other, so the order is known
+        claimers.append(start_claimer(env))
+        got.append(claimed(claimers[-1])["visible"])
+    assert got == ["0", "1", "0", "1"]
+    fifth = subprocess.run(
+        [sys.executable, "-c", CLAIMER, "1"],
+        env={**env, WAIT_VARIABLE: "0.3"}, input="", capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert fifth.returncode != 0 and "no GPU free" in fifth.stderr
+    names = sorted(path.name for path in (tmp_path / "locks").iterdir())
+    assert names == ["gpu-0+1.lock", "gpu-0.lock", "gpu-1+1.lock", "gpu-1.lock"]
+
+
 def test_claim_in_process_sets_the_variable(tmp_path: Path) -> None:
     environ = {"CUDA_VISIBLE_DEVICES": "GPU-aa,GPU-bb", LOCK_DIR_VARIABLE: str(tmp_path / "l")}
     slots = claim_gpus(1, environ=environ)
@@ -244,9 +267,13 @@ def test_refused_once_cuda_is_initialised(tmp_path: Path, monkeypatch: pytest.Mo
     assert environ["CUDA_VISIBLE_DEVICES"] == "0,1"
 
 
-def test_a_bad_wait_bound_is_an_error(tmp_path: Path) -> None:
-    environ = {"CUDA_VISIBLE_DEVICES": "0", LOCK_DIR_VARIABLE: str(tmp_path), WAIT_VARIABLE: "x"}
-    with pytest.raises(StepError, match=f"{WAIT_VARIABLE} must be a number"):
+@pytest.mark.parametrize(
+    "variable, value, message",
+    [(WAIT_VARIABLE, "x", "must be a number"), (SHARE_VARIABLE, "0", "must be a whole number")],
+)
+def test_bad_settings_are_errors(tmp_path: Path, variable: str, value: str, message: str) -> None:
+    environ = {"CUDA_VISIBLE_DEVICES": "0", LOCK_DIR_VARIABLE: str(tmp_path), variable: value}
+    with pytest.raises(StepError, match=f"{variable} {message}"):
         claim_gpus(1, environ=environ)
 
 
