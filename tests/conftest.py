@@ -80,3 +80,17 @@ def sharded_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "sharded_run",
         lambda folder: build_finished_run(folder, SHARDED_CONFIG, sheet_rows()),
     )
+
+
+@pytest.fixture(scope="session")
+def family_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny pipeline of every text-to-image family (tests/support/families.py), built
+    once for all workers; its saved folder by family name. Tests load them, never write."""
+    from tests.support.families import FAMILIES, build_family
+
+    def build_all(folder: Path) -> None:
+        for name in FAMILIES:
+            build_family(name, folder)
+
+    folder = shared_folder(tmp_path_factory, "families", build_all)
+    return {name: folder / name for name in FAMILIES}

@@ -130,8 +130,10 @@ FAMILY_FACTS: dict[str, dict[str, Any]] = {
         "denoiser": "transformer",
         "scheduler": "DPMSolverMultistepScheduler",  # flow_prediction, use_flow_sigmas
         "flow_matching": True,
-        # SanaPipeline.__call__(height=1024, width=1024): with binning on, a transformer of
-        # sample_size 16 makes 512 px and the image is resized to 1024
+        # SanaPipeline.__call__(height=1024, width=1024), whatever the transformer; as the
+        # real one's, the transformer's sample_size 32 x the DC-AE's 32 is 1024 too. Binning
+        # (sample_size 32: the 1024 px buckets) makes every size at about 1024 px, then
+        # resizes the image to the size asked
         "native_size": 1024,
         "vae_scale_factor": 32,
         "guidance_embeds": False,
@@ -174,7 +176,8 @@ def build_gemma_tokenizer() -> Any:
     tokens = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
     tokens += [f"<0x{byte:02X}>" for byte in range(256)]
     tokens += ["▁", *_characters()]
-    return GemmaTokenizer(vocab={token: i for i, token in enumerate(tokens)}, merges=[])
+    vocab = {token: i for i, token in enumerate(tokens)}
+    return GemmaTokenizer(vocab=vocab, merges=[], add_bos_token=True)  # <bos> first, as Gemma
 
 
 def _clip_config(tokenizer: Any, projection_dim: int = demo.TEXT_HIDDEN_SIZE) -> Any:
@@ -550,7 +553,7 @@ def _sana() -> Any:
             caption_channels=GEMMA_DIM,
             mlp_ratio=2.5,
             attention_bias=False,
-            sample_size=16,  # the smallest resolution binning knows: 512 px
+            sample_size=32,
             patch_size=1,
             norm_elementwise_affine=False,
             norm_eps=1e-6,
