@@ -51,7 +51,7 @@ from sdcnn.classify.flux_backend import project_files
 from sdcnn.classify.prediction import backend_of_run
 from sdcnn.config.prompts import checked_prompts
 from sdcnn.core.provenance import output_config
-from sdcnn.generate.model_identity import model_params
+from sdcnn.generate.model_identity import model_class_name, model_params
 from sdcnn.generate.pipeline import GENERATION_LIBRARIES, planned_runtime
 from sdcnn.workflow.step import StepError
 
@@ -172,6 +172,7 @@ GENERATE_ENV = conda_env("generate", requested_gpus("generate", GENERATION["gpu"
 GENERATION_RUNTIME = planned_runtime(
     gpus=requested_gpus("generate", GENERATION["gpu"]),
     precision=GENERATION["precision"],
+    model_class=model_class_name(config["model"]["source"]),  # auto: the family's dtype
     versions=planned_versions(
         GENERATION_LIBRARIES,
         workflow.source_path(GENERATE_ENV) if WITH_CONDA else None,

@@ -434,6 +434,26 @@ def check_model_source(source: str) -> None:
         raise ConfigError.of_key("model.source", str(error)) from None
 
 
+def check_scheduler_fits(source: str, scheduler: str) -> None:
+    """``generation.scheduler`` fits a local model's kind (flow-matching or ε/v), as its
+    scheduler_config.json says; a Hub id's is checked in the job, once it is loaded."""
+    from sdcnn.generate.families import read_layout, scheduler_problem
+    from sdcnn.generate.model_source import DEMO, DEMO_PIPELINE_DIR, looks_like_path
+
+    if scheduler == "default" or (source != DEMO and not looks_like_path(source)):
+        return
+    folder = DEMO_PIPELINE_DIR if source == DEMO else os.path.expanduser(source)
+    layout = read_layout(folder)
+    if layout is None or layout.scheduler_class is None:
+        return
+    problem = scheduler_problem(scheduler, layout.scheduler_class, layout.scheduler)
+    if problem is not None:
+        raise ConfigError.of_key(
+            "generation.scheduler",
+            f"{problem.removeprefix('generation.scheduler ')} (model.source {source!r})",
+        )
+
+
 def check_weights_file(path: str, labels: Sequence[str], channels: int, size: int) -> None:
     """A given weights file fits the labels and tensors; only its header is read."""
     from sdcnn.classify.weights import IncompatibleWeights, check_compatible, read_header
@@ -453,6 +473,7 @@ def config_problems_beyond_schema(config: dict[str, Any]) -> None:
     if isinstance(config["prompts"], dict):  # a sheet's ids are checked as it is read
         check_prompt_ids(config["prompts"])
     check_model_source(config["model"]["source"])
+    check_scheduler_fits(config["model"]["source"], config["generation"]["scheduler"])
     classifier, preprocess = config["classifier"], config["preprocess"]
     if weights_mode(classifier["weights"]) == WEIGHTS_FILE:  # a file of the user's
         check_weights_file(

@@ -69,3 +69,24 @@ def model_params(source: str) -> dict[str, Any]:
     if looks_like_path(source):
         return {"source": source, "files": folder_state(Path(source).expanduser())}
     return {"source": source, "commit": hub_cached_commit(source, hub_cache_dir())}
+
+
+def model_class_name(source: str) -> str | None:
+    """The pipeline class a model's ``model_index.json`` names (which family it is), read
+    without importing diffusers: from the demo folder, a local folder, or a Hub id's cached
+    snapshot; None where there is none to read yet."""
+    from sdcnn.generate.families import read_layout
+    from sdcnn.generate.model_source import DEMO, DEMO_PIPELINE_DIR, looks_like_path
+
+    if source == DEMO:
+        folder: Path | None = DEMO_PIPELINE_DIR
+    elif looks_like_path(source):
+        folder = Path(source).expanduser()
+    else:
+        cache = hub_cache_dir()
+        commit = hub_cached_commit(source, cache)
+        folder = None
+        if commit:
+            folder = cache / f"models--{source.replace('/', '--')}" / "snapshots" / commit
+    layout = read_layout(folder)
+    return None if layout is None else layout.class_name

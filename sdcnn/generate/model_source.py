@@ -8,9 +8,9 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sdcnn.core.errors import StepError
+from sdcnn.generate.families import ModelLayout, native_side, read_layout
 
 log = logging.getLogger(__name__)
 
@@ -193,13 +193,6 @@ def hub_error(
     return StepError(problem)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def model_folder(model: ModelSource) -> Path | None:
     """The local folder of a model: itself, or a Hub model's cached snapshot."""
     if model.kind != "hub":
@@ -212,18 +205,17 @@ def model_folder(model: ModelSource) -> Path | None:
         return None
 
 
+def model_layout(model: ModelSource) -> ModelLayout | None:
+    """The pipeline class and component configs of a model, read from its folder (a Hub
+    model's cached snapshot); None when there is no folder to read yet."""
+    return read_layout(model_folder(model))
+
+
 def native_size(model: ModelSource) -> int | None:
-    """The image side a pipeline was made for, from its configs alone (nothing loaded):
-    the UNet's ``sample_size`` times the VAE's down-sampling, 2 ** (blocks - 1)."""
-    folder = model_folder(model)
-    if folder is None:
-        return None
-    unet = _read_json(folder / "unet" / "config.json")
-    vae = _read_json(folder / "vae" / "config.json")
-    if not unet or not vae or not isinstance(unet.get("sample_size"), int):
-        return None
-    blocks = len(vae.get("block_out_channels", [0] * 4))
-    return unet["sample_size"] * 2 ** (blocks - 1)
+    """The image side a pipeline draws by default, from its configs alone (nothing loaded):
+    its default sample size times its VAE's scale factor (``families.native_side``)."""
+    layout = model_layout(model)
+    return None if layout is None else native_side(layout)
 
 
 def hub_snapshot_commit(repo_id: str) -> str | None:

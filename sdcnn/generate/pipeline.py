@@ -17,25 +17,14 @@ from typing import Any
 
 from sdcnn.core.errors import StepError
 from sdcnn.core.progress import log_progress_bar
+from sdcnn.generate import families
+from sdcnn.generate.families import CUDA_DTYPES, SCHEDULERS, ModelLayout  # noqa: F401 (re-exported)
 from sdcnn.generate.model_source import ModelSource, check_model_available, hub_error, native_size
 
 log = logging.getLogger(__name__)
 
-
-# config name -> diffusers class; "default" keeps the checkpoint's own scheduler
-SCHEDULERS = {
-    "ddim": "DDIMScheduler",
-    "pndm": "PNDMScheduler",
-    "euler": "EulerDiscreteScheduler",
-    "euler_ancestral": "EulerAncestralDiscreteScheduler",
-    "heun": "HeunDiscreteScheduler",
-    "dpm_multistep": "DPMSolverMultistepScheduler",
-    "unipc": "UniPCMultistepScheduler",
-}
-
-
-# generation.precision -> torch dtype on CUDA; "auto" is fp16, the usual choice for diffusion
-CUDA_DTYPES = {"auto": "float16", "fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+OFFLOAD = ("none", "model", "sequential")  # generation.offload
+VAE_TILING_AUTO_PIXELS = 2048 * 2048  # generation.vae_tiling auto: on above this many pixels
 
 
 @dataclass(frozen=True)
@@ -58,7 +47,9 @@ class GenerationSettings:
     threads: int  # torch threads: 1 vs 2 changes a few pixels
     precision: str  # the dtype on CUDA
     batch_size: int = 1  # images per pipeline call
-    compile: bool = False  # torch.compile the UNet
+    compile: bool = False  # torch.compile the denoiser
+    true_cfg_scale: float = 1.0  # FLUX.1's true classifier-free guidance (> 1 with a negative)
+    vae_tiling: str = "auto"  # decode in tiles: auto (above a size), always, never
 
     @classmethod
     def from_config(cls, generation: dict[str, Any]) -> GenerationSettings:
@@ -80,8 +71,9 @@ def resolve_size(settings: GenerationSettings, model: ModelSource) -> Generation
     side = native_size(model)
     if side is None:
         raise StepError(
-            f"generation.height/width are null (the model's native size), but the size of "
-            f"{model.name!r} cannot be read from its unet/vae configs; set them in the config"
+            f"generation.height/width are null (the model's native size), but the native size "
+            f"of {model.name!r} cannot be read from its configs (model_index.json, the "
+            "transformer or unet and the vae); set generation.height and generation.width"
         )
     log.info("the model's native size: %d x %d", side, side)
     return dataclasses.replace(
@@ -89,28 +81,89 @@ def resolve_size(settings: GenerationSettings, model: ModelSource) -> Generation
     )
 
 
-def diffusion_dtype(precision: str, device: str) -> str:
-    """The torch dtype name the pipeline runs in: the configured one on CUDA, float32 elsewhere.
+def check_native_size(pipeline: Any, side: int, model: ModelSource) -> None:
+    """The loaded pipeline's own default size is ``side``, the one read from the configs
+    before loading (it is in every image's store key)."""
+    loaded = families.loaded_native_side(pipeline)
+    if loaded is not None and loaded != side:
+        raise StepError(
+            f"the native size of {model.name!r} read from its configs ({side}) differs from "
+            f"the loaded {type(pipeline).__name__}'s default ({loaded}); set "
+            "generation.height and generation.width"
+        )
+
+
+def dtype_name(precision: str, device: str, class_name: str | None = None) -> str:
+    """The torch dtype name the pipeline of class ``class_name`` runs in: on CUDA the
+    configured one (``auto``: per family, ``families.cuda_dtype_name``), float32 elsewhere."""
+    return families.cuda_dtype_name(precision, class_name) if device == "cuda" else "float32"
+
+
+def diffusion_dtype(precision: str, device: str, class_name: str | None = None) -> str:
+    """``dtype_name``, with a check of ``precision`` and a warning where it does not apply.
 
     Half precision on the CPU is slow or unsupported for some operations, so the CPU
     always runs in float32 whatever ``precision`` says.
     """
     if precision not in CUDA_DTYPES:
         raise StepError(f"generation.precision {precision!r} is not one of {sorted(CUDA_DTYPES)}")
-    if device == "cuda":
-        return CUDA_DTYPES[precision]
-    if precision not in ("auto", "fp32"):
+    if device != "cuda" and precision not in ("auto", "fp32"):
         log.warning(
             "generation.precision %s applies on a GPU only: float32 on the %s", precision, device
         )
-    return "float32"
+    return dtype_name(precision, device, class_name)
+
+
+def check_scheduler(
+    choice: str, scheduler_class: str | None, config: Any, pipeline_class: type | None
+) -> None:
+    """``generation.scheduler`` fits the model whose shipped scheduler is ``scheduler_class``
+    with ``config`` (flow-matching or ε/v); a ``StepError`` naming the choices that fit."""
+    problem = families.scheduler_problem(
+        choice, scheduler_class, dict(config), sigmas=families.passes_sigmas(pipeline_class)
+    )
+    if problem is not None:
+        raise StepError(problem)
+
+
+def check_scheduler_of_layout(choice: str, layout: ModelLayout | None) -> None:
+    """``check_scheduler`` from a folder's configs, before anything loads."""
+    if choice == "default" or layout is None or layout.scheduler_class is None:
+        return
+    import diffusers
+
+    pipeline_class = getattr(diffusers, layout.class_name, None)
+    check_scheduler(choice, layout.scheduler_class, layout.scheduler, pipeline_class)
+
+
+def swap_scheduler(pipeline: Any, choice: str) -> None:
+    """Give the pipeline the scheduler ``choice`` names, on its shipped scheduler's config,
+    once it is known to fit."""
+    if choice == "default":
+        return
+    import diffusers
+
+    shipped = pipeline.scheduler
+    check_scheduler(choice, type(shipped).__name__, shipped.config, type(pipeline))
+    scheduler_class = getattr(diffusers, SCHEDULERS[choice])
+    pipeline.scheduler = scheduler_class.from_config(shipped.config)
 
 
 def load_pipeline(
-    model: ModelSource, *, device: str, dtype: Any, scheduler: str, allow_download: bool
+    model: ModelSource,
+    *,
+    device: str,
+    dtype: Any,
+    scheduler: str,
+    allow_download: bool,
+    offload: str = "none",
 ) -> Any:
-    """Load a text-to-image pipeline once; swap in the configured scheduler."""
+    """Load a text-to-image pipeline once; swap in the configured scheduler (checked against
+    the model's before loading where its folder is readable, and after)."""
     unreachable = check_model_available(model, allow_download=allow_download)
+    from sdcnn.generate.model_source import model_layout
+
+    check_scheduler_of_layout(scheduler, model_layout(model))
     # DiffusionPipeline loads the class model_index.json names, importing only that
     # pipeline's modules: less import time per generate job than AutoPipelineForText2Image,
     # whose import pulls in every pipeline diffusers has (the same class, the same images;
@@ -138,11 +191,7 @@ def load_pipeline(
     tokenizer = getattr(pipeline, "tokenizer", None)
     if tokenizer is not None and len(tokenizer) <= 2:
         raise StepError(f"the tokenizer of {model.name!r} is empty: the model folder is incomplete")
-    if scheduler != "default":
-        import diffusers
-
-        scheduler_class = getattr(diffusers, SCHEDULERS[scheduler])
-        pipeline.scheduler = scheduler_class.from_config(pipeline.scheduler.config)
+    swap_scheduler(pipeline, scheduler)
     pipeline.set_progress_bar_config(**log_progress_bar("denoising"))  # into the rule's log
     log.info(
         "loaded %s (%s) from %s in %.2f s",
@@ -151,7 +200,25 @@ def load_pipeline(
         model.name,
         time.perf_counter() - started,
     )
-    return pipeline.to(device)
+    return place_on_device(pipeline, device, offload)
+
+
+def place_on_device(pipeline: Any, device: str, offload: str = "none") -> Any:
+    """The pipeline on ``device``; on CUDA with ``generation.offload`` ``model`` or
+    ``sequential``, kept on the CPU and moved to the GPU a model (or a layer) at a time."""
+    if offload not in OFFLOAD:
+        raise StepError(f"generation.offload {offload!r} is not one of {list(OFFLOAD)}")
+    if offload == "none":
+        return pipeline.to(device)
+    if device != "cuda":
+        log.info("generation.offload %s applies on a GPU only: not on the %s", offload, device)
+        return pipeline.to(device)
+    if offload == "model":
+        pipeline.enable_model_cpu_offload()
+    else:
+        pipeline.enable_sequential_cpu_offload()
+    log.info("generation.offload %s: the pipeline's weights stay on the CPU until used", offload)
+    return pipeline
 
 
 def needs_an_image(pipeline: Any) -> bool:
@@ -184,6 +251,37 @@ class Generated:
     made_on: dict[str, Any] | None = None  # the kernel environment; None: made here, now
 
 
+def call_arguments(
+    pipeline: Any, prompt: PromptSpec, n_images: int, settings: GenerationSettings
+) -> dict[str, Any]:
+    """The keyword arguments of one pipeline call, less the generators: only those its
+    ``__call__`` takes; an empty negative prompt is left out (the pipeline's default)."""
+    arguments: dict[str, Any] = {"prompt": [prompt.text] * n_images}
+    if prompt.negative_prompt:
+        if not families.takes(pipeline, "negative_prompt"):
+            raise StepError(
+                f"prompt {prompt.prompt_id!r} has a negative_prompt, but "
+                f"{type(pipeline).__name__} takes none; leave its negative_prompt empty"
+            )
+        arguments["negative_prompt"] = [prompt.negative_prompt] * n_images
+        if families.takes(pipeline, "true_cfg_scale") and settings.true_cfg_scale <= 1:
+            log.warning(
+                "%s: %s uses a negative prompt only with generation.true_cfg_scale > 1",
+                prompt.prompt_id, type(pipeline).__name__,
+            )  # fmt: skip
+    return families.accepted(
+        pipeline,
+        {
+            **arguments,
+            "num_inference_steps": settings.steps,
+            "guidance_scale": settings.guidance_scale,
+            "true_cfg_scale": settings.true_cfg_scale,
+            "height": settings.height,
+            "width": settings.width,
+        },
+    )
+
+
 def run_pipeline(
     pipeline: Any, prompt: PromptSpec, seeds: Sequence[int], settings: GenerationSettings
 ) -> list[Generated]:
@@ -195,12 +293,7 @@ def run_pipeline(
     import torch
 
     result = pipeline(
-        prompt=[prompt.text] * len(seeds),
-        negative_prompt=[prompt.negative_prompt] * len(seeds) if prompt.negative_prompt else None,
-        num_inference_steps=settings.steps,
-        guidance_scale=settings.guidance_scale,
-        height=settings.height,
-        width=settings.width,
+        **call_arguments(pipeline, prompt, len(seeds), settings),
         generator=[torch.Generator(device="cpu").manual_seed(seed) for seed in seeds],
         output_type="pil",
     )
@@ -225,16 +318,32 @@ def batches(n_images: int, batch_size: int) -> list[range]:
     ]
 
 
-def prepare_for_device(pipeline: Any, device: str, compile_unet: bool) -> Any:
-    """Channels-last convolutions on CUDA, and the UNet compiled if asked."""
+def prepare_for_device(
+    pipeline: Any, device: str, compile_denoiser: bool, vae_tiling: bool = False
+) -> Any:
+    """Channels-last memory for the convolutional modules on CUDA (a UNet, the VAE; not a
+    transformer), the denoiser compiled if asked, the VAE decoding in tiles if asked."""
     import torch
 
+    key = families.denoiser_key(pipeline)
     if device == "cuda":
-        pipeline.unet.to(memory_format=torch.channels_last)
-        pipeline.vae.to(memory_format=torch.channels_last)
-    if compile_unet:
-        pipeline.unet = torch.compile(pipeline.unet)
+        for module in (getattr(pipeline, key), getattr(pipeline, "vae", None)):
+            if module is not None and families.is_convolutional(module):
+                module.to(memory_format=torch.channels_last)
+    if compile_denoiser:
+        setattr(pipeline, key, torch.compile(getattr(pipeline, key)))
+    if vae_tiling:
+        pipeline.vae.enable_tiling()
+        log.info("the VAE decodes in tiles")
     return pipeline
+
+
+def vae_tiling_on(settings: GenerationSettings) -> bool:
+    """Whether the VAE decodes in tiles: ``generation.vae_tiling``, where ``auto`` is on
+    above ``VAE_TILING_AUTO_PIXELS`` pixels (the size must be resolved)."""
+    if settings.vae_tiling == "auto":
+        return (settings.height or 0) * (settings.width or 0) > VAE_TILING_AUTO_PIXELS
+    return settings.vae_tiling == "always"
 
 
 def generation_runtime(device: str, dtype: Any) -> dict[str, Any]:
@@ -254,10 +363,16 @@ GENERATION_LIBRARIES = ("torch", "diffusers", "transformers")  # in every image'
 
 
 def planned_runtime(
-    *, gpus: int, precision: str, versions: Mapping[str, str | None]
+    *,
+    gpus: int,
+    precision: str,
+    versions: Mapping[str, str | None],
+    model_class: str | None = None,
 ) -> dict[str, Any]:
     """What the generate jobs will run with, as the workflow plans them: the device (a
-    GPU when the job asks for one), the dtype it implies, the libraries' versions.
+    GPU when the job asks for one), the dtype it implies for the model's pipeline class
+    (``model_class``, from its model_index.json; None: not known before loading), the
+    libraries' versions.
 
     A params value of generate and of the training plan: the pixels depend on all three
     (fp16 on a GPU, other kernels, other library code), as the image store's keys say,
@@ -267,18 +382,18 @@ def planned_runtime(
     device = "cuda" if gpus > 0 else "cpu"
     return {
         "device": device,
-        "dtype": CUDA_DTYPES[precision] if device == "cuda" else "float32",
+        "dtype": dtype_name(precision, device, model_class),
         "versions": dict(versions),
     }
 
 
-def generation_dtype(precision: str, device: str) -> Any:
-    """The torch dtype of the pipeline: ``precision`` on CUDA (bf16 only where supported)."""
+def generation_dtype(precision: str, device: str, class_name: str | None = None) -> Any:
+    """The torch dtype of the pipeline: ``diffusion_dtype`` (bf16 only where supported)."""
     import torch
 
-    dtype_name = diffusion_dtype(precision, device)
-    if dtype_name == "bfloat16" and not torch.cuda.is_bf16_supported():
+    name = diffusion_dtype(precision, device, class_name)
+    if name == "bfloat16" and not torch.cuda.is_bf16_supported():
         log.warning("this GPU does not support bfloat16: running in float16")
-        dtype_name = "float16"
-    log.info("diffusion pipeline in %s on %s", dtype_name, device)
-    return getattr(torch, dtype_name)
+        name = "float16"
+    log.info("diffusion pipeline in %s on %s", name, device)
+    return getattr(torch, name)

@@ -18,18 +18,25 @@ from sdcnn.core.provenance import canonical_json
 from sdcnn.core.shards import ShardLayout
 from sdcnn.generate import safety_checker
 from sdcnn.generate.image_store import ImageStore
-from sdcnn.generate.model_source import ModelSource, model_identity
+from sdcnn.generate.model_source import (
+    ModelSource,
+    model_identity,
+    model_layout,
+    native_size,
+)
 from sdcnn.generate.pipeline import (
     Generated,
     GenerationSettings,
     PromptSpec,
     batches,
+    check_native_size,
     generation_dtype,
     generation_runtime,
     load_pipeline,
     prepare_for_device,
     resolve_size,
     run_pipeline,
+    vae_tiling_on,
 )
 
 log = logging.getLogger(__name__)
@@ -112,6 +119,8 @@ class ShardGenerator:
     device: str
     dtype: Any
     store: ImageStore | None = None
+    offload: str = "none"  # generation.offload: none, model, sequential
+    native_side: int | None = None  # the side read from the configs, when the size is native
     counts: dict[str, int] = field(default_factory=lambda: {"reused": 0, "generated": 0})
     flagged: list[str] = field(default_factory=list)  # image ids the safety checker flagged
 
@@ -134,8 +143,13 @@ class ShardGenerator:
             dtype=self.dtype,
             scheduler=self.settings.scheduler,
             allow_download=self.allow_download,
+            offload=self.offload,
         )
-        return prepare_for_device(pipeline, self.device, self.settings.compile)
+        if self.native_side is not None:
+            check_native_size(pipeline, self.native_side, self.model)
+        return prepare_for_device(
+            pipeline, self.device, self.settings.compile, vae_tiling_on(self.settings)
+        )
 
     def calls(self, prompt: PromptSpec) -> list[tuple[range, list[int]]]:
         """The pipeline calls that make a prompt's images: (image indices, their seeds)."""
@@ -245,26 +259,31 @@ def generate_shard(
     gpus: int,
     gpu_fallback: str = "fail",
     store: ImageStore | None = None,
+    offload: str = "none",
 ) -> ShardResult:
     """The generate step for one shard: every prompt's images, with one pipeline load
     at most (none when the store holds every image).  ``output_dir`` appears, with each
     prompt's folder in it (``layout``), only once every image is written.  Returns the
     shard's counts of reused and generated images, and the ids of the images the model's
-    safety checker flagged."""
+    safety checker flagged.  ``offload``: ``generation.offload`` (on a GPU only)."""
     import torch
 
     from sdcnn.core.device import select_device
 
     torch.set_num_threads(settings.threads)
     device = select_device(gpus, gpu_fallback)
+    native = settings.height is None or settings.width is None
     settings = resolve_size(settings, model)
+    model_class = getattr(model_layout(model), "class_name", None)
     generator = ShardGenerator(
         settings=settings,
         model=model,
         allow_download=allow_download,
         device=device,
-        dtype=generation_dtype(settings.precision, device),
+        dtype=generation_dtype(settings.precision, device, model_class),
         store=store,
+        offload=offload,
+        native_side=native_size(model) if native else None,
     )
     with atomic_directory(output_dir) as tmp:
         for prompt in prompts:
