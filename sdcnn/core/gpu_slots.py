@@ -140,19 +140,32 @@ def lock_path(folder: Path, device: str, share: int = 0) -> Path:
     return folder / f"gpu-{name}.lock"
 
 
+def open_lock(path: Path) -> tuple[int, bool]:
+    """A descriptor of the lock file ``path``, made where missing and left writable by
+    every user; and whether this process may write it (another user's file, left
+    unwritable, is locked read-only: ``flock`` needs no write access)."""
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        return os.open(path, flags | os.O_RDONLY), False
+    if os.fstat(fd).st_uid == os.getuid():
+        os.fchmod(fd, 0o666)  # past the umask: other users' runs open it too
+    return fd, True
+
+
 def try_lock(path: Path, holder: str) -> int | None:
     """An open descriptor of ``path`` holding its exclusive lock, with ``holder`` written
-    in the file; None when another process holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    in the file where it may be; None when another process holds it."""
+    fd, writable = open_lock(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
-    if os.fstat(fd).st_uid == os.getuid():
-        os.fchmod(fd, 0o666)  # other users' runs open it too
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{holder}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+    if writable:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{holder}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
     return fd
 
 

@@ -221,6 +221,30 @@ def test_claim_in_process_sets_the_variable(tmp_path: Path) -> None:
         slots.release()
 
 
+def test_another_users_unwritable_lock_file_still_locks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock file this user may not write is locked read-only (flock needs no write)."""
+    lock = tmp_path / "gpu-0.lock"
+    lock.write_text("")
+    real_open = os.open
+
+    def no_write(path: str, flags: int, *mode: int) -> int:
+        if flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *mode)
+
+    monkeypatch.setattr(os, "open", no_write)
+    fd = gpu_slots.try_lock(lock, "holder")
+    monkeypatch.undo()
+    assert fd is not None
+    try:
+        assert gpu_slots.try_lock(lock, "another") is None  # held
+        assert lock.read_text() == ""  # nothing written
+    finally:
+        os.close(fd)
+
+
 def test_the_drivers_devices_in_pci_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gpu_slots, "driver_devices", lambda: ["0", "1"])
     environ = {LOCK_DIR_VARIABLE: str(tmp_path)}
