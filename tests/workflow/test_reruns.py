@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import dataclasses
 import os
 import re
 import shutil
@@ -91,16 +92,25 @@ FOUR_PROMPTS = {
     "tree": {"text": "An old oak tree", "n_images": 1},
 }
 LAYOUTS = {"one job per prompt": None, "2 shards": 2}  # -> config `shards`
+OWN_WEIGHTS = "my-weights.safetensors"
 
 
-def finished_copy(small_run: Path, folder: Path, shards: int | None) -> Path:
-    """The small run's copy with FOUR_PROMPTS in ``shards``, run to the end (its images
-    from the copied image store, but bike's and tree's)."""
+def finished_copy(
+    small_run: Path, folder: Path, shards: int | None, weights: str = "trained"
+) -> Path:
+    """The small run's copy with FOUR_PROMPTS in ``shards`` and ``weights`` (trained, glorot,
+    or OWN_WEIGHTS: the small run's trained tensors in a file that records no labels), run
+    to the end (its images from the copied image store, but bike's and tree's)."""
     workdir = folder / "workflow"
     shutil.copytree(small_run, workdir, symlinks=True)
-    write_config(
-        workdir, {**copy.deepcopy(SMALL_CONFIG), "prompts": FOUR_PROMPTS, "shards": shards}
-    )
+    config = {**copy.deepcopy(SMALL_CONFIG), "prompts": FOUR_PROMPTS, "shards": shards}
+    config["classifier"]["weights"] = weights
+    if weights == OWN_WEIGHTS:  # the trained tensors, recording no labels (as another tool's)
+        from safetensors.numpy import load_file, save_file
+
+        tensors = load_file(workdir / "results/weights/trained.safetensors")
+        save_file(tensors, workdir / OWN_WEIGHTS)
+    write_config(workdir, config)
     run_snakemake(workdir)
     assert planned_jobs(workdir) == set(), "the run should be complete"
     return workdir
@@ -118,6 +128,19 @@ def finished_sharded(small_run: Path, tmp_path_factory: pytest.TempPathFactory) 
         "2-of-2": ["city", "harbor", "bike"],
     }
     return finished_copy(small_run, tmp_path_factory.mktemp("reruns-sharded"), 2)
+
+
+@pytest.fixture(scope="module")
+def finished_glorot(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """FOUR_PROMPTS with seeded Glorot weights (classifier.weights: glorot), finished."""
+    return finished_copy(small_run, tmp_path_factory.mktemp("reruns-glorot"), None, "glorot")
+
+
+@pytest.fixture(scope="module")
+def finished_own_weights(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """FOUR_PROMPTS with a weights file of the user's that records no labels, finished."""
+    folder = tmp_path_factory.mktemp("reruns-own-weights")
+    return finished_copy(small_run, folder, None, OWN_WEIGHTS)
 
 
 def finished_layout(request: pytest.FixtureRequest, layout: str) -> Path:
@@ -177,6 +200,8 @@ FROM_GENERATE = chain_from("generate", ALL)
 FROM_PREPROCESS = chain_from("preprocess", ALL)
 FROM_PREDICT = chain_from("predict", ALL)
 NEW_WEIGHTS = {"init_weights"}
+TRAINING_JOBS = {"training_plan", "train_classifier"}
+SHARD_2, SHARD_1 = "2-of-2", "1-of-2"  # city, harbor, bike | tree
 
 # ---- every leaf key of config/schema.yaml, with the effect it declares (x-reruns)
 
@@ -352,6 +377,206 @@ def test_the_readme_table_is_the_schemas() -> None:
     )
 
 
+# ---- every branch of every x-reruns-note
+#
+# A note says what a key's change re-runs in cases other than the one x-reruns declares
+# ("with classifier.weights glorot: ..."). Each note's branches are listed here: a real dry
+# run on a finished run in the state the branch is about (a ``Branch``), or the test that
+# holds it already (``HeldBy``). A note without its branches here fails
+# test_every_rerun_note_lists_its_branches.
+
+# the finished runs a branch starts from (module fixtures above)
+STATES = {
+    "trained": "finished_four",  # FOUR_PROMPTS, one job per prompt, trained weights
+    "sharded": "finished_sharded",  # the same in 2 shards
+    "glorot": "finished_glorot",  # classifier.weights: glorot
+    "own weights": "finished_own_weights",  # classifier.weights: a file
+}
+FOUR_PREDICTIONS = chain_from("predict", FOUR_PROMPTS)
+THE_KEY_TEST = "tests/workflow/test_reruns.py::test_each_config_key_reruns_what_the_schema_declares"
+
+
+@dataclasses.dataclass(frozen=True)
+class Branch:
+    """A branch of a note checked here: from ``state``, ``change`` plans ``expected``."""
+
+    state: str
+    change: Callable[[Path, dict[str, Any]], None]
+    expected: set[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldBy:
+    """A branch of a note that a test elsewhere holds (``path::function``)."""
+
+    test: str
+
+
+def set_key(*path: str, value: Any) -> Callable[[Path, dict[str, Any]], None]:
+    change = setter(*path, value=value)
+    return lambda workdir, config: change(config)
+
+
+def rename_an_unused_label(workdir: Path, config: dict[str, Any]) -> None:
+    """cat, which no prompt is labelled with, renamed: only predict's labels param changes
+    (no prompt's truth, not the number of outputs)."""
+    labels = config["classifier"]["labels"]
+    labels[labels.index("cat")] = "kitten"
+
+
+def two_labels_unused(workdir: Path, config: dict[str, Any]) -> None:
+    """One label fewer (cat, which no prompt uses): a CNN with another output count."""
+    config["classifier"]["labels"].remove("cat")
+
+
+def as_sheet_and_back(workdir: Path, config: dict[str, Any]) -> None:
+    """Run the same prompts from a sheet to the end, then plan with the mapping again."""
+    as_sheet = copy.deepcopy(config)
+    use_an_equivalent_sheet(workdir, as_sheet)
+    write_config(workdir, as_sheet)
+    run_snakemake(workdir)
+
+
+def unlabelled(key: str, value: Any) -> dict[str, Branch]:
+    """A prompt key's change on bike (unlabelled): its five steps, in its job or shard."""
+    return {
+        "an unlabelled prompt, one job per prompt": Branch(
+            "trained",
+            set_key("prompts", "bike", key, value=value),
+            chain_from("generate", ["bike"]),
+        ),
+        "an unlabelled prompt, in a shard with labelled ones": Branch(
+            "sharded",
+            set_key("prompts", "bike", key, value=value),
+            chain_from("generate", [SHARD_2]),
+        ),
+        "a labelled prompt": HeldBy(THE_KEY_TEST),
+    }
+
+
+WITH_NEW_TENSORS = chain_from("preprocess", FOUR_PROMPTS) | {"init_weights"}
+NOTE_BRANCHES: dict[str, dict[str, Branch | HeldBy]] = {
+    "prompts": {
+        "a mapping to a sheet": HeldBy(THE_KEY_TEST),
+        "a sheet back to a mapping": Branch("trained", as_sheet_and_back, set()),
+    },
+    "prompts.*.text": unlabelled("text", "A blue bicycle"),
+    "prompts.*.negative_prompt": unlabelled("negative_prompt", "rust"),
+    "prompts.*.n_images": unlabelled("n_images", 2),
+    "prompts.*.label": {
+        "trained weights": HeldBy(THE_KEY_TEST),
+        "glorot": Branch("glorot", set_key("prompts", "bike", "label", value="cat"),
+                         chain_from("predict", ["bike"])),
+        "a weights file": Branch("own weights", set_key("prompts", "bike", "label", value="cat"),
+                                 chain_from("predict", ["bike"])),
+    },
+    "shards": {
+        "no image computed, the same weights":
+            HeldBy("tests/workflow/test_shards.py::test_changing_shards_computes_no_image"),
+    },
+    "gpu_fallback": {"any": HeldBy(THE_KEY_TEST)},
+    "generation.gpu": {
+        "here": HeldBy(THE_KEY_TEST),
+        "a profile's set-resources": HeldBy(
+            "tests/workflow/test_reruns.py::"
+            "test_a_labelled_images_runtime_change_regenerates_and_retrains"
+        ),
+    },
+    "model.allow_download": {"any": HeldBy(THE_KEY_TEST)},
+    "preprocess.size": {
+        "trained weights": HeldBy(THE_KEY_TEST),
+        "glorot": Branch("glorot", set_key("preprocess", "size", value=16),
+                         WITH_NEW_TENSORS),
+    },
+    "preprocess.grayscale": {
+        "trained weights": HeldBy(THE_KEY_TEST),
+        "glorot": Branch("glorot", set_key("preprocess", "grayscale", value=False),
+                         WITH_NEW_TENSORS),
+    },
+    "preprocess.threads": {"any": HeldBy(THE_KEY_TEST)},
+    "classifier.labels": {
+        "trained weights": HeldBy(THE_KEY_TEST),
+        "glorot, a label renamed": Branch("glorot", rename_an_unused_label, FOUR_PREDICTIONS),
+        "glorot, a label fewer": Branch("glorot", two_labels_unused,
+                                        NEW_WEIGHTS | FOUR_PREDICTIONS),
+        "a weights file recording no labels, a label renamed": Branch(
+            "own weights", rename_an_unused_label, FOUR_PREDICTIONS),
+        "a weights file recording its labels": HeldBy(
+            "tests/unit/test_weights.py::test_labels_must_match_the_file"),
+    },
+    "classifier.weights": {
+        "to your own file": HeldBy(THE_KEY_TEST),
+        "to glorot": Branch("trained", set_key("classifier", "weights", value="glorot"),
+                            NEW_WEIGHTS | FOUR_PREDICTIONS),
+        "to trained": Branch("glorot", set_key("classifier", "weights", value="trained"),
+                             TRAINING_JOBS | FOUR_PREDICTIONS),
+    },
+    "classifier.weights_seed": {
+        "trained weights": HeldBy(THE_KEY_TEST),
+        "glorot": Branch("glorot", set_key("classifier", "weights_seed", value=4),
+                         NEW_WEIGHTS | FOUR_PREDICTIONS),
+    },
+    "classifier.backend": {
+        "auto, resolving to the backend that ran": HeldBy(THE_KEY_TEST),
+        "torch to flux": HeldBy(
+            "tests/contract/test_backend.py::"
+            "test_switching_to_flux_plans_only_the_julia_setup_and_predict"
+        ),
+    },
+    "classifier.gpu": {"any": HeldBy(THE_KEY_TEST)},
+    "figures.charts": {"with shards, and without": HeldBy(THE_KEY_TEST)},
+    "figures.contact_sheets": {"with shards, and without": HeldBy(THE_KEY_TEST)},
+    "store.enabled": {"any": HeldBy(THE_KEY_TEST)},
+    "store.path": {"any": HeldBy(THE_KEY_TEST)},
+    "store.across_machines": {"any": HeldBy(THE_KEY_TEST)},
+}  # fmt: skip
+CHECKED_BRANCHES = [
+    (name, branch)
+    for name, branches in NOTE_BRANCHES.items()
+    for branch, how in branches.items()
+    if isinstance(how, Branch)
+]
+
+
+def test_every_rerun_note_lists_its_branches() -> None:
+    noted = {name for name, effect in EFFECTS.items() if effect.note}
+    assert set(NOTE_BRANCHES) == noted, (
+        f"notes without their branches here: {sorted(noted - set(NOTE_BRANCHES))}; "
+        f"listed without a note: {sorted(set(NOTE_BRANCHES) - noted)}"
+    )
+    for name, branches in NOTE_BRANCHES.items():
+        for branch, how in branches.items():
+            if isinstance(how, HeldBy):
+                path, _, function = how.test.partition("::")
+                tree = ast.parse((REPO / path).read_text(encoding="utf-8"))
+                defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+                assert function in defined, f"{name} ({branch}): no test {how.test}"
+
+
+@pytest.mark.parametrize(
+    ("name", "branch"), CHECKED_BRANCHES, ids=[f"{n}: {b}" for n, b in CHECKED_BRANCHES]
+)
+def test_each_branch_of_a_note_reruns_what_it_says(
+    request: pytest.FixtureRequest, name: str, branch: str
+) -> None:
+    how = NOTE_BRANCHES[name][branch]
+    assert isinstance(how, Branch)
+    finished = request.getfixturevalue(STATES[how.state])
+    path = finished / "config" / "config.yaml"
+    original = path.read_bytes()
+    config = yaml.safe_load(original)
+    try:
+        how.change(finished, config)
+        write_config(finished, config)
+        planned = planned_jobs(finished)
+    finally:
+        path.write_bytes(original)
+    assert planned == how.expected, (
+        f"{name}, {branch}: planned {sorted(planned)}; the note says {sorted(how.expected)}: "
+        f"unexpected {sorted(planned - how.expected)}, missing {sorted(how.expected - planned)}"
+    )
+
+
 # ---- cases the schema's per-key declarations do not cover
 
 
@@ -387,8 +612,6 @@ def without(prompt_id: str) -> Callable[[dict[str, Any]], None]:
     return change
 
 
-TRAINING_JOBS = {"training_plan", "train_classifier"}
-SHARD_2, SHARD_1 = "2-of-2", "1-of-2"  # city, harbor, bike | tree
 EVERY_PREDICTION = {
     "one job per prompt": chain_from("predict", FOUR_PROMPTS),
     "2 shards": chain_from("predict", [SHARD_1, SHARD_2]),

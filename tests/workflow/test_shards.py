@@ -168,8 +168,12 @@ def test_adding_a_prompt_touches_only_its_shard(run_copy: Path) -> None:
 
 
 def test_changing_shards_computes_no_image(run_copy: Path) -> None:
+    """shards' x-reruns-note: no image is computed again, and training gives the same weights."""
+    weights = run_copy / "results" / "weights" / "trained.safetensors"
+    trained_before = weights.read_bytes()
     write_config(run_copy, {**SHARDED_CONFIG, "shards": 3})
     run_snakemake(run_copy)
+    assert weights.read_bytes() == trained_before, "other shards trained other weights"
     totals = shard_totals(run_copy)
     new_shards = assign_shards([row["prompt_id"] for row in ROWS], 3)
     assert set(new_shards) <= set(totals)
