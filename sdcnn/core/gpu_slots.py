@@ -118,13 +118,14 @@ def visible_devices(environ: Mapping[str, str] = os.environ) -> list[str]:
 
 
 def lock_folder(environ: Mapping[str, str] = os.environ) -> Path:
-    """The machine's lock folder (``SDCNN_GPU_SLOTS_DIR`` or ``/tmp/sdcnn-gpu-slots``),
-    made where missing, writable by every user, as /tmp is."""
+    """The machine's lock folder (``SDCNN_GPU_SLOTS_DIR`` or ``/tmp/sdcnn-gpu-slots``);
+    where missing, made writable by every user, as /tmp is."""
     folder = Path(environ.get(LOCK_DIR_VARIABLE) or DEFAULT_LOCK_DIR)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if folder.stat().st_uid == os.getuid():
-            folder.chmod(0o1777)
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            if folder.stat().st_uid == os.getuid():
+                folder.chmod(0o1777)  # past the umask
     except OSError as error:
         raise StepError(
             f"cannot use {folder} as the GPU lock folder ({error}); set {LOCK_DIR_VARIABLE} "
@@ -308,7 +309,13 @@ def wait_for(
     started = time.monotonic()
     reported = None
     while True:
-        claimed = try_claim(folder, visible, count, holder, shares)
+        try:
+            claimed = try_claim(folder, visible, count, holder, shares)
+        except OSError as error:
+            raise StepError(
+                f"cannot lock a GPU in {folder} ({error}); set {LOCK_DIR_VARIABLE} to a "
+                "folder every run on this machine can write"
+            ) from None
         if claimed:
             if reported is not None:
                 log.info("GPU free after %.0f s of waiting", time.monotonic() - started)

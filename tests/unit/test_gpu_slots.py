@@ -176,6 +176,13 @@ def test_the_waiter_names_the_holder_then_gives_up(
     assert str(locks) in waiter.stderr and WAIT_VARIABLE in waiter.stderr
 
 
+def test_an_unusable_lock_folder_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    environ = {"CUDA_VISIBLE_DEVICES": "0", LOCK_DIR_VARIABLE: str(tmp_path / "file")}
+    with pytest.raises(StepError, match="cannot use .*file as the GPU lock folder"):
+        claim_gpus(1, environ=environ)
+
+
 def test_two_gpus_for_one_job(tmp_path: Path, claimers: list[subprocess.Popen[str]]) -> None:
     env = slot_env(tmp_path / "locks", devices="0,1,2")
     first = start_claimer(env)
