@@ -403,6 +403,7 @@ class Branch:
     state: str
     change: Callable[[Path, dict[str, Any]], None]
     expected: set[str]
+    undo: Callable[[Path], None] | None = None  # what undoes ``change`` beyond the config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -427,6 +428,21 @@ def rename_an_unused_label(workdir: Path, config: dict[str, Any]) -> None:
 def two_labels_unused(workdir: Path, config: dict[str, Any]) -> None:
     """One label fewer (cat, which no prompt uses): a CNN with another output count."""
     config["classifier"]["labels"].remove("cat")
+
+
+TRAINED = Path("results/weights/trained.safetensors")
+ASIDE = TRAINED.with_suffix(".aside")
+
+
+def to_trained_with_no_trained_weights(workdir: Path, config: dict[str, Any]) -> None:
+    """classifier.weights: trained, in a run whose trained weights are not there (as in a
+    run that only ever had glorot ones); ``trained_weights_back`` undoes it."""
+    (workdir / TRAINED).rename(workdir / ASIDE)
+    config["classifier"]["weights"] = "trained"
+
+
+def trained_weights_back(workdir: Path) -> None:
+    (workdir / ASIDE).rename(workdir / TRAINED)
 
 
 def as_sheet_and_back(workdir: Path, config: dict[str, Any]) -> None:
@@ -509,8 +525,14 @@ NOTE_BRANCHES: dict[str, dict[str, Branch | HeldBy]] = {
         "to your own file": HeldBy(THE_KEY_TEST),
         "to glorot": Branch("trained", set_key("classifier", "weights", value="glorot"),
                             NEW_WEIGHTS | FOUR_PREDICTIONS),
-        "to trained": Branch("glorot", set_key("classifier", "weights", value="trained"),
-                             TRAINING_JOBS | FOUR_PREDICTIONS),
+        "to trained, never trained before": Branch(
+            "glorot",
+            to_trained_with_no_trained_weights,
+            {"train_classifier"} | FOUR_PREDICTIONS,
+            trained_weights_back,
+        ),
+        "to trained, its weights up to date from before": Branch(
+            "glorot", set_key("classifier", "weights", value="trained"), FOUR_PREDICTIONS),
     },
     "classifier.weights_seed": {
         "trained weights": HeldBy(THE_KEY_TEST),
@@ -572,6 +594,8 @@ def test_each_branch_of_a_note_reruns_what_it_says(
         planned = planned_jobs(finished)
     finally:
         path.write_bytes(original)
+        if how.undo is not None:
+            how.undo(finished)
     assert planned == how.expected, (
         f"{name}, {branch}: planned {sorted(planned)}; the note says {sorted(how.expected)}: "
         f"unexpected {sorted(planned - how.expected)}, missing {sorted(how.expected - planned)}"
