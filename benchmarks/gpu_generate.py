@@ -2,6 +2,17 @@
 
     python benchmarks/gpu_generate.py [--images 16] [--batch 8] [--precision bf16] [--compile]
     python benchmarks/gpu_generate.py --smoke     # tiny model on the CPU: the script works
+    python benchmarks/gpu_generate.py --family flux-dev [--device cpu]   # one family
+    python benchmarks/gpu_generate.py --model models/sd35 [--steps 28] [--size 1024]
+
+``--family NAME`` (a tiny random-weight pipeline of tests/support/families.py) or ``--model
+PATH`` (a diffusers folder, e.g. a real checkpoint) measures the project's generate path for
+that family: ``load_pipeline`` (the model's own scheduler, ``generation.precision`` auto:
+the family's dtype), ``prepare_for_device``, ``run_pipeline``; it prints the load time, the
+time per image, the peak memory, and the FLOPs per image: the denoiser's calls of a real
+pipeline call, each counted once more under torch.utils.flop_counter with its very inputs
+(so from the loaded model's own configs: a real checkpoint's with ``--model``), and the
+whole call's (text encoders and VAE too). ``--device cpu`` runs it on the CPU (a smoke test).
 
 The model is a random-weight pipeline built from Stable Diffusion 1.5's real component
 configs (UNet 320/640/1280/1280 with cross-attention 768, CLIP ViT-L/14 text encoder, VAE
@@ -144,16 +155,147 @@ def cnn_rates(device: str) -> dict[str, float]:
     return rates
 
 
+def denoiser_calls(pipeline, run):  # noqa: ANN001, ANN201
+    """The denoiser's calls during ``run()``: their number and the first one's inputs."""
+    from sdcnn.generate.families import denoiser
+
+    seen: list[tuple] = []
+    handle = denoiser(pipeline).register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append((args, kwargs)), with_kwargs=True
+    )
+    try:
+        run()
+    finally:
+        handle.remove()
+    return len(seen), seen[0]
+
+
+def counted_flops(run) -> int:  # noqa: ANN001
+    """Model FLOPs of ``run()`` (2 per multiply-add), under torch.utils.flop_counter."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    # no_grad, not inference_mode: the counter's module tracker hooks inputs that require
+    # grad (a parameter passed on, as in Sana), which needs autograd
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        run()
+    return counter.get_total_flops()
+
+
+def peak_memory_gib(device: str) -> float:
+    """The GPU's peak allocated memory, or the process's peak resident set on the CPU."""
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def family_main(args: argparse.Namespace) -> None:
+    """One family's generate path: load time, time per image, peak memory, FLOPs per image."""
+    from sdcnn.workflow.step import set_hub_mode
+
+    set_hub_mode(offline=True)
+    import torch
+
+    from sdcnn.generate.families import denoiser, denoiser_key
+    from sdcnn.generate.model_source import ModelSource, model_layout
+    from sdcnn.generate.pipeline import (
+        GenerationSettings,
+        PromptSpec,
+        generation_dtype,
+        load_pipeline,
+        prepare_for_device,
+        resolve_size,
+        run_pipeline,
+        vae_tiling_on,
+    )
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        sys.exit("no CUDA device: use --device cpu for a smoke test")
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.model:
+            folder = Path(args.model)
+        else:
+            from tests.support.families import build_family
+
+            folder = build_family(args.family, Path(scratch) / args.family)
+        model = ModelSource("local", str(folder), args.model or args.family)
+        class_name = getattr(model_layout(model), "class_name", None)
+        dtype = generation_dtype(args.precision, device, class_name)
+        side = args.size  # None: the model's native size
+        settings = resolve_size(
+            GenerationSettings(
+                steps=args.steps, guidance_scale=args.guidance, height=side, width=side,
+                scheduler="default", base_seed=0, threads=torch.get_num_threads(),
+                precision=args.precision, batch_size=args.batch, compile=args.compile,
+            ),
+            model,
+        )  # fmt: skip
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        pipeline = prepare_for_device(
+            load_pipeline(
+                model, device=device, dtype=dtype, scheduler="default", allow_download=False,
+                offload=args.offload,
+            ),
+            device, args.compile, vae_tiling_on(settings),
+        )  # fmt: skip
+        synchronize(device)
+        load_s = time.perf_counter() - started
+        pipeline.set_progress_bar_config(disable=True)
+        prompt = PromptSpec("bench", "A futuristic city at sunset", "", args.images)
+
+        def call(batch: int) -> None:
+            run_pipeline(pipeline, prompt, list(range(batch)), settings)
+
+        calls, (call_args, call_kwargs) = denoiser_calls(pipeline, lambda: call(1))
+        module = denoiser(pipeline)
+        step_flops = counted_flops(lambda: module(*call_args, **call_kwargs))
+        image_flops = counted_flops(lambda: call(1))
+        rate = images_per_second(call, args.images, args.batch, device)
+        peak = peak_memory_gib(device)
+    name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+    print(f"{model.name} ({class_name}, {denoiser_key(pipeline)}) on {name}, "
+          f"{str(dtype).removeprefix('torch.')}, torch {torch.__version__}")  # fmt: skip
+    print(f"{settings.height}x{settings.width}, {settings.steps} steps, guidance "
+          f"{settings.guidance_scale}, batch {args.batch}, {args.images} images")  # fmt: skip
+    where = "GPU" if device == "cuda" else "CPU resident"
+    print(f"load {load_s:.2f} s; {1 / rate:.3f} s per image ({rate:.2f} images/s); "
+          f"peak memory {peak:.2f} GiB ({where})")  # fmt: skip
+    per_image = step_flops * calls
+    print(f"denoiser: {calls} calls an image x {step_flops / 1e9:.3f} GFLOP = "
+          f"{per_image / 1e9:.3f} GFLOP per image; whole call {image_flops / 1e9:.3f} "
+          f"GFLOP per image; {per_image * rate / 1e12:.3f} TFLOP/s in the denoiser")  # fmt: skip
+
+
 def main() -> None:  # noqa: PLR0915
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--precision", default="bf16", choices=["fp16", "bf16", "fp32"])
+    parser.add_argument("--size", type=int, help="512; with --family/--model: native")
+    parser.add_argument("--precision", choices=["auto", "fp16", "bf16", "fp32"],
+                        help="bf16; with --family/--model: auto (the family's)")  # fmt: skip
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--smoke", action="store_true", help="tiny model on the CPU")
+    parser.add_argument("--family", help="a tiny family of tests/support/families.py")
+    parser.add_argument("--model", help="a diffusers folder (a real checkpoint)")
+    parser.add_argument("--device", choices=["cuda", "cpu"], help="with --family/--model")
+    parser.add_argument("--guidance", type=float, default=7.5, help="with --family/--model")
+    parser.add_argument("--offload", default="none", choices=["none", "model", "sequential"])
     args = parser.parse_args()
+    if args.family or args.model:
+        args.precision = args.precision or "auto"
+        if "--images" not in sys.argv and args.device == "cpu":
+            args.images, args.batch = 2, 1
+        family_main(args)
+        return
+    args.precision, args.size = args.precision or "bf16", args.size or 512
     if args.smoke:
         args.images, args.batch, args.steps, args.size = 2, 2, 2, 64
 

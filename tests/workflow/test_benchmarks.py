@@ -342,6 +342,19 @@ def test_gpu_generate_smoke_on_cpu() -> None:
     assert_positive(cnn, "CNN images/s")
 
 
+@pytest.mark.parametrize("family", ["flux-dev", "sd1"])
+def test_gpu_generate_family_smoke_on_cpu(family: str) -> None:
+    output = run_benchmark("gpu_generate.py", "--family", family, "--device", "cpu", "--steps", "2")
+    (per_image,) = one(r"{n} s per image", output, "time per image")
+    assert_positive(per_image, "s per image")
+    calls, step, denoiser, whole = one(
+        r"^denoiser: {n} calls an image x {n} GFLOP = {n} GFLOP per image; whole call {n}",
+        output, "FLOPs",
+    )  # fmt: skip
+    assert_consistent(denoiser, calls * step, "denoiser GFLOP per image")
+    assert whole.high >= denoiser.low, "the whole call counts the denoiser and more"
+
+
 # the small config at one image a prompt, untrained: every kind of step, in little time
 OVERHEAD_CONFIG = {
     **SMALL_CONFIG,
