@@ -333,7 +333,13 @@ def prepare_for_device(
     if compile_denoiser:
         setattr(pipeline, key, torch.compile(getattr(pipeline, key)))
     if vae_tiling:
-        pipeline.vae.enable_tiling()
+        enable_tiling = getattr(getattr(pipeline, "vae", None), "enable_tiling", None)
+        if enable_tiling is None:
+            raise StepError(
+                f"generation.vae_tiling: the VAE of {type(pipeline).__name__} cannot decode in "
+                "tiles; set generation.vae_tiling: never"
+            )
+        enable_tiling()
         log.info("the VAE decodes in tiles")
     return pipeline
 

@@ -347,6 +347,13 @@ def test_vae_tiling_when_asked_or_large() -> None:
     assert not vae_tiling_on(dataclasses.replace(sized, height=4096, vae_tiling="never"))
 
 
+def test_vae_tiling_needs_a_vae_that_tiles() -> None:
+    pipeline = TransformerPipeline()
+    pipeline.vae = object()
+    with pytest.raises(StepError, match=r"generation\.vae_tiling: never"):
+        prepare_for_device(pipeline, "cpu", compile_denoiser=False, vae_tiling=True)
+
+
 @pytest.mark.parametrize(
     ("offload", "device", "calls"),
     [("none", "cuda", ["to ('cuda',)"]), ("model", "cuda", ["model offload"]),
