@@ -232,6 +232,7 @@ def family_main(args: argparse.Namespace) -> None:
                 steps=args.steps, guidance_scale=args.guidance, height=side, width=side,
                 scheduler="default", base_seed=0, threads=torch.get_num_threads(),
                 precision=args.precision, batch_size=args.batch, compile=args.compile,
+                offload=args.offload,
             ),
             model,
         )  # fmt: skip

@@ -35,8 +35,6 @@ with snakemake_step(
         gpus=gpus_requested(smk.resources),
         # not a param: what a job does where no GPU works, not what it computes
         gpu_fallback=smk.config["gpu_fallback"],
-        # not a param: where the weights wait between uses, never what is computed
-        offload=smk.config["generation"]["offload"],
         # not a param on purpose: the store never changes an output, only saves recomputing it
         store=store_from_config(smk.config["store"]),
     )

@@ -50,6 +50,9 @@ class GenerationSettings:
     compile: bool = False  # torch.compile the denoiser
     true_cfg_scale: float = 1.0  # FLUX.1's true classifier-free guidance (> 1 with a negative)
     vae_tiling: str = "auto"  # decode in tiles: auto (above a size), always, never
+    # on a GPU: weights in CPU memory until used; diffusers' own tests allow the results
+    # to differ (max 2e-4 and more), so it is a setting of the image
+    offload: str = "none"
 
     @classmethod
     def from_config(cls, generation: dict[str, Any]) -> GenerationSettings:

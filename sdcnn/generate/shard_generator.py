@@ -119,7 +119,6 @@ class ShardGenerator:
     device: str
     dtype: Any
     store: ImageStore | None = None
-    offload: str = "none"  # generation.offload: none, model, sequential
     native_side: int | None = None  # the side read from the configs, when the size is native
     counts: dict[str, int] = field(default_factory=lambda: {"reused": 0, "generated": 0})
     flagged: list[str] = field(default_factory=list)  # image ids the safety checker flagged
@@ -143,7 +142,7 @@ class ShardGenerator:
             dtype=self.dtype,
             scheduler=self.settings.scheduler,
             allow_download=self.allow_download,
-            offload=self.offload,
+            offload=self.settings.offload,
         )
         if self.native_side is not None:
             check_native_size(pipeline, self.native_side, self.model)
@@ -259,13 +258,12 @@ def generate_shard(
     gpus: int,
     gpu_fallback: str = "fail",
     store: ImageStore | None = None,
-    offload: str = "none",
 ) -> ShardResult:
     """The generate step for one shard: every prompt's images, with one pipeline load
     at most (none when the store holds every image).  ``output_dir`` appears, with each
     prompt's folder in it (``layout``), only once every image is written.  Returns the
     shard's counts of reused and generated images, and the ids of the images the model's
-    safety checker flagged.  ``offload``: ``generation.offload`` (on a GPU only)."""
+    safety checker flagged."""
     import torch
 
     from sdcnn.core.device import select_device
@@ -282,7 +280,6 @@ def generate_shard(
         device=device,
         dtype=generation_dtype(settings.precision, device, model_class),
         store=store,
-        offload=offload,
         native_side=native_size(model) if native else None,
     )
     with atomic_directory(output_dir) as tmp:

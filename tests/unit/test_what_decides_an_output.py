@@ -55,7 +55,6 @@ def torch_threads_restored() -> Any:
 # settings that decide no image's pixels as they are written, and why
 NOT_IN_THE_IMAGE_KEY = {
     "generation.gpu": "a resource: the key holds the device the image was made on",
-    "generation.offload": "where the weights wait between uses (GPU only), not what is computed",
     "prompts.*.n_images": "says which images a prompt has, not what one looks like",
     "prompts.*.label": "what the images are meant to show, not what they look like",
 }
@@ -73,6 +72,7 @@ NEW_GENERATION_VALUES = {
     "compile": True,
     "true_cfg_scale": 2.0,
     "vae_tiling": "always",
+    "offload": "model",
 }
 NEW_PROMPT_VALUES = {"text": "a blue square", "negative_prompt": "green"}
 
@@ -164,8 +164,6 @@ def test_the_listed_settings_keep_the_image_key(
         assert more[:2] == before, "one more image changed the keys of the others"
     elif key == "prompts.*.label":  # the generator's PromptSpec has no label at all
         assert "label" not in {field.name for field in fields(PromptSpec)}
-    elif key == "generation.offload":  # not a setting: generate_shard takes it on its own
-        assert "offload" not in {field.name for field in fields(GenerationSettings)}
     else:  # generation.gpu: not a setting at all, the device used is in the key
         assert all(key_["device"] == "cpu" for key_ in before)
 
