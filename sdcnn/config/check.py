@@ -437,7 +437,7 @@ def check_model_source(source: str) -> None:
 def check_scheduler_fits(source: str, scheduler: str) -> None:
     """``generation.scheduler`` fits a local model's kind (flow-matching or ε/v), as its
     scheduler_config.json says; a Hub id's is checked in the job, once it is loaded."""
-    from sdcnn.generate.families import read_layout, scheduler_problem
+    from sdcnn.generate.families import NO_SIGMAS, read_layout, scheduler_problem
     from sdcnn.generate.model_source import DEMO, DEMO_PIPELINE_DIR, looks_like_path
 
     if scheduler == "default" or (source != DEMO and not looks_like_path(source)):
@@ -446,12 +446,23 @@ def check_scheduler_fits(source: str, scheduler: str) -> None:
     layout = read_layout(folder)
     if layout is None or layout.scheduler_class is None:
         return
-    problem = scheduler_problem(scheduler, layout.scheduler_class, layout.scheduler)
+    sigmas = scheduler in NO_SIGMAS and pipeline_passes_sigmas(layout.class_name)
+    problem = scheduler_problem(scheduler, layout.scheduler_class, layout.scheduler, sigmas=sigmas)
     if problem is not None:
         raise ConfigError.of_key(
             "generation.scheduler",
             f"{problem.removeprefix('generation.scheduler ')} (model.source {source!r})",
         )
+
+
+def pipeline_passes_sigmas(class_name: str) -> bool:
+    """Whether the diffusers pipeline class ``class_name`` always passes custom sigmas (its
+    module is imported: only asked for a scheduler that cannot take them)."""
+    import diffusers
+
+    from sdcnn.generate.families import passes_sigmas
+
+    return passes_sigmas(getattr(diffusers, class_name, None))
 
 
 def check_weights_file(path: str, labels: Sequence[str], channels: int, size: int) -> None:

@@ -266,6 +266,10 @@ def test_the_config_check_refuses_a_scheduler_for_a_local_folder(
     assert "FlowMatchEulerDiscreteScheduler" in str(error.value)
     config["generation"] = {"scheduler": "flow_euler"}
     check_config(config, SCHEMA)
+    config["model"]["source"] = str(family_folders["flux-dev"])
+    config["generation"] = {"scheduler": "flow_heun"}
+    with pytest.raises(ConfigError, match=r"generation\.scheduler: 'flow_heun'.*custom sigmas"):
+        check_config(config, SCHEMA)
 
 
 # ---- the GPU path: channels-last, compile, offload, VAE tiling
