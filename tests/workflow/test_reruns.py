@@ -498,7 +498,6 @@ NOTE_BRANCHES: dict[str, dict[str, Branch | HeldBy]] = {
             "test_a_labelled_images_runtime_change_regenerates_and_retrains"
         ),
     },
-    "generation.offload": {"any": HeldBy(THE_KEY_TEST)},
     "model.allow_download": {"any": HeldBy(THE_KEY_TEST)},
     "preprocess.size": {
         "trained weights": HeldBy(THE_KEY_TEST),
