@@ -155,7 +155,7 @@ def requested_gpus(rule, configured):
     """The GPUs a rule's jobs get: the config's request, or what --set-resources (a
     profile's set-resources) makes it under the rule's name here (a module's `as`),
     capped by the run's --resources gpu= (as Snakemake caps every job's)."""
-    from sdcnn.core.device import resource_number
+    from sdcnn.core.resources import resource_number
 
     rename = getattr(workflow.modifier, "local_rulename_modifier", None)
     name = rename(rule) if callable(rename) else rule

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the workflow's package)
 
-from sdcnn.core.device import gpus_requested  # noqa: E402
+from sdcnn.core.resources import gpus_requested  # noqa: E402
 from sdcnn.workflow.step import snakemake_step, warn_if_threads_differ  # noqa: E402
 
 smk = snakemake  # noqa: F821

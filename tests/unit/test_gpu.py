@@ -130,7 +130,7 @@ def test_the_fallback_to_the_cpu_is_said_on_the_console(
 
 
 def test_gpus_requested_reads_the_gpu_resource() -> None:
-    from sdcnn.core.device import gpus_requested
+    from sdcnn.core.resources import gpus_requested
 
     assert gpus_requested({}) == 0
     assert gpus_requested({"gpu": 1}) == 1

@@ -26,7 +26,7 @@ from sdcnn.config.plan import (
 )
 from sdcnn.config.prompts import assign_shards, checked_prompts
 from sdcnn.config.values import image_channels, weights_mode
-from sdcnn.core.device import resource_number
+from sdcnn.core.resources import resource_number
 from sdcnn.generate.model_identity import folder_state, model_params
 from sdcnn.workflow.deploy import remote_package_problem
 from sdcnn.workflow.step import StepError

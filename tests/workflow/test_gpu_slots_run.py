@@ -40,7 +40,7 @@ rule job:
 JOB_SCRIPT = f"""
 import json, os, sys, time
 
-from sdcnn.core.device import gpus_requested
+from sdcnn.core.resources import gpus_requested
 from sdcnn.workflow.step import snakemake_step
 
 smk = snakemake
