@@ -446,8 +446,14 @@ def check_scheduler_fits(source: str, scheduler: str) -> None:
     layout = read_layout(folder)
     if layout is None or layout.scheduler_class is None:
         return
-    sigmas = scheduler in NO_SIGMAS and pipeline_passes_sigmas(layout.class_name)
-    problem = scheduler_problem(scheduler, layout.scheduler_class, layout.scheduler, sigmas=sigmas)
+    problem = scheduler_problem(scheduler, layout.scheduler_class, layout.scheduler)
+    if problem is not None or scheduler in NO_SIGMAS:
+        # the choices named must fit too: diffusers is imported only here, to read whether
+        # the pipeline always passes custom sigmas (which some flow schedulers refuse)
+        sigmas = pipeline_passes_sigmas(layout.class_name)
+        problem = scheduler_problem(
+            scheduler, layout.scheduler_class, layout.scheduler, sigmas=sigmas
+        )
     if problem is not None:
         raise ConfigError.of_key(
             "generation.scheduler",

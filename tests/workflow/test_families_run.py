@@ -266,13 +266,6 @@ REFUSED = [
     ("flux-schnell", "ddim", "'ddim' is an ε/v-prediction scheduler; the model is flow-matching"),
     ("flux-schnell", "flow_heun", "FlowMatchHeunDiscreteScheduler takes no custom sigmas"),
 ]
-FLUX_DDIM_LISTS_FLOW_HEUN = pytest.mark.xfail(
-    strict=True,
-    reason="sdcnn/config/check.py asks whether the pipeline passes custom sigmas only for "
-    "flow_heun itself: refusing ddim for FLUX.1 it names flow_heun among the choices that fit",
-)
-
-
 @pytest.mark.parametrize(
     "name, scheduler, why", REFUSED, ids=[f"{name}-{scheduler}" for name, scheduler, _ in REFUSED]
 )
@@ -295,7 +288,7 @@ def test_a_scheduler_of_the_other_kind_stops_the_run_before_any_job(
     "name, scheduler",
     [
         ("sd3", "ddim"),
-        pytest.param("flux-schnell", "ddim", marks=FLUX_DDIM_LISTS_FLOW_HEUN),
+        ("flux-schnell", "ddim"),
         ("flux-schnell", "flow_heun"),
     ],
 )
