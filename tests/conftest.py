@@ -38,7 +38,7 @@ from tests.support.workspace import copy_workflow
 # says --no-loadscope-reorder.) File names, wherever the file is under tests/.
 SLOW_FIRST = ["test_slurm.py", "test_default_run.py", "test_reproducibility.py",
               "test_imagestore_runs.py", "test_benchmarks.py", "test_shards.py",
-              "test_reruns.py"]  # fmt: skip
+              "test_reruns.py", "test_families_run.py"]  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
