@@ -195,7 +195,7 @@ def peak_memory_gib(device: str) -> float:
 
 def family_main(args: argparse.Namespace) -> None:
     """One family's generate path: load time, time per image, peak memory, FLOPs per image."""
-    from sdcnn.workflow.step import set_hub_mode
+    from sdcnn.core.environment import set_hub_mode
 
     set_hub_mode(offline=True)
     import torch
@@ -300,7 +300,7 @@ def main() -> None:  # noqa: PLR0915
     if args.smoke:
         args.images, args.batch, args.steps, args.size = 2, 2, 2, 64
 
-    from sdcnn.workflow.step import set_hub_mode
+    from sdcnn.core.environment import set_hub_mode
 
     set_hub_mode(offline=True)  # quiet, and never a network request
     import torch

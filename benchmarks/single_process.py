@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sdcnn.workflow.step import pin_threads, set_hub_mode  # noqa: E402
+from sdcnn.core.environment import pin_threads, set_hub_mode  # noqa: E402
 
 
 def main(workdir: Path) -> None:
@@ -55,7 +55,7 @@ def main(workdir: Path) -> None:
     from sdcnn.generate.safety_checker import with_verdicts
     from sdcnn.generate.shard_generator import generate_shard
     from sdcnn.preprocess.image_to_tensor import preprocess_shard
-    from sdcnn.reporting.figures import write_shard_figures
+    from sdcnn.reporting.figures import write_shard_figures, write_training_figures
     from sdcnn.reporting.manifest import write_manifest
     from sdcnn.reporting.pages import write_run_info, write_summary_page
     from sdcnn.reporting.summary import write_summary
@@ -96,14 +96,15 @@ def main(workdir: Path) -> None:
              "shard": shard}
             for shard, ids in shards.items() for pid in ids if prompts[pid]["label"] is not None
         ]  # fmt: skip
-        train_classifier(
+        metrics = train_classifier(
             LabelledPrompts({shard: folder["tensors", shard] for shard in shards}, labelled,
                             clf["labels"], layout),
             TrainingSettings.from_config(config["training"]),
-            TrainingOutputs(weights_path, f"{results}/training/metrics.json",
-                            f"{results}/training/curve.png",
-                            f"{results}/training/confusion_matrix.png"),
+            TrainingOutputs(weights_path, f"{results}/training/metrics.json"),
         )  # fmt: skip
+        write_training_figures(
+            metrics, f"{results}/training/curve.png", f"{results}/training/confusion_matrix.png"
+        )
     else:
         weights_path = f"{results}/weights/glorot.safetensors"
         architecture = {

@@ -17,11 +17,12 @@ with snakemake_step(smk, threads=smk.threads) as step:
         train_classifier,
     )
     from sdcnn.core.shards import ShardLayout
+    from sdcnn.reporting.figures import write_training_figures
 
     plan = read_plan(smk.input.plan)
     settings = TrainingSettings(**plan["settings"])
     warn_if_threads_differ("training.threads", settings.threads, smk.threads, step)
-    train_classifier(
+    metrics = train_classifier(
         LabelledPrompts(
             tensor_dirs={
                 name.removeprefix("tensors_"): path
@@ -33,10 +34,6 @@ with snakemake_step(smk, threads=smk.threads) as step:
             layout=ShardLayout(plan["sharded"]),
         ),
         settings,
-        TrainingOutputs(
-            weights=smk.output.weights,
-            metrics=smk.output.metrics,
-            curve=smk.output.curve,
-            confusion=smk.output.confusion,
-        ),
+        TrainingOutputs(weights=smk.output.weights, metrics=smk.output.metrics),
     )
+    write_training_figures(metrics, smk.output.curve, smk.output.confusion)

@@ -16,8 +16,8 @@ rounding, so the same tensors give the same weights' bytes on every CPU measured
 written in the contract's format, so both backends read it.
 
 It writes the weights, the per-epoch curve (loss, train and held-out accuracy) and the
-held-out metrics (accuracy, per-label precision and recall, the confusion matrix) as JSON,
-and both as pictures.
+held-out metrics (accuracy, per-label precision and recall, the confusion matrix) as JSON;
+``sdcnn.reporting.figures.write_training_figures`` draws both from the metrics.
 """
 
 from __future__ import annotations
@@ -88,8 +88,6 @@ class TrainingOutputs:
 
     weights: str | Path
     metrics: str | Path
-    curve: str | Path
-    confusion: str | Path
 
 
 def labelled_images(source: LabelledPrompts, holdout_every: int) -> dict[str, LabelledImages]:
@@ -265,9 +263,8 @@ def train_classifier(
 ) -> dict[str, Any]:
     """The train_classifier step end to end; returns the metrics document it wrote."""
     from sdcnn.classify.weights import save_weights
-    from sdcnn.core.fileio import write_bytes_atomic, write_json_atomic
+    from sdcnn.core.fileio import write_json_atomic
     from sdcnn.core.kernels import kernel_environment
-    from sdcnn.reporting.figures import confusion_matrix_png, training_curve_png
 
     labels = source.labels
     data = labelled_images(source, settings.holdout_every)
@@ -295,6 +292,4 @@ def train_classifier(
     }
     save_weights(outputs.weights, weights)
     write_json_atomic(outputs.metrics, metrics)
-    write_bytes_atomic(outputs.curve, training_curve_png(curve))
-    write_bytes_atomic(outputs.confusion, confusion_matrix_png(metrics["holdout"]))
     return metrics

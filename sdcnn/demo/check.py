@@ -172,7 +172,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the per-prompt table; exit status 1 when any picture is wrong."""
-    from sdcnn.workflow.step import pin_threads, set_hub_mode
+    from sdcnn.core.environment import pin_threads, set_hub_mode
 
     arguments = parse_arguments(argv)
     pin_threads(arguments.threads)

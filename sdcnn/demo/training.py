@@ -425,7 +425,7 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[Path, DemoPipelineTrain
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from sdcnn.workflow.step import pin_threads, set_hub_mode
+    from sdcnn.core.environment import pin_threads, set_hub_mode
 
     output, settings = parse_arguments(argv)
     pin_threads(settings.threads)

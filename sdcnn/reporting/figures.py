@@ -439,6 +439,17 @@ def confusion_matrix_png(holdout: dict[str, Any]) -> bytes:
     return _titled_png(fig, title, fontsize=10)
 
 
+def write_training_figures(
+    metrics: dict[str, Any], curve: str | Path, confusion: str | Path
+) -> None:
+    """Write train_classifier's two pictures from its metrics document: the per-epoch
+    ``curve`` and the held-out ``confusion`` matrix."""
+    from sdcnn.core.fileio import write_bytes_atomic
+
+    write_bytes_atomic(curve, training_curve_png(metrics["curve"]))
+    write_bytes_atomic(confusion, confusion_matrix_png(metrics["holdout"]))
+
+
 def _score(accuracy: float | None) -> str:
     return "n/a" if accuracy is None else f"{accuracy:.3f}"
 

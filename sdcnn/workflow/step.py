@@ -16,26 +16,11 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from sdcnn.core.environment import pin_threads, set_hub_mode
 from sdcnn.core.errors import CONSOLE_LOGGER, StepError
 from sdcnn.core.gpu_slots import claim_gpus
 
 log = logging.getLogger("sdcnn")
-
-_QUIET_ENV = {
-    "TRANSFORMERS_VERBOSITY": "error",
-    "DIFFUSERS_VERBOSITY": "error",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "PYTHONWARNINGS": "ignore::FutureWarning",
-}
-
-
-def pin_threads(threads: int) -> None:
-    """Fix the number of threads of OpenMP/MKL (set before torch or cv2 is imported)."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-
 
 # set in every SLURM job: there, a job that runs more threads than it was given CPUs
 # slows the other jobs on its node, so a shortfall is an error, not a warning
@@ -77,14 +62,6 @@ def warn_if_threads_differ(
     log.warning("%s", message)
     if console is not None:
         console.say(f"WARNING {message}")
-
-
-def set_hub_mode(*, offline: bool) -> None:
-    """Quiet the Hugging Face libraries; with ``offline`` never touch the network."""
-    os.environ.update(_QUIET_ENV)
-    os.environ["HF_HUB_OFFLINE"] = "1" if offline else "0"
-    if offline:
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 class Console:

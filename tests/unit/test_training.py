@@ -19,6 +19,7 @@ from sdcnn.config.check import ConfigError, check_config, load_schema
 from sdcnn.config.prompts import checked_prompts
 from sdcnn.core.naming import split_of
 from sdcnn.core.shards import ShardLayout
+from sdcnn.reporting.figures import write_training_figures
 from tests.support.configs import SMALL_CONFIG
 from tests.support.workspace import REPO
 
@@ -69,12 +70,13 @@ def trained(tmp_path: Path, name: str) -> dict:
         {"prompt_id": "up", "label": "bright", "n_images": 12, "shard": "s"},
         {"prompt_id": "down", "label": "dark", "n_images": 12, "shard": "s"},
     ]
-    return train_classifier(
+    metrics = train_classifier(
         LabelledPrompts({"s": tensors}, prompts, ["bright", "dark"], ShardLayout(True)),
         SETTINGS,
-        TrainingOutputs(out / "w.safetensors", out / "metrics.json", out / "curve.png",
-                        out / "confusion.png"),
-    )  # fmt: skip
+        TrainingOutputs(out / "w.safetensors", out / "metrics.json"),
+    )
+    write_training_figures(metrics, out / "curve.png", out / "confusion.png")
+    return metrics
 
 
 def test_training_learns_splits_and_is_deterministic(tmp_path: Path) -> None:
