@@ -31,7 +31,7 @@ include: RULES.join("manifest.smk")
 include: RULES.join("report.smk")
 
 
-from sdcnn.reporting.rst import register_jinja_filters
+from sdcnn.workflow.report import register_jinja_filters
 
 register_jinja_filters()  # report/*.rst escape what users wrote with `| rst`, `| rst_literal`
 

@@ -43,16 +43,15 @@ from sdcnn.config.plan import (
     WEIGHTS_TRAINED,
     RunPlan,
     UnknownShard,
-    conda_env,
-    planned_versions,
     prompt_id_pattern,
 )
 from sdcnn.classify.flux_backend import project_files
-from sdcnn.classify.prediction import backend_of_run
 from sdcnn.config.prompts import checked_prompts
 from sdcnn.core.provenance import output_config
 from sdcnn.generate.model_identity import model_class_name, model_params
 from sdcnn.generate.pipeline import GENERATION_LIBRARIES, planned_runtime
+from sdcnn.workflow.backend import backend_of_run
+from sdcnn.workflow.envs import conda_env, planned_versions
 from sdcnn.workflow.step import StepError
 
 PACKAGE_DIR = Path(
@@ -192,7 +191,7 @@ def get_training_inputs(wildcards):
     return {"plan": f"{TRAINING_DIR}/plan.json", **tensors}
 
 
-try:  # classifier.backend, auto resolved by the main process (sdcnn/classify/prediction.py)
+try:  # classifier.backend, auto resolved by the main process (sdcnn/workflow/backend.py)
     BACKEND = backend_of_run(
         CLASSIFIER["backend"],
         main_process=workflow.is_main_process,

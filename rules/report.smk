@@ -1,6 +1,6 @@
 import functools
 
-from sdcnn.reporting.rst import report_param
+from sdcnn.workflow.report import report_param
 
 
 rule figures:

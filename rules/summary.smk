@@ -1,4 +1,4 @@
-from sdcnn.reporting.rst import ReportParam
+from sdcnn.workflow.report import ReportParam
 
 
 rule summary:

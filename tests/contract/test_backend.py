@@ -15,14 +15,12 @@ import yaml
 
 from sdcnn.classify.flux_backend import predict_batches_flux, predict_command, prediction_plan
 from sdcnn.classify.prediction import (
-    BACKEND_DECISION_VARIABLE,
     ShardPrediction,
-    backend_decision,
-    decided_backend,
     predict_prompt,
     resolve_backend,
 )
 from sdcnn.core.shards import PromptBatch
+from sdcnn.workflow.backend import BACKEND_DECISION_VARIABLE, backend_decision, decided_backend
 from sdcnn.workflow.step import StepError
 from tests.support import make_golden
 from tests.support.configs import SMALL_CONFIG

@@ -21,8 +21,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from sdcnn.classify.prediction import BACKENDS
-from sdcnn.config.plan import conda_env
 from sdcnn.workflow.codedeps import package_modules
+from sdcnn.workflow.envs import conda_env
 from tests.support.workspace import REPO
 
 ENVS = REPO / "envs"
@@ -63,7 +63,7 @@ def directive(body: str, name: str) -> str | None:
 
 def chosen_env_files(name: str) -> list[str]:
     """The env files a conda: value of rules/common.smk can be: ``NAME = conda_env("step",
-    …)`` there, and every file sdcnn.config.plan.conda_env gives that step."""
+    …)`` there, and every file sdcnn.workflow.envs.conda_env gives that step."""
     common = (REPO / "rules" / "common.smk").read_text()
     step = re.search(rf'^{name} = conda_env\(\s*"(\w+)"', common, re.MULTILINE)
     assert step, f"{name} is not a conda_env(...) of rules/common.smk"

@@ -13,22 +13,21 @@ from typing import Any
 import pytest
 
 from sdcnn.classify.flux_backend import project_files
-from sdcnn.classify.prediction import BACKEND_DECISION_VARIABLE, backend_of_run
 from sdcnn.config.check import check_config, load_schema
 from sdcnn.config.plan import (
     INIT_WEIGHTS_PATH,
     TRAINED_WEIGHTS_PATH,
     RunPlan,
     UnknownShard,
-    conda_env,
-    planned_versions,
     prompt_id_pattern,
 )
 from sdcnn.config.prompts import assign_shards, checked_prompts
 from sdcnn.config.values import image_channels, weights_mode
 from sdcnn.core.resources import resource_number
 from sdcnn.generate.model_identity import folder_state, model_params
+from sdcnn.workflow.backend import BACKEND_DECISION_VARIABLE, backend_of_run
 from sdcnn.workflow.deploy import remote_package_problem
+from sdcnn.workflow.envs import conda_env, planned_versions
 from sdcnn.workflow.step import StepError
 from tests.support.workspace import REPO
 

@@ -21,7 +21,8 @@ import jinja2
 import pytest
 from docutils.core import publish_parts
 
-from sdcnn.reporting.rst import JINJA_FILTERS, register_jinja_filters, rst_literal, rst_text
+from sdcnn.reporting.rst import JINJA_FILTERS, rst_literal, rst_text
+from sdcnn.workflow.report import register_jinja_filters
 from tests.support.configs import SMALL_CONFIG
 from tests.support.runs import run_snakemake
 from tests.support.workspace import REPO, copy_workflow
@@ -249,7 +250,7 @@ def test_report_shows_the_prompts_verbatim(rst_report: tuple[str, str]) -> None:
 def test_report_params_are_short_in_the_report_and_whole_for_reruns_and_scripts() -> None:
     import pickle
 
-    from sdcnn.reporting.rst import ReportParam, report_param
+    from sdcnn.workflow.report import ReportParam, report_param
 
     prompts = [{"prompt_id": f"p{i}", "text": "a circle"} for i in range(1000)]
     param = report_param(lambda wildcards: prompts)(None)
