@@ -38,14 +38,15 @@ class GenerationSettings:
     was made on is in the key as the device actually used.)
     """
 
-    steps: int
-    guidance_scale: float
-    height: int | None  # None: the model's native size (resolved before anything is made)
-    width: int | None
-    scheduler: str
-    base_seed: int  # the seeds of the images derive from it (sdcnn.core.seeds)
-    threads: int  # torch threads: 1 vs 2 changes a few pixels
-    precision: str  # the dtype on CUDA
+    # the defaults are config/schema.yaml's (tests/unit/test_notebook_use.py checks)
+    steps: int = 25
+    guidance_scale: float = 7.5
+    height: int | None = None  # None: the model's native size (resolved before anything is made)
+    width: int | None = None
+    scheduler: str = "ddim"
+    base_seed: int = 1234  # the seeds of the images derive from it (sdcnn.core.seeds)
+    threads: int = 1  # torch threads: 1 vs 2 changes a few pixels
+    precision: str = "auto"  # the dtype on CUDA
     batch_size: int = 1  # images per pipeline call
     compile: bool = False  # torch.compile the denoiser
     true_cfg_scale: float = 1.0  # FLUX.1's true classifier-free guidance (> 1 with a negative)

@@ -23,6 +23,7 @@ from sdcnn.generate.model_source import (
     model_identity,
     model_layout,
     native_size,
+    resolve_model_source,
 )
 from sdcnn.generate.pipeline import (
     Generated,
@@ -299,3 +300,32 @@ def generate_shard(
         "pipeline loaded once" if "pipeline" in generator.__dict__ else "pipeline not loaded",
     )  # fmt: skip
     return ShardResult(dict(counts), list(generator.flagged))
+
+
+def generate_prompt(
+    text: str,
+    output_dir: str | Path,
+    *,
+    n_images: int = 1,
+    model: str = "demo",
+    negative_prompt: str = "",
+    prompt_id: str = "prompt",
+    gpus: int = 0,
+    allow_download: bool = False,
+    **generation: Any,
+) -> list[Path]:
+    """One prompt's images, as the workflow makes them, outside it: ``n_images`` PNGs
+    ``output_dir/<prompt_id>_000.png``, ... from ``model`` (``demo``, a local folder or a
+    Hub id, as the config's ``model.source``).  ``generation`` sets keys of
+    ``GenerationSettings`` (``steps=2``, ``height=64``, ...); the others are the config's
+    defaults.  Returns the paths of the PNGs."""
+    generate_shard(
+        output_dir=output_dir,
+        prompts=[PromptSpec(prompt_id, text, negative_prompt, n_images)],
+        layout=ShardLayout(sharded=False),
+        settings=GenerationSettings(**generation),
+        model=resolve_model_source(model),
+        allow_download=allow_download,
+        gpus=gpus,
+    )
+    return [Path(output_dir) / f"{image_id(prompt_id, index)}.png" for index in range(n_images)]
