@@ -35,11 +35,20 @@ else:
 import sdcnn
 from sdcnn.config.check import ConfigError, check_config, load_schema
 from sdcnn.config.plan import (
+    DATASET_TAR,
     INIT_WEIGHTS_PATH,
     JULIA_ENV_STAMP,
+    MANIFEST,
     RESULTS,
+    RUN_INFO_HTML,
+    SUMMARY_CSV,
+    SUMMARY_HTML,
+    SUMMARY_JSON,
     TRAINED_WEIGHTS_PATH,
-    TRAINING_DIR,
+    TRAINING_CONFUSION,
+    TRAINING_CURVE,
+    TRAINING_METRICS,
+    TRAINING_PLAN,
     WEIGHTS_TRAINED,
     RunPlan,
     UnknownShard,
@@ -138,7 +147,7 @@ def contact_sheet_output():
 
 def summary_csv_output():
     """summary.csv, in the report (a download) while it is small enough to embed."""
-    path = f"{RESULTS}/summary.csv"
+    path = SUMMARY_CSV
     if PLAN.image_count() > REPORT_CSV_MAX_ROWS:
         return path
     labels = {"table": "summary.csv (download)"}
@@ -185,10 +194,10 @@ def get_training_inputs(wildcards):
     that hold labelled prompts as ancient inputs: a shard re-run for an unlabelled prompt
     must not retrain (what decides the labelled images is in the plan)."""
     tensors = {
-        f"tensors_{s}": ancient(f"{RESULTS}/tensors/{s}")
+        f"tensors_{s}": ancient(PLAN.of_shard(shard_folder("tensors"), s))
         for s in PLAN.labelled_shards()
     }
-    return {"plan": f"{TRAINING_DIR}/plan.json", **tensors}
+    return {"plan": TRAINING_PLAN, **tensors}
 
 
 try:  # classifier.backend, auto resolved by the main process (sdcnn/workflow/backend.py)

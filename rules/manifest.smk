@@ -7,14 +7,14 @@ rule manifest:
         # training's metrics (they record its kernels) when the weights are trained
         **({"julia_stamp": JULIA_ENV_STAMP} if BACKEND == "flux" else {}),
         **(
-            {"training_metrics": f"{TRAINING_DIR}/metrics.json"}
+            {"training_metrics": TRAINING_METRICS}
             if PLAN.weights_mode == WEIGHTS_TRAINED
             else {}
         ),
         outputs=PLAN.data_outputs(),
         predictions=PLAN.prediction_outputs(),
     output:
-        f"{RESULTS}/manifest.json",
+        MANIFEST,
     log:
         f"{RESULTS}/logs/manifest.log",
     benchmark:

@@ -39,10 +39,10 @@ rule figures:
 
 rule summary_page:
     input:
-        summary=f"{RESULTS}/summary.csv",  # streamed: the JSON would be read whole
+        summary=SUMMARY_CSV,  # streamed: the JSON would be read whole
     output:
         report(
-            f"{RESULTS}/summary.html",
+            SUMMARY_HTML,
             caption="../report/summary.rst",
             category="Summary",
             labels={"table": "all images"},
@@ -63,10 +63,10 @@ rule summary_page:
 
 rule run_info:
     input:
-        manifest=f"{RESULTS}/manifest.json",
+        manifest=MANIFEST,
     output:
         report(
-            f"{RESULTS}/run_info.html",
+            RUN_INFO_HTML,
             caption="../report/run_info.rst",
             category="Run info",
             labels={"page": "configuration and package versions"},

@@ -6,7 +6,7 @@ rule summary:
         predictions=PLAN.prediction_outputs(),
     output:
         csv=summary_csv_output(),
-        json=f"{RESULTS}/summary.json",
+        json=SUMMARY_JSON,
     log:
         f"{RESULTS}/logs/summary.log",
     benchmark:
@@ -27,7 +27,7 @@ rule dataset:
         images=shard_folder("images"),
         predictions=shard_file("predictions", ".json"),
     output:
-        f"{RESULTS}/dataset/{{shard}}.tar",
+        DATASET_TAR,
     log:
         f"{RESULTS}/logs/dataset/{{shard}}.log",
     benchmark:

@@ -8,7 +8,7 @@
 
 rule training_plan:
     output:
-        f"{TRAINING_DIR}/plan.json",
+        TRAINING_PLAN,
     log:
         f"{RESULTS}/logs/training_plan.log",
     localrule: True
@@ -37,15 +37,15 @@ rule train_classifier:
         unpack(get_training_inputs),
     output:
         weights=TRAINED_WEIGHTS_PATH,
-        metrics=f"{TRAINING_DIR}/metrics.json",
+        metrics=TRAINING_METRICS,
         curve=report(
-            f"{TRAINING_DIR}/curve.png",
+            TRAINING_CURVE,
             caption="../report/training_curve.rst",
             category="Training",
             labels={"figure": "training curve"},
         ),
         confusion=report(
-            f"{TRAINING_DIR}/confusion_matrix.png",
+            TRAINING_CONFUSION,
             caption="../report/confusion_matrix.rst",
             category="Training",
             labels={"figure": "held-out confusion matrix"},

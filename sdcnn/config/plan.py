@@ -27,10 +27,21 @@ from sdcnn.core.shards import ShardLayout, quota
 RESULTS = "results"
 SHARD = "{shard}"  # the wildcard of every per-shard path
 
+# the workflow's outputs outside the shards' folders (rules/ take them from here)
 INIT_WEIGHTS_PATH = f"{RESULTS}/weights/glorot.safetensors"
 TRAINED_WEIGHTS_PATH = f"{RESULTS}/weights/trained.safetensors"
 TRAINING_DIR = f"{RESULTS}/training"
+TRAINING_PLAN = f"{TRAINING_DIR}/plan.json"
+TRAINING_METRICS = f"{TRAINING_DIR}/metrics.json"
+TRAINING_CURVE = f"{TRAINING_DIR}/curve.png"
+TRAINING_CONFUSION = f"{TRAINING_DIR}/confusion_matrix.png"
 JULIA_ENV_STAMP = f"{RESULTS}/julia/instantiated.txt"  # the Julia packages are installed
+SUMMARY_CSV = f"{RESULTS}/summary.csv"
+SUMMARY_JSON = f"{RESULTS}/summary.json"
+SUMMARY_HTML = f"{RESULTS}/summary.html"
+RUN_INFO_HTML = f"{RESULTS}/run_info.html"
+MANIFEST = f"{RESULTS}/manifest.json"
+DATASET_TAR = f"{RESULTS}/dataset/{SHARD}.tar"
 
 PROMPT_ID_DEFINITION = ("properties", "prompts", "propertyNames")  # in config/schema.yaml
 
@@ -222,8 +233,12 @@ class RunPlan:
         (``ShardLayout.file`` finds each prompt's inside)."""
         return self.shard_folder(kind) if self.sharded else f"{RESULTS}/{kind}/{SHARD}{suffix}"
 
+    def of_shard(self, pattern: str, shard: str) -> str:
+        """A per-shard path (``shard_folder``'s, ``DATASET_TAR``) for one shard."""
+        return pattern.replace(SHARD, shard)
+
     def per_shard(self, *patterns: str) -> list[str]:
-        return [pattern.replace(SHARD, shard) for pattern in patterns for shard in self.shards]
+        return [self.of_shard(pattern, shard) for pattern in patterns for shard in self.shards]
 
     def prediction_outputs(self) -> list[str]:
         return self.per_shard(self.shard_file("predictions", ".json"))
@@ -235,15 +250,14 @@ class RunPlan:
         return [
             *built.get(self.weights_mode, []),
             *self.per_shard(*folders, self.shard_file("predictions", ".json")),
-            f"{RESULTS}/summary.csv",
-            f"{RESULTS}/summary.json",
+            SUMMARY_CSV,
+            SUMMARY_JSON,
         ]
 
     def training_outputs(self) -> list[str]:
         if self.weights_mode != WEIGHTS_TRAINED:
             return []
-        return [f"{TRAINING_DIR}/{name}" for name in ("metrics.json", "curve.png",
-                                                      "confusion_matrix.png")]  # fmt: skip
+        return [TRAINING_METRICS, TRAINING_CURVE, TRAINING_CONFUSION]
 
     def report_outputs(self) -> list[str]:
         """What is made for people to look at (and shown by snakemake --report): contact
@@ -252,18 +266,18 @@ class RunPlan:
             *self.training_outputs(),
             *self.per_shard(self.shard_file("contact_sheets", ".png")),
             *self.per_shard(self.shard_folder("charts")),
-            f"{RESULTS}/summary.html",
-            f"{RESULTS}/run_info.html",
+            SUMMARY_HTML,
+            RUN_INFO_HTML,
         ]
 
     def dataset_outputs(self) -> list[str]:
         """The run as a training data set: a WebDataset tar per shard."""
-        return self.per_shard(f"{RESULTS}/dataset/{SHARD}.tar")
+        return self.per_shard(DATASET_TAR)
 
     def final_outputs(self) -> list[str]:
         return [
             *self.data_outputs(),
-            f"{RESULTS}/manifest.json",
+            MANIFEST,
             *self.report_outputs(),
             *self.dataset_outputs(),
         ]
