@@ -57,7 +57,7 @@ from sdcnn.config.plan import (
 from sdcnn.classify.flux_backend import project_files
 from sdcnn.config.prompts import checked_prompts
 from sdcnn.core.provenance import output_config
-from sdcnn.generate.model_identity import model_class_name, model_params
+from sdcnn.generate.model_identity import model_class_name, parse_time_identity
 from sdcnn.generate.pipeline import GENERATION_LIBRARIES, planned_runtime
 from sdcnn.workflow.backend import backend_of_run
 from sdcnn.workflow.envs import conda_env, planned_versions
@@ -186,7 +186,7 @@ GENERATION_RUNTIME = planned_runtime(
         workflow.source_path(GENERATE_ENV) if WITH_CONDA else None,
     ),
 )
-MODEL_PARAMS = model_params(config["model"]["source"])  # what the model is
+MODEL_PARAMS = parse_time_identity(config["model"]["source"])  # what the model is
 
 
 def get_training_inputs(wildcards):

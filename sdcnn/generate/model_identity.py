@@ -1,8 +1,9 @@
-"""What a model *is*, as the generate rule's params record it: cheap enough for parse time.
+"""What a model *is*, two ways: ``parse_time_identity`` for the generate rule's params and
+``content_identity`` for the image store's keys.
 
-Snakemake re-runs a job whose params changed, so the params must change when the model
-does, not only when its name does.  At parse time (which runs again in every cluster job
-and dry run) nothing may be written and a multi-gigabyte checkpoint cannot be read, so:
+``parse_time_identity(source)`` changes when the model does, not only when its name does,
+and is cheap enough for parse time (which runs again in every cluster job and dry run:
+nothing is written, no checkpoint is read):
 
 - the demo model: the sha256 of its files' content (5 MB, shipped with the package);
 - a local folder: a digest of every file's relative path, size and modification time,
@@ -10,6 +11,9 @@ and dry run) nothing may be written and a multi-gigabyte checkpoint cannot be re
   re-runs it too: the image store then hands back every image, keyed by content);
 - a Hub id: the commit of its snapshot in the local Hugging Face cache (``refs/main``),
   read from the cache's files without importing huggingface_hub; None when not cached.
+
+``content_identity(model, hash_cache)`` hashes a folder's content (the demo's, a local
+one's) or names a Hub repository at its cached commit: what an image was made with.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from sdcnn.generate.model_source import ModelSource, model_folder
 
 
 def folder_state(folder: str | Path) -> str:
@@ -57,10 +63,10 @@ def hub_cached_commit(repo_id: str, cache: str | Path, revision: str = "main") -
     return commit or None
 
 
-def model_params(source: str) -> dict[str, Any]:
-    """The generate rule's ``model`` param: the model's name and what it is (above).
-    ``model.allow_download`` is left out on purpose: it decides whether a model may be
-    fetched, never what it draws."""
+def parse_time_identity(source: str) -> dict[str, Any]:
+    """The generate rule's ``model`` param: the model's name and what it is (see the
+    module docstring).  ``model.allow_download`` is left out: it decides whether a model
+    may be fetched, never what it draws."""
     from sdcnn.generate.image_store import folder_fingerprint
     from sdcnn.generate.model_source import DEMO, DEMO_PIPELINE_DIR, looks_like_path
 
@@ -90,3 +96,14 @@ def model_class_name(source: str) -> str | None:
             folder = cache / f"models--{source.replace('/', '--')}" / "snapshots" / commit
     layout = read_layout(folder)
     return None if layout is None else layout.class_name
+
+
+def content_identity(model: ModelSource, hash_cache: Path | None) -> str | None:
+    """What the model *is*, for the image store's keys: a content hash of its folder
+    (``hash_cache`` keeps the file hashes), or a Hub repository at its cached commit."""
+    if model.kind == "hub":
+        snapshot = model_folder(model)  # named after its commit
+        return f"hub:{model.location}@{snapshot.name}" if snapshot else None
+    from sdcnn.generate.image_store import folder_fingerprint
+
+    return "sha256:" + folder_fingerprint(Path(model.location), hash_cache)

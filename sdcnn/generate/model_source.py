@@ -216,23 +216,3 @@ def native_size(model: ModelSource) -> int | None:
     its default sample size times its VAE's scale factor (``families.native_side``)."""
     layout = model_layout(model)
     return None if layout is None else native_side(layout)
-
-
-def hub_snapshot_commit(repo_id: str) -> str | None:
-    """The commit of the locally cached snapshot of a Hub model, if there is one."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id, local_files_only=True)).name
-    except Exception:  # noqa: BLE001 (not cached, or a broken cache: no identity, no store)
-        return None
-
-
-def model_identity(model: ModelSource, hash_cache: Path | None) -> str | None:
-    """What the model *is*: a content hash of its folder, or a Hub repository at a commit."""
-    if model.kind == "hub":
-        commit = hub_snapshot_commit(model.location)
-        return f"hub:{model.location}@{commit}" if commit else None
-    from sdcnn.generate.image_store import folder_fingerprint
-
-    return "sha256:" + folder_fingerprint(Path(model.location), hash_cache)

@@ -18,9 +18,9 @@ from sdcnn.core.provenance import canonical_json
 from sdcnn.core.shards import ShardLayout
 from sdcnn.generate import safety_checker
 from sdcnn.generate.image_store import ImageStore
+from sdcnn.generate.model_identity import content_identity
 from sdcnn.generate.model_source import (
     ModelSource,
-    model_identity,
     model_layout,
     native_size,
     resolve_model_source,
@@ -132,7 +132,7 @@ class ShardGenerator:
         self.model_id = (
             None
             if self.store is None
-            else model_identity(self.model, self.store.root / "file-hashes.json")
+            else content_identity(self.model, self.store.root / "file-hashes.json")
         )
 
     @functools.cached_property

@@ -24,7 +24,7 @@ from sdcnn.config.plan import (
 from sdcnn.config.prompts import assign_shards, checked_prompts
 from sdcnn.config.values import image_channels, weights_mode
 from sdcnn.core.resources import resource_number
-from sdcnn.generate.model_identity import folder_state, model_params
+from sdcnn.generate.model_identity import folder_state, parse_time_identity
 from sdcnn.workflow.backend import BACKEND_DECISION_VARIABLE, backend_of_run
 from sdcnn.workflow.deploy import remote_package_problem
 from sdcnn.workflow.envs import conda_env, planned_versions
@@ -226,11 +226,12 @@ def test_the_flux_backends_files_are_relative(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_model_params_say_what_the_model_is(tmp_path: Path) -> None:
-    demo = model_params("demo")
+    demo = parse_time_identity("demo")
     assert demo["source"] == "demo" and len(demo["sha256"]) == 64
     (tmp_path / "model_index.json").write_text("{}")
-    assert model_params(str(tmp_path)) == {"source": str(tmp_path), "files": folder_state(tmp_path)}
-    hub = model_params("someone/not-cached-model")
+    state = {"source": str(tmp_path), "files": folder_state(tmp_path)}
+    assert parse_time_identity(str(tmp_path)) == state
+    hub = parse_time_identity("someone/not-cached-model")
     assert hub["source"] == "someone/not-cached-model" and "commit" in hub
 
 
