@@ -43,7 +43,7 @@ class GenerationSettings:
     guidance_scale: float = 7.5
     height: int | None = None  # None: the model's native size (resolved before anything is made)
     width: int | None = None
-    scheduler: str = "ddim"
+    scheduler: str = "default"  # the model's own
     base_seed: int = 1234  # the seeds of the images derive from it (sdcnn.core.seeds)
     threads: int = 1  # torch threads: 1 vs 2 changes a few pixels
     precision: str = "auto"  # the dtype on CUDA
@@ -98,24 +98,17 @@ def check_native_size(pipeline: Any, side: int, model: ModelSource) -> None:
 
 
 def dtype_name(precision: str, device: str, class_name: str | None = None) -> str:
-    """The torch dtype name the pipeline of class ``class_name`` runs in: on CUDA the
-    configured one (``auto``: per family, ``families.cuda_dtype_name``), float32 elsewhere."""
-    return families.cuda_dtype_name(precision, class_name) if device == "cuda" else "float32"
-
-
-def diffusion_dtype(precision: str, device: str, class_name: str | None = None) -> str:
-    """``dtype_name``, with a check of ``precision`` and a warning where it does not apply.
-
-    Half precision on the CPU is slow or unsupported for some operations, so the CPU
-    always runs in float32 whatever ``precision`` says.
-    """
+    """The torch dtype name the pipeline of class ``class_name`` runs in for
+    ``generation.precision``.  On CUDA the configured one, where ``auto`` is bfloat16 for
+    the families published in it and float16 for the others; float32 elsewhere (half
+    precision on the CPU is slow or unsupported for some operations)."""
     if precision not in CUDA_DTYPES:
         raise StepError(f"generation.precision {precision!r} is not one of {sorted(CUDA_DTYPES)}")
-    if device != "cuda" and precision not in ("auto", "fp32"):
-        log.warning(
-            "generation.precision %s applies on a GPU only: float32 on the %s", precision, device
-        )
-    return dtype_name(precision, device, class_name)
+    if device != "cuda":
+        return "float32"
+    if precision == "auto" and families.prefers_bf16(class_name):
+        return "bfloat16"
+    return CUDA_DTYPES[precision]
 
 
 def check_scheduler(
@@ -398,10 +391,15 @@ def planned_runtime(
 
 
 def generation_dtype(precision: str, device: str, class_name: str | None = None) -> Any:
-    """The torch dtype of the pipeline: ``diffusion_dtype`` (bf16 only where supported)."""
+    """The torch dtype of the pipeline: ``dtype_name``'s (bf16 only where supported), with
+    a warning where ``precision`` does not apply."""
     import torch
 
-    name = diffusion_dtype(precision, device, class_name)
+    name = dtype_name(precision, device, class_name)
+    if device != "cuda" and precision not in ("auto", "fp32"):
+        log.warning(
+            "generation.precision %s applies on a GPU only: float32 on the %s", precision, device
+        )
     if name == "bfloat16" and not torch.cuda.is_bf16_supported():
         log.warning("this GPU does not support bfloat16: running in float16")
         name = "float16"

@@ -21,6 +21,7 @@ from sdcnn.generate.pipeline import (
     PromptSpec,
     call_arguments,
     check_native_size,
+    dtype_name,
     load_pipeline,
     place_on_device,
     planned_runtime,
@@ -124,13 +125,13 @@ def test_precision_auto_picks_the_familys_dtype(name: str) -> None:
         planned_runtime(gpus=0, precision="auto", versions={}, model_class=pipeline_class)["dtype"]
         == "float32"
     )
-    assert families.cuda_dtype_name("fp16", pipeline_class) == "float16"  # as configured
-    assert families.cuda_dtype_name("fp32", pipeline_class) == "float32"
+    assert dtype_name("fp16", "cuda", pipeline_class) == "float16"  # as configured
+    assert dtype_name("fp32", "cuda", pipeline_class) == "float32"
 
 
 def test_the_demo_and_an_unread_model_keep_fp16() -> None:
     assert model_class_name("demo") == "StableDiffusionPipeline"
-    assert families.cuda_dtype_name("auto", None) == "float16"
+    assert dtype_name("auto", "cuda", None) == "float16"
     assert model_class_name("someone/not-in-the-cache") is None
 
 
@@ -260,9 +261,10 @@ def test_the_config_check_refuses_a_scheduler_for_a_local_folder(
     config = {
         "prompts": {"a": {"text": "a circle"}},
         "model": {"source": str(family_folders["sd3"])},
+        "generation": {"scheduler": "ddim"},
     }
     with pytest.raises(ConfigError, match=r"^config key generation\.scheduler: 'ddim'") as error:
-        check_config(config, SCHEMA)  # the default scheduler, ddim
+        check_config(config, SCHEMA)
     assert "FlowMatchEulerDiscreteScheduler" in str(error.value)
     config["generation"] = {"scheduler": "flow_euler"}
     check_config(config, SCHEMA)

@@ -34,8 +34,8 @@ PROMPTS: dict[str, dict[str, Any]] = {
     "city": {"text": "A futuristic city at sunset", "negative_prompt": "blurry", "n_images": 2},
     "harbor": {"text": "A quiet fishing harbor at dawn", "n_images": 2},
 }
-# generation.scheduler per family: the schema's default (ddim) where it fits; flow_euler for
-# SD 3 (the flow scheduler a user picks); the model's own for FLUX.1 and Sana
+# generation.scheduler per family: ddim where it fits; flow_euler for SD 3 (the flow scheduler
+# a user picks); the model's own (the schema's default) for FLUX.1 and Sana
 SCHEDULER: dict[str, str] = {
     "sd1": "ddim",
     "sdxl": "ddim",

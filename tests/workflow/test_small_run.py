@@ -42,7 +42,7 @@ def test_images_per_prompt_with_metadata(small_run: Path) -> None:
             assert text["steps"] == "2"
             assert text["guidance_scale"] == "7.5"
             assert text["model"] == "demo"
-            assert text["scheduler"] == "ddim"
+            assert text["scheduler"] == "default"
 
 
 def test_images_differ_between_seeds(small_run: Path) -> None:
