@@ -310,7 +310,7 @@ def main() -> None:  # noqa: PLR0915
     from sdcnn.generate.pipeline import (  # fmt: skip
         GenerationSettings,
         PromptSpec,
-        diffusion_dtype,
+        dtype_name,
         generate_images,
         load_pipeline,
         prepare_for_device,
@@ -352,7 +352,7 @@ def main() -> None:  # noqa: PLR0915
         defaults = None  # free its memory before the next pipeline
         if device == "cuda":
             torch.cuda.empty_cache()
-        dtype = getattr(torch, diffusion_dtype(args.precision, device))
+        dtype = getattr(torch, dtype_name(args.precision, device))
         variants = [(f"project: {args.precision}, channels-last, batch {args.batch}", False)]
         if args.compile:
             variants.append(("project: as above + torch.compile", True))

@@ -25,7 +25,7 @@ FIXED_SAMPLE_SIZE = {"FluxPipeline": 128, "ChromaPipeline": 128, "QwenImagePipel
 # pipeline class prefixes published in bfloat16, whose transformers overflow in float16
 BF16_CLASS_PREFIXES = ("Flux", "StableDiffusion3", "Sana", "Chroma", "Lumina", "QwenImage")
 
-# generation.precision -> torch dtype on CUDA; "auto" picks per family (cuda_dtype_name)
+# generation.precision -> torch dtype on CUDA; "auto" picks per family (pipeline.dtype_name)
 CUDA_DTYPES = {"auto": "float16", "fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 
 # generation.scheduler -> diffusers class; "default" keeps the checkpoint's own
@@ -154,14 +154,6 @@ def loaded_native_side(pipeline: Any) -> int | None:
 def prefers_bf16(class_name: str | None) -> bool:
     """Whether a family is published in bfloat16 (FLUX.1, SD 3/3.5, Sana, ...)."""
     return class_name is not None and class_name.startswith(BF16_CLASS_PREFIXES)
-
-
-def cuda_dtype_name(precision: str, class_name: str | None) -> str:
-    """The torch dtype name on CUDA: ``precision``, where ``auto`` is bfloat16 for families
-    published in it and float16 for the others (SD 1.x/2.x/XL, PixArt-Σ)."""
-    if precision == "auto" and prefers_bf16(class_name):
-        return "bfloat16"
-    return CUDA_DTYPES[precision]
 
 
 # ---- schedulers

@@ -19,7 +19,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from sdcnn.core.device import exact_fp32_on_cuda
-from sdcnn.generate.pipeline import diffusion_dtype
+from sdcnn.generate.pipeline import dtype_name, generation_dtype
 from sdcnn.workflow.step import StepError
 from tests.support.configs import SMALL_CONFIG
 from tests.support.runs import run_snakemake
@@ -36,20 +36,20 @@ NOT_REQUESTED = "no GPU requested: running on the CPU"
     [("auto", "float16"), ("fp16", "float16"), ("bf16", "bfloat16"), ("fp32", "float32")],
 )
 def test_precision_on_cuda(precision: str, dtype: str) -> None:
-    assert diffusion_dtype(precision, "cuda") == dtype
+    assert dtype_name(precision, "cuda") == dtype
 
 
 @pytest.mark.parametrize("precision", ["auto", "fp16", "bf16", "fp32"])
 def test_the_cpu_always_runs_in_float32(precision: str, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="sdcnn.generate.pipeline"):
-        assert diffusion_dtype(precision, "cpu") == "float32"
+        assert str(generation_dtype(precision, "cpu")) == "torch.float32"
     warned = "applies on a GPU only" in caplog.text
     assert warned == (precision in ("fp16", "bf16"))
 
 
 def test_unknown_precision_is_an_error() -> None:
     with pytest.raises(StepError, match="generation.precision 'fp8'"):
-        diffusion_dtype("fp8", "cuda")
+        dtype_name("fp8", "cuda")
 
 
 def test_gpu_and_precision_defaults() -> None:
