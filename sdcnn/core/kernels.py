@@ -15,8 +15,6 @@ import platform
 import re
 from typing import Any
 
-MADE_ON_TEXT_KEY = "made_on"  # the PNG text chunk of the kernel environment (JSON)
-
 # environment variables that change which kernels run (and so the results' last bits)
 KERNEL_KNOBS = (
     "ATEN_CPU_CAPABILITY",  # torch's ATen: default, avx2, avx512, ...

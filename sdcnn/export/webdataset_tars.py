@@ -27,6 +27,7 @@ from typing import Any
 from sdcnn.core.errors import StepError
 from sdcnn.core.fileio import atomic_path
 from sdcnn.core.naming import image_ids
+from sdcnn.core.png_text import SEED, read_png_text
 from sdcnn.core.shards import ShardLayout
 
 SCHEMA = "sdcnn-dataset/1"
@@ -49,11 +50,8 @@ RECORD_FIELDS = (  # a record's keys, in its order
 
 def png_text(data: bytes) -> dict[str, str]:
     """The text chunks of PNG bytes (the pixels are not decoded)."""
-    from PIL import Image
-
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            return dict(getattr(image, "text", {}))
+        return read_png_text(data)
     except OSError as error:
         raise StepError(f"not a readable PNG: {error}") from error
 
@@ -63,7 +61,7 @@ def image_record(
 ) -> dict[str, Any]:
     """One image's record: its prompt, the label its prompt means, its seed (from its PNG),
     its split and the classifier's predictions (from the prediction file)."""
-    seed = text.get("seed")
+    seed = text.get(SEED)
     record = {
         "schema": SCHEMA,
         "prompt_id": prompt["prompt_id"],

@@ -13,20 +13,16 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from sdcnn.core.png_text import SAFETY_CHECKER, read_png_text
 from sdcnn.core.shards import PromptBatch, ShardLayout
 
-TEXT_KEY = "safety_checker"
 VERDICT_TEXT = {True: "flagged", False: "passed", None: "unchecked"}
 TEXT_VERDICT = {text: verdict for verdict, text in VERDICT_TEXT.items()}
 
 
 def verdict_of(png_path: str | Path) -> bool | None:
     """The verdict a generated PNG records (None when it records none)."""
-    from PIL import Image
-
-    with Image.open(png_path) as image:  # reads the header chunks, not the pixels
-        text = getattr(image, "text", {}).get(TEXT_KEY)
-    return TEXT_VERDICT.get(text)
+    return TEXT_VERDICT.get(read_png_text(png_path).get(SAFETY_CHECKER))
 
 
 def with_verdicts(

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sdcnn.core import png_text as keys
 from sdcnn.core.fileio import atomic_directory
-from sdcnn.core.kernels import MADE_ON_TEXT_KEY
 from sdcnn.core.naming import image_id
 from sdcnn.core.provenance import canonical_json
 from sdcnn.core.shards import ShardLayout
@@ -56,16 +56,16 @@ def png_text(
     kernel environment it was made with (``made_on``, JSON: where the same bytes come
     from again)."""
     fields = {
-        "prompt_id": prompt.prompt_id,
-        "image_index": index,
-        "prompt": prompt.text,
-        "negative_prompt": prompt.negative_prompt,
-        "seed": seed,
-        "model": model.name,
+        keys.PROMPT_ID: prompt.prompt_id,
+        keys.IMAGE_INDEX: index,
+        keys.PROMPT: prompt.text,
+        keys.NEGATIVE_PROMPT: prompt.negative_prompt,
+        keys.SEED: seed,
+        keys.MODEL: model.name,
         **asdict(settings),
     }
     text = {key: str(value) for key, value in fields.items()}
-    text[MADE_ON_TEXT_KEY] = canonical_json(made_on)
+    text[keys.MADE_ON] = canonical_json(made_on)
     return text
 
 
@@ -226,7 +226,7 @@ class ShardGenerator:
                 stem = image_id(prompt.prompt_id, index)
                 made_on = generated.made_on or self.kernels
                 text = png_text(prompt, index, seed, self.settings, self.model, made_on)
-                text[safety_checker.TEXT_KEY] = safety_checker.VERDICT_TEXT[generated.flagged]
+                text[keys.SAFETY_CHECKER] = safety_checker.VERDICT_TEXT[generated.flagged]
                 save_png(generated.image, folder / f"{stem}.png", text)
                 if generated.flagged:
                     self.flagged.append(stem)

@@ -24,6 +24,7 @@ import numpy as np
 from sdcnn.core.errors import StepError
 from sdcnn.core.fileio import atomic_directory
 from sdcnn.core.naming import image_ids
+from sdcnn.core.png_text import SEED
 from sdcnn.core.shards import ShardLayout
 from sdcnn.reporting.triage import doubt, most_doubtful
 
@@ -78,7 +79,7 @@ def read_rgb(path: Path) -> tuple[np.ndarray, str]:
 
     try:
         with Image.open(path) as image:
-            seed = str(getattr(image, "text", {}).get("seed", ""))
+            seed = str(getattr(image, "text", {}).get(SEED, ""))
             pixels = np.asarray(image.convert("L" if image.mode in ("L", "I;16") else "RGB"))
     except OSError as error:
         raise StepError(f"{path}: not a readable image: {error}") from error

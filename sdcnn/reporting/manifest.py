@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sdcnn.core.fileio import atomic_path, dumps_json, dumps_json_around, sha256_file
-from sdcnn.core.kernels import MADE_ON_TEXT_KEY
+from sdcnn.core.png_text import MADE_ON, read_png_text
 from sdcnn.core.provenance import package_versions
 
 SCHEMA = "sdcnn-manifest/1"
@@ -77,11 +77,8 @@ def backends_used(prediction_outputs: Sequence[str | Path]) -> list[str]:
 def _png_made_on(path: Path) -> str | None:
     """The kernel environment a PNG records (its ``made_on`` text chunk, JSON), if any:
     None for a PNG without it, or a file that is not a PNG."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as image:  # reads the chunks before the pixels, not the pixels
-            return getattr(image, "text", {}).get(MADE_ON_TEXT_KEY)
+        return read_png_text(path).get(MADE_ON)
     except (OSError, ValueError):
         return None
 

@@ -418,7 +418,7 @@ def save_png(path: Path, made_on: str | None, image_format: str = "PNG") -> None
     """A 2x2 image at ``path``, with ``made_on`` as its kernel environment text chunk."""
     from PIL import Image, PngImagePlugin
 
-    from sdcnn.core.kernels import MADE_ON_TEXT_KEY
+    from sdcnn.core.png_text import MADE_ON as MADE_ON_TEXT_KEY
 
     path.parent.mkdir(parents=True, exist_ok=True)
     info = PngImagePlugin.PngInfo()

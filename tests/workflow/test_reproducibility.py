@@ -27,10 +27,10 @@ from safetensors.numpy import save_file
 
 from sdcnn.core.kernels import (
     KERNEL_KNOBS,
-    MADE_ON_TEXT_KEY,
     cpu_description,
     kernel_environment,
 )
+from sdcnn.core.png_text import MADE_ON as MADE_ON_TEXT_KEY
 from sdcnn.generate.image_store import ImageStore, store_from_config
 from sdcnn.generate.model_source import ModelSource
 from sdcnn.generate.pipeline import PromptSpec
