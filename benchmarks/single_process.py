@@ -45,10 +45,10 @@ def main(workdir: Path) -> None:
         train_classifier,
     )
     from sdcnn.classify.weights import init_weights, save_weights
-    from sdcnn.config.prompts import PromptRules, assign_shards, load_prompts
+    from sdcnn.config.prompts import PromptRules, load_prompts
     from sdcnn.core.naming import image_ids
     from sdcnn.core.provenance import config_sha256, output_config
-    from sdcnn.core.shards import ShardLayout, quota, shard_batches
+    from sdcnn.core.shards import ShardLayout, assign_shards, quota, shard_batches
     from sdcnn.export.webdataset_tars import write_shard_dataset
     from sdcnn.generate.model_source import resolve_model_source
     from sdcnn.generate.pipeline import GenerationSettings, PromptSpec

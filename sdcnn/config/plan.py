@@ -14,7 +14,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sdcnn.config.prompts import assign_shards, shard_name
 from sdcnn.config.values import (
     WEIGHTS_FILE,
     WEIGHTS_GLOROT,
@@ -22,7 +21,7 @@ from sdcnn.config.values import (
     image_channels,
     weights_mode,
 )
-from sdcnn.core.shards import ShardLayout, quota
+from sdcnn.core.shards import ShardLayout, assign_shards, quota, shard_name
 
 RESULTS = "results"
 SHARD = "{shard}"  # the wildcard of every per-shard path

@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import csv
 import difflib
-import hashlib
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -458,31 +457,3 @@ def checked_prompts(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dic
             "a weights file",
         )
     return prompts
-
-
-# ---- shards
-
-
-def shard_index(prompt_id: str, n_shards: int) -> int:
-    """The shard of a prompt: a hash of its id alone (0-based), the same in every run."""
-    digest = hashlib.sha256(prompt_id.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % n_shards
-
-
-def shard_name(index: int, n_shards: int) -> str:
-    """``02-of-16``: 1-based, zero-padded so that the shard folders sort in order."""
-    width = len(str(n_shards))
-    return f"{index + 1:0{width}d}-of-{n_shards:0{width}d}"
-
-
-def assign_shards(prompt_ids: Iterable[str], n_shards: int | None) -> dict[str, list[str]]:
-    """Shard name -> its prompt ids (in the given order); only non-empty shards.
-
-    Without ``n_shards`` every prompt is a shard of its own, named after the prompt.
-    """
-    if n_shards is None:
-        return {prompt_id: [prompt_id] for prompt_id in prompt_ids}
-    shards: dict[int, list[str]] = {}
-    for prompt_id in prompt_ids:
-        shards.setdefault(shard_index(prompt_id, n_shards), []).append(prompt_id)
-    return {shard_name(index, n_shards): shards[index] for index in sorted(shards)}

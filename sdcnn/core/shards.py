@@ -1,16 +1,19 @@
-"""Where a step finds and puts one prompt's files inside its shard's outputs.
+"""Shards: which shard a prompt is in (a hash of its id), and where a step finds and puts
+one prompt's files inside its shard's outputs.
 
-A job of generate, preprocess, predict or figures works on a shard: with
-``shards`` in the config, ``results/<kind>/<shard>/`` holds one folder (images,
-tensors, previews, charts) or one file (``<prompt>.json``, ``<prompt>.png``) per
-prompt; without it, each prompt is its own shard and ``results/<kind>/<prompt>/``
-(or ``<prompt>.json``) is the prompt's own output, as Snakemake names it.
+``assign_shards(prompt_ids, 16)`` gives each shard's name (``03-of-16``) and prompts.
+A job of generate, preprocess, predict or figures works on a shard: with ``shards`` in
+the config, ``results/<kind>/<shard>/`` holds one folder (images, tensors, previews,
+charts) or one file (``<prompt>.json``, ``<prompt>.png``) per prompt; without it, each
+prompt is its own shard and ``results/<kind>/<prompt>/`` (or ``<prompt>.json``) is the
+prompt's own output, as Snakemake names it.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,3 +79,28 @@ def quota(total: int | None, index: int, n_shards: int) -> int | None:
     if total < 0 or n_shards < 1 or not 0 <= index < n_shards:
         raise ValueError(f"no quota for shard {index} of {n_shards} from {total}")
     return total // n_shards + (1 if index < total % n_shards else 0)
+
+
+def shard_index(prompt_id: str, n_shards: int) -> int:
+    """The shard of a prompt: a hash of its id alone (0-based), the same in every run."""
+    digest = hashlib.sha256(prompt_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % n_shards
+
+
+def shard_name(index: int, n_shards: int) -> str:
+    """``02-of-16``: 1-based, zero-padded so that the shard folders sort in order."""
+    width = len(str(n_shards))
+    return f"{index + 1:0{width}d}-of-{n_shards:0{width}d}"
+
+
+def assign_shards(prompt_ids: Iterable[str], n_shards: int | None) -> dict[str, list[str]]:
+    """Shard name -> its prompt ids (in the given order); only non-empty shards.
+
+    Without ``n_shards`` every prompt is a shard of its own, named after the prompt.
+    """
+    if n_shards is None:
+        return {prompt_id: [prompt_id] for prompt_id in prompt_ids}
+    shards: dict[int, list[str]] = {}
+    for prompt_id in prompt_ids:
+        shards.setdefault(shard_index(prompt_id, n_shards), []).append(prompt_id)
+    return {shard_name(index, n_shards): shards[index] for index in sorted(shards)}

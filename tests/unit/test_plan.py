@@ -21,9 +21,10 @@ from sdcnn.config.plan import (
     UnknownShard,
     prompt_id_pattern,
 )
-from sdcnn.config.prompts import assign_shards, checked_prompts
+from sdcnn.config.prompts import checked_prompts
 from sdcnn.config.values import image_channels, weights_mode
 from sdcnn.core.resources import resource_number
+from sdcnn.core.shards import assign_shards
 from sdcnn.generate.model_identity import folder_state, parse_time_identity
 from sdcnn.workflow.backend import BACKEND_DECISION_VARIABLE, backend_of_run
 from sdcnn.workflow.deploy import remote_package_problem

@@ -8,15 +8,8 @@ from pathlib import Path
 import pytest
 
 from sdcnn.config.check import ConfigError, check_config, load_schema
-from sdcnn.config.prompts import (
-    PromptRules,
-    SheetError,
-    assign_shards,
-    load_prompts,
-    read_prompt_sheet,
-    shard_index,
-    shard_name,
-)
+from sdcnn.config.prompts import PromptRules, SheetError, load_prompts, read_prompt_sheet
+from sdcnn.core.shards import assign_shards, shard_index, shard_name
 from tests.support.workspace import REPO
 
 SCHEMA_PATH = REPO / "config" / "schema.yaml"

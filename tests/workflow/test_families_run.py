@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from sdcnn.config.prompts import shard_name
+from sdcnn.core.shards import shard_name
 from tests.support.families import FAMILIES, FAMILY_FACTS
 from tests.support.runs import run_snakemake
 from tests.support.workspace import copy_workflow

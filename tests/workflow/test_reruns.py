@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from sdcnn.config.check import check_config, key_name, load_schema
-from sdcnn.config.prompts import PromptRules, assign_shards, load_prompts, shard_name
+from sdcnn.config.prompts import PromptRules, load_prompts
 from sdcnn.config.reruns import (
     ALL_PROMPTS,
     ITS_SHARD,
@@ -33,7 +33,7 @@ from sdcnn.config.reruns import (
     leaf_keys,
     rerun_table,
 )
-from sdcnn.core.shards import quota
+from sdcnn.core.shards import assign_shards, quota, shard_name
 from tests.support.configs import SMALL_CONFIG
 from tests.support.job_plan import JobPlan, dry_run
 from tests.support.runs import run_snakemake

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sdcnn.config.prompts import assign_shards, shard_index, shard_name
+from sdcnn.core.shards import assign_shards, shard_index, shard_name
 from tests.support.configs import (
     SHARDED_CONFIG,
     SHEET_PROMPTS,

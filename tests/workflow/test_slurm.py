@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from sdcnn.config.prompts import assign_shards
+from sdcnn.core.shards import assign_shards
 from tests.support.configs import (
     SHARDED_CONFIG,
     SHEET_PROMPTS,
