@@ -19,9 +19,9 @@ from sdcnn.classify.prediction import (
     predict_prompt,
     resolve_backend,
 )
+from sdcnn.core.errors import StepError
 from sdcnn.core.shards import PromptBatch
 from sdcnn.workflow.backend import BACKEND_DECISION_VARIABLE, backend_decision, decided_backend
-from sdcnn.workflow.step import StepError
 from tests.support import make_golden
 from tests.support.configs import SMALL_CONFIG
 from tests.support.job_plan import dry_run

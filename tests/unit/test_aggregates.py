@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from sdcnn.core.errors import StepError
 from sdcnn.core.fileio import dumps_json
 from sdcnn.reporting.manifest import (
     SCHEMA,
@@ -25,7 +26,6 @@ from sdcnn.reporting.manifest import (
     write_manifest,
 )
 from sdcnn.reporting.summary import FIXED_COLUMNS, read_all_predictions, summary_rows, write_summary
-from sdcnn.workflow.step import StepError
 
 LABELS = ["cat", "dog", "ship"]
 

@@ -12,10 +12,10 @@ from PIL import Image
 from safetensors.numpy import save_file
 
 from sdcnn.classify.weights import init_weights, load_weights, read_header
+from sdcnn.core.errors import StepError
 from sdcnn.core.fileio import atomic_directory, atomic_path
 from sdcnn.preprocess.image_to_tensor import read_image
 from sdcnn.preprocess.tensors import load_batch, load_tensor
-from sdcnn.workflow.step import StepError
 
 
 def png_bytes(side: int = 16) -> bytes:

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
+from sdcnn.core.errors import StepError
 from sdcnn.core.shards import ShardLayout
 from sdcnn.export.webdataset_tars import RECORD_FIELDS, SCHEMA, write_shard_dataset
-from sdcnn.workflow.step import StepError
 
 LABELS = ["circle", "square"]
 PROMPTS = [

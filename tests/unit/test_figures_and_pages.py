@@ -12,11 +12,11 @@ import pytest
 import yaml
 from PIL import Image
 
+from sdcnn.core.errors import StepError
 from sdcnn.core.progress import LogLines, log_progress_bar
 from sdcnn.core.provenance import config_sha256
 from sdcnn.reporting import figures
 from sdcnn.reporting.pages import run_info_page, summary_page
-from sdcnn.workflow.step import StepError
 
 LABELS = ["cat", "dog", "ship", "truck"]
 

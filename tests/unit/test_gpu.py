@@ -19,8 +19,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from sdcnn.core.device import exact_fp32_on_cuda
+from sdcnn.core.errors import StepError
 from sdcnn.generate.pipeline import dtype_name, generation_dtype
-from sdcnn.workflow.step import StepError
 from tests.support.configs import SMALL_CONFIG
 from tests.support.runs import run_snakemake
 from tests.support.workspace import REPO, copy_workflow

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants
 
+from sdcnn.core.errors import StepError
 from sdcnn.generate.model_source import (
     ModelSource,
     check_local_pipeline,
@@ -20,7 +21,6 @@ from sdcnn.generate.model_source import (
     hub_unreachable_reason,
     resolve_model_source,
 )
-from sdcnn.workflow.step import StepError
 from tests.support.network import closed_port_url
 
 INDEX = {

@@ -23,13 +23,13 @@ from sdcnn.config.plan import (
 )
 from sdcnn.config.prompts import checked_prompts
 from sdcnn.config.values import image_channels, weights_mode
+from sdcnn.core.errors import StepError
 from sdcnn.core.resources import resource_number
 from sdcnn.core.shards import assign_shards
 from sdcnn.generate.model_identity import folder_state, parse_time_identity
 from sdcnn.workflow.backend import BACKEND_DECISION_VARIABLE, backend_of_run
 from sdcnn.workflow.deploy import remote_package_problem
 from sdcnn.workflow.envs import conda_env, planned_versions
-from sdcnn.workflow.step import StepError
 from tests.support.workspace import REPO
 
 SCHEMA_PATH = REPO / "config" / "schema.yaml"

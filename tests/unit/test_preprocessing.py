@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from sdcnn.core.errors import StepError
 from sdcnn.core.shards import ShardLayout
 from sdcnn.preprocess import image_to_tensor
 from sdcnn.preprocess.image_to_tensor import (
@@ -21,7 +22,6 @@ from sdcnn.preprocess.image_to_tensor import (
     read_image,
     to_tensor,
 )
-from sdcnn.workflow.step import StepError
 
 
 def quadrants(values: tuple[int, int, int, int], side: int = 4) -> np.ndarray:

@@ -23,7 +23,7 @@ from sdcnn.classify.weights import (
     read_header,
     save_weights,
 )
-from sdcnn.workflow.step import StepError
+from sdcnn.core.errors import StepError
 
 
 def test_shapes_follow_image_size_and_labels() -> None:
