@@ -1,23 +1,18 @@
-"""Training the seed's CNN on the labelled prompts' images: the train_classifier step.
+"""Training the CNN on the labelled prompts' images: the train_classifier step.
 
-Each labelled prompt's images are split by image index: every ``holdout_every``-th image
-(indices ``holdout_every - 1``, ``2 * holdout_every - 1``, ...) is held out, the others
-are trained on, so adding images to a prompt never moves an image from one split to the
-other.  The network is the predict step's (sdcnn.classify.cnn.FluxCNN, the contract's of
-docs/equivalence.md): its parameters *are* the weights file's tensors, initialised
-as ``init_weights`` does (Glorot-uniform, Flux's default), trained with Adam on the
-cross-entropy of the logits, seeded and in a fixed order, with deterministic algorithms.
-It trains in float64 and writes the weights rounded to the contract's float32: the CPU's
-kernels (AVX-512, AVX2 or none; oneDNN's or ATen's convolution) sum in different orders,
-and in float32 those last-bit differences grow over the epochs into weights that differ
-by up to 0.2 (measured on the shapes32 golden case); in float64 they stay below float32's
-rounding, so the same tensors give the same weights' bytes on every CPU measured
-(docs/reproducibility.md, which gives the time it costs).  The result is
-written in the contract's format, so both backends read it.
+``train_classifier(source, settings, outputs)`` writes the weights (the contract's format,
+docs/equivalence.md, so both backends read them) and a metrics document (the per-epoch
+curve; the held-out accuracy, per-label precision and recall, confusion matrix), and
+returns the metrics; ``sdcnn.reporting.figures.write_training_figures`` draws them.
 
-It writes the weights, the per-epoch curve (loss, train and held-out accuracy) and the
-held-out metrics (accuracy, per-label precision and recall, the confusion matrix) as JSON;
-``sdcnn.reporting.figures.write_training_figures`` draws both from the metrics.
+Every ``holdout_every``-th image of a prompt (indices ``holdout_every - 1``, ...) is held
+out, so adding images never moves one between the splits.  The network is the predict
+step's (``sdcnn.classify.cnn.FluxCNN``), initialised as ``init_weights`` does and trained
+with Adam on the cross-entropy, seeded, in a fixed order, with deterministic algorithms.
+It trains in float64 and writes float32: the CPUs' kernels sum in different orders, and in
+float32 those last-bit differences grow over the epochs (up to 0.2 in a weight); in
+float64 they stay below float32's rounding, so the same tensors give the same weights'
+bytes on every CPU measured (docs/reproducibility.md).
 """
 
 from __future__ import annotations

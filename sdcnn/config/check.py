@@ -16,10 +16,6 @@
    weights file whose header does not fit the labels and tensor shape.
 
 Nothing here imports torch or diffusers, so a bad config fails in a second.
-
-Over 400 lines on purpose: each step above turns a different failure (strict YAML,
-``--config`` strings, jsonschema errors, checks beyond the schema) into the same one-line
-``ConfigError``; they share its wording helpers.
 """
 
 from __future__ import annotations

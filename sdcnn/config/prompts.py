@@ -1,4 +1,4 @@
-"""The prompts of a run: a mapping in the config, or a sheet (.tsv/.csv), and their shards.
+"""The prompts of a run: a mapping in the config, or a sheet (.tsv/.csv).
 
 ``prompts:`` in the config is either a mapping (id -> settings) or the path of a
 sheet with a header row (``prompt_id``, ``text``, optional ``negative_prompt`` and
@@ -12,13 +12,6 @@ escape, a backspace, ...): they would reach the PNGs' text chunks, the JSON and 
 A sheet of 100,000 rows is read and checked quickly (benchmarks/dry_run_scale.py,
 RESULTS.md §5): the schema's rules for one prompt are compiled once into plain
 checks, and only a row that fails them goes through jsonschema, for its message.
-
-Shards: with ``shards: N`` the prompts are spread over at most N shards by a
-hash of the prompt id alone, so adding or removing a prompt moves no other
-prompt to another shard.
-
-Over 400 lines on purpose: the mapping and the sheet are held to the same rules, row by
-row and column by column, and those rules are read from the schema here, in one place.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Shards: which shard a prompt is in (a hash of its id), and where a step finds and puts
 one prompt's files inside its shard's outputs.
 
-``assign_shards(prompt_ids, 16)`` gives each shard's name (``03-of-16``) and prompts.
+``assign_shards(prompt_ids, 16)`` gives each shard's name (``03-of-16``) and prompts: a
+prompt's shard is a hash of its id alone, so adding or removing a prompt moves no other.
 A job of generate, preprocess, predict or figures works on a shard: with ``shards`` in
 the config, ``results/<kind>/<shard>/`` holds one folder (images, tensors, previews,
 charts) or one file (``<prompt>.json``, ``<prompt>.png``) per prompt; without it, each

@@ -17,10 +17,6 @@ scheduler for inference), so it loads through the workflow's ordinary path.
 The same seed and thread count give the same weights.
 
     python -m sdcnn.demo.training --output sdcnn/demo/assets/demo-pipeline
-
-Over 400 lines on purpose: the whole recipe of the shipped model in one file, read top
-to bottom (data, VAE, text encoder and UNet, the record ``training.json``), so that a
-retrain is reviewed as one diff.
 """
 
 from __future__ import annotations

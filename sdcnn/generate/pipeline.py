@@ -18,7 +18,7 @@ from typing import Any
 from sdcnn.core.errors import StepError
 from sdcnn.core.progress import log_progress_bar
 from sdcnn.generate import families
-from sdcnn.generate.families import CUDA_DTYPES, SCHEDULERS, ModelLayout  # noqa: F401 (re-exported)
+from sdcnn.generate.families import CUDA_DTYPES, SCHEDULERS, ModelLayout
 from sdcnn.generate.model_source import ModelSource, check_model_available, hub_error, native_size
 
 log = logging.getLogger(__name__)

@@ -2,11 +2,9 @@
 
 Drawn with matplotlib's object API (``Figure``, rendered by Agg), never
 ``pyplot``: no display, no GUI backend, no global figure state, so it runs the
-same on a headless node as on a laptop.  Same inputs, same PNG bytes.
-
-Over 400 lines on purpose: one module draws every picture of the run (charts, contact
-sheets, training curve, confusion matrix) in one house style (``figure``, ``png_bytes``,
-``TEXT_COLOUR``); split by picture, each part would import the style back.
+same on a headless node as on a laptop.  Same inputs, same PNG bytes.  Every picture of
+the run (charts, contact sheets, training curve, confusion matrix) shares one style
+(``figure``, ``png_bytes``, ``TEXT_COLOUR``).
 """
 
 from __future__ import annotations

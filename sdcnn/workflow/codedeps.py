@@ -17,9 +17,8 @@ The digest is of ``ast.dump`` of the module with its docstrings removed: comment
 layout are not in the tree, and line numbers are left out.  ``ast.dump``'s format can
 change with Python's minor version, so a new Python re-runs the steps once.
 
-A param rather than the module files as inputs: with thousands of jobs, every extra
-input file is resolved against every rule's outputs, which made dry runs slower
-(benchmarks/RESULTS.md §5).
+A param rather than the module files as inputs: with thousands of jobs, every input file
+is resolved against every rule's outputs, which slows dry runs (benchmarks/RESULTS.md §5).
 """
 
 from __future__ import annotations

@@ -1,47 +1,23 @@
 """Snakemake's locks of a killed run: removed only when their holder is known to be dead.
 
-Snakemake locks the files a run reads and writes with files under ``.snakemake/locks``
-(``<n>.input.lock``, ``<n>.output.lock``: the first free ``n``, one pair a run) and
-deletes them when it exits; a run killed with ``kill -9`` (or by the OOM killer, or a lost
-SSH session) leaves its pair behind, and every later run that touches those files stops
-with "Directory cannot be locked" until someone runs ``snakemake --unlock``.  Runs with
-disjoint targets may work in one folder at the same time, each with its own pair.
+A run killed with ``kill -9`` (or the OOM killer, or a lost SSH session) leaves its pair of
+lock files (``.snakemake/locks/<n>.input.lock``, ``<n>.output.lock``) behind, and every
+later run that touches those files stops with "Directory cannot be locked".
 
-Nothing here runs while Snakemake parses the workflow: parsing happens again in every
-cluster job, dry run, lint and report, on hosts where the run that holds a lock is
-invisible, so a parse-time guess of "stale" would delete the lock of a live run.
-Instead:
-
-- when a run starts executing (Snakemake's ``onstart``, in the main process only; never
-  in dry runs or cluster jobs, which Snakemake starts with ``--no-hooks``), it records,
-  for each lock file of its own, who holds it: host, boot, PID namespace, process id and
-  the process's start time, with the lock file's identity, in
-  ``.snakemake/locks/<lock>.sdcnn-holder.json``; ``onsuccess``/``onerror`` remove those
-  records (and Snakemake, as it exits, the whole folder: Snakemake 9.27's
-  ``FilePersistence._delete_locks`` removes ``.snakemake/locks`` with every lock in it,
-  so a run that *ends normally* beside another also drops the other's locks; nothing
-  here can prevent that);
-- ``python -m sdcnn.workflow.locks`` (which ``make run`` calls before Snakemake) judges each lock
-  file on its own record: it removes a lock file only when the record names a process on
-  this very host, boot and PID namespace that no longer exists (a process id taken over
-  by a newer process counts as gone: its start time differs).  Every other lock file (no
-  record, a record of an earlier lock file of the same name, another host or namespace,
-  a holder alive) is left as it is, and it says why; Snakemake then refuses to run what
-  touches it, as usual, and ``snakemake --unlock`` is the way out once you know no run is
+- ``install_hooks``, called at parse time, registers handlers on the workflow object (a
+  module's ``onstart:`` would be ignored); nothing is written while parsing.  When the run
+  starts executing (main process only, never in dry runs or cluster jobs), the handler
+  records who holds each of its own lock files (host, boot, PID namespace, process id and
+  start time, the lock file's identity) in ``.snakemake/locks/<lock>.sdcnn-holder.json``;
+  ``onsuccess``/``onerror`` remove those records.
+- ``python -m sdcnn.workflow.locks`` (``make run`` calls it before Snakemake) removes a lock
+  file only when its record names a process on this host, boot and PID namespace that has
+  exited (a reused process id counts as gone: its start time differs).  Every other
+  lock file is left, with the reason; ``snakemake --unlock`` is the way out once no run is
   left.
 
-Which lock files are a run's own: Snakemake 9's ``FilePersistence._write_locks`` keeps
-the path of each lock file it wrote in ``workflow.persistence._lockfile`` (``{"input":
-path, "output": path}``, only the kinds it wrote), and ``Workflow.execute`` calls the
-``onstart`` handler inside ``with persistence.lock()``, after the files are written.
-
-The handlers are installed by :func:`install_hooks`, at parse time, on the workflow
-object, not with ``onstart:``: Snakemake keeps an ``onstart:``/``onsuccess:``/
-``onerror:`` only from the main Snakefile and its includes (``Workflow.onstart`` checks
-``modifier.is_main_snakefile()``, which is false while a module's Snakefile runs), so
-under ``module x: snakefile: ...; use rule * from x`` the workflow's own handlers never
-ran and no lock of such a run had a holder.  Installing only registers functions: parsing
-still writes and removes nothing.
+Snakemake (9.27) removes ``.snakemake/locks`` as a whole when a run ends normally, so a
+run that ends beside another also drops the other's locks.
 """
 
 from __future__ import annotations
