@@ -61,41 +61,6 @@ def resolve_backend(requested: str, *, julia_found: bool, julia_project: bool = 
     return requested
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-
-
-def classify_folder(
-    folder: str | Path,
-    weights_path: str | Path,
-    *,
-    size: int,
-    labels: Sequence[str] | None = None,
-    interpolation: str = "auto",
-    device: str = "cpu",
-) -> dict[str, dict[str, float]]:
-    """The CNN's label probabilities for each image file in ``folder``, by file name:
-    preprocessed as the workflow does (``size`` x ``size``, gray if the weights take one
-    channel) and run through the weights at ``weights_path`` with torch.  ``labels``
-    default to those the weights file records."""
-    from sdcnn.classify.cnn import FluxCNN
-    from sdcnn.classify.weights import check_compatible, load_weights
-    from sdcnn.preprocess.image_to_tensor import read_image, to_tensor
-
-    weights = load_weights(weights_path)
-    names = list(labels if labels is not None else weights.labels or [])
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise StepError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
-    gray = weights.in_channels == 1
-    batch = np.stack([to_tensor(read_image(p), size, gray, interpolation) for p in paths])
-    check_compatible(weights, str(weights_path), names, batch.shape[1:])
-    probabilities = predict_torch(FluxCNN(weights), batch, device)
-    return {
-        path.name: {label: float(p) for label, p in zip(names, row, strict=True)}
-        for path, row in zip(paths, probabilities, strict=True)
-    }
-
-
 # Images per forward pass on the CPU: one keeps the feature maps in cache (a whole
 # prompt's batch is slower per image: benchmarks/predict_speed.py, RESULTS.md §2).
 CPU_CHUNK = 1

@@ -28,7 +28,7 @@ def test_a_prompts_images_and_their_labels_from_python(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     # the README's lines
-    from sdcnn.classify.prediction import classify_folder
+    from sdcnn.classify.folder import classify_folder
     from sdcnn.generate.shard_generator import generate_prompt
 
     paths = generate_prompt("A lighthouse at dusk", "images", steps=2, height=64, width=64)
