@@ -30,14 +30,14 @@ SHARD = "{shard}"  # the wildcard of every per-shard path
 INIT_WEIGHTS_PATH = f"{RESULTS}/weights/glorot.safetensors"
 TRAINED_WEIGHTS_PATH = f"{RESULTS}/weights/trained.safetensors"
 TRAINING_DIR = f"{RESULTS}/training"
-TRAINING_PLAN = f"{TRAINING_DIR}/plan.json"
-TRAINING_METRICS = f"{TRAINING_DIR}/metrics.json"
-TRAINING_CURVE = f"{TRAINING_DIR}/curve.png"
-TRAINING_CONFUSION = f"{TRAINING_DIR}/confusion_matrix.png"
+TRAINING_PLAN, TRAINING_METRICS, TRAINING_CURVE, TRAINING_CONFUSION = (
+    f"{TRAINING_DIR}/{name}"
+    for name in ("plan.json", "metrics.json", "curve.png", "confusion_matrix.png")
+)
 JULIA_ENV_STAMP = f"{RESULTS}/julia/instantiated.txt"  # the Julia packages are installed
-SUMMARY_CSV = f"{RESULTS}/summary.csv"
-SUMMARY_JSON = f"{RESULTS}/summary.json"
-SUMMARY_HTML = f"{RESULTS}/summary.html"
+SUMMARY_CSV, SUMMARY_JSON, SUMMARY_HTML = (
+    f"{RESULTS}/summary.{ext}" for ext in ("csv", "json", "html")
+)
 RUN_INFO_HTML = f"{RESULTS}/run_info.html"
 MANIFEST = f"{RESULTS}/manifest.json"
 DATASET_TAR = f"{RESULTS}/dataset/{SHARD}.tar"
