@@ -72,18 +72,30 @@ def make_inputs(folder: Path, rows: int, per_prompt: int, shards: int) -> None:
             probabilities = {name: w / total for name, w in zip(LABELS, weights, strict=True)}
             top = max(probabilities, key=probabilities.__getitem__)
             image_id = f"{prompt_id}_{index:03d}"
-            images.append({
-                "image_id": image_id, "tensor": f"results/tensors/{shard}/{image_id}.npy",
-                "tensor_sha256": "0" * 64, "safety_flagged": None, "label": label,
-                "split": None if label is None else ("holdout" if index % 4 == 3 else "train"),
-                "probabilities": probabilities, "top_label": top,
-                "top_probability": probabilities[top],
-                "correct": None if label is None else top == label,
-            })  # fmt: skip
+            images.append(
+                {
+                    "image_id": image_id,
+                    "tensor": f"results/tensors/{shard}/{image_id}.npy",
+                    "tensor_sha256": "0" * 64,
+                    "safety_flagged": None,
+                    "label": label,
+                    "split": None if label is None else ("holdout" if index % 4 == 3 else "train"),
+                    "probabilities": probabilities,
+                    "top_label": top,
+                    "top_probability": probabilities[top],
+                    "correct": None if label is None else top == label,
+                }
+            )
             with open(tensors / f"{image_id}.npy", "wb") as handle:
                 handle.write(image_id.encode() * 8)
-        document = {"schema": "sdcnn-predictions/1", "prompt_id": prompt_id, "backend": "torch",
-                    "device": "cpu", "labels": LABELS, "images": images}  # fmt: skip
+        document = {
+            "schema": "sdcnn-predictions/1",
+            "prompt_id": prompt_id,
+            "backend": "torch",
+            "device": "cpu",
+            "labels": LABELS,
+            "images": images,
+        }
         path = folder / "predictions" / shard / f"{prompt_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(document), encoding="utf-8")
@@ -93,8 +105,9 @@ def measure(folder: Path, code: str, code_dir: Path = REPO) -> tuple[float, floa
     """(seconds, peak RSS in MB) of ``code`` run in a fresh Python in ``folder``, with the
     ``sdcnn`` package of ``code_dir``."""
     script = MEASURED.replace("{code}", code).replace("{code_dir!r}", repr(str(code_dir)))
-    result = subprocess.run([sys.executable, "-c", script], cwd=folder, capture_output=True,
-                            text=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=folder, capture_output=True, text=True
+    )
     if result.returncode != 0:
         sys.exit(result.stderr[-3000:])
     seconds, rss_kb = result.stdout.split()[-2:]
@@ -120,15 +133,22 @@ def main() -> None:
             make_inputs(folder, rows, args.images_per_prompt, args.shards)
             made = time.perf_counter() - started
             n_files = -(-rows // args.images_per_prompt)
-            print(f"{rows} rows ({n_files} prediction files, {rows} tensor files; "
-                  f"made in {made:.1f} s):")  # fmt: skip
+            print(
+                f"{rows} rows ({n_files} prediction files, {rows} tensor files; "
+                f"made in {made:.1f} s):"
+            )
             for step, code in STEPS.items():
                 seconds, rss = measure(folder, code, args.code)
-                sizes = {"summary": "summary.csv", "summary_page": "summary.html",
-                         "manifest": "manifest.json"}  # fmt: skip
+                sizes = {
+                    "summary": "summary.csv",
+                    "summary_page": "summary.html",
+                    "manifest": "manifest.json",
+                }
                 size = (folder / sizes[step]).stat().st_size / 1e6
-                print(f"  {step:13s} {seconds:8.2f} s  {1e6 * seconds / rows:7.2f} us a row  "
-                      f"peak RSS {rss:7.0f} MB  output {size:9.2f} MB")  # fmt: skip
+                print(
+                    f"  {step:13s} {seconds:8.2f} s  {1e6 * seconds / rows:7.2f} us a row  "
+                    f"peak RSS {rss:7.0f} MB  output {size:9.2f} MB"
+                )
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 

@@ -22,8 +22,18 @@ sys.path.insert(0, str(REPO))
 from tests.support.workspace import WORKFLOW_PARTS, copy_workflow  # noqa: E402, F401
 
 # what a run delivers (results/ less logs and benchmarks): compared byte for byte
-DATA = ("models", "weights", "images", "tensors", "previews", "predictions", "charts",
-        "contact_sheets", "training", "dataset")  # fmt: skip
+DATA = (
+    "models",
+    "weights",
+    "images",
+    "tensors",
+    "previews",
+    "predictions",
+    "charts",
+    "contact_sheets",
+    "training",
+    "dataset",
+)
 NOT_DATA = ("plan.json",)  # training/plan.json: the workflow's own record of train's params
 DATA_FILES = ("summary.csv", "summary.json", "manifest.json", "summary.html", "run_info.html")
 

@@ -150,8 +150,10 @@ def main() -> None:
             f"  {name:28s} {jobs:>6s} jobs  {describe(times)}  {min(times) / one:5.2f}x 1 prompt"
             f"  peak RSS {rss:6.0f} MB"
         )
-    print(f"goals: {args.prompts} prompts <= 2 s; {args.huge} prompts in {args.huge_shards} "
-          "shards <= 5x 1 prompt")  # fmt: skip
+    print(
+        f"goals: {args.prompts} prompts <= 2 s; {args.huge} prompts in {args.huge_shards} "
+        "shards <= 5x 1 prompt"
+    )
     print(f"jobs of the {args.prompts}-prompt sharded case:")
     print(tables[f"{args.prompts} prompts, {args.shards} shards"])
     print(f"Snakemake's floor, {4 * args.prompts + 1} jobs (the unsharded DAG) with bare rules:")

@@ -54,22 +54,36 @@ SPEC_BF16_TFLOPS = {
 }
 
 SD15_UNET = {
-    "sample_size": 64, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
+    "sample_size": 64,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 2,
     "block_out_channels": (320, 640, 1280, 1280),
     "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
     "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    "cross_attention_dim": 768, "attention_head_dim": 8,
-}  # fmt: skip
+    "cross_attention_dim": 768,
+    "attention_head_dim": 8,
+}
 SD15_VAE = {
-    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2,
-    "block_out_channels": (128, 256, 512, 512), "sample_size": 512,
-    "down_block_types": ("DownEncoderBlock2D",) * 4, "up_block_types": ("UpDecoderBlock2D",) * 4,
-}  # fmt: skip
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 2,
+    "block_out_channels": (128, 256, 512, 512),
+    "sample_size": 512,
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4,
+}
 SD15_TEXT = {
-    "hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
-    "num_hidden_layers": 12, "max_position_embeddings": 77, "vocab_size": 49408,
-    "hidden_act": "quick_gelu", "projection_dim": 768,
-}  # fmt: skip
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_attention_heads": 12,
+    "num_hidden_layers": 12,
+    "max_position_embeddings": 77,
+    "vocab_size": 49408,
+    "hidden_act": "quick_gelu",
+    "projection_dim": 768,
+}
 
 
 def sd15_pipeline(device: str):  # noqa: ANN201
@@ -86,10 +100,15 @@ def sd15_pipeline(device: str):  # noqa: ANN201
         text = CLIPTextModel(CLIPTextConfig(**SD15_TEXT))
         unet, vae = UNet2DConditionModel(**SD15_UNET), AutoencoderKL(**SD15_VAE)
     return StableDiffusionPipeline(
-        vae=vae, text_encoder=text, tokenizer=demo.tokenizer, unet=unet,
-        scheduler=demo.scheduler, safety_checker=None, feature_extractor=None,
+        vae=vae,
+        text_encoder=text,
+        tokenizer=demo.tokenizer,
+        unet=unet,
+        scheduler=demo.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
         requires_safety_checker=False,
-    )  # fmt: skip
+    )
 
 
 def synchronize(device: str) -> None:
@@ -229,23 +248,36 @@ def family_main(args: argparse.Namespace) -> None:
         side = args.size  # None: the model's native size
         settings = resolve_size(
             GenerationSettings(
-                steps=args.steps, guidance_scale=args.guidance, height=side, width=side,
-                scheduler="default", base_seed=0, threads=torch.get_num_threads(),
-                precision=args.precision, batch_size=args.batch, compile=args.compile,
+                steps=args.steps,
+                guidance_scale=args.guidance,
+                height=side,
+                width=side,
+                scheduler="default",
+                base_seed=0,
+                threads=torch.get_num_threads(),
+                precision=args.precision,
+                batch_size=args.batch,
+                compile=args.compile,
                 offload=args.offload,
             ),
             model,
-        )  # fmt: skip
+        )
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
         pipeline = prepare_for_device(
             load_pipeline(
-                model, device=device, dtype=dtype, scheduler="default", allow_download=False,
+                model,
+                device=device,
+                dtype=dtype,
+                scheduler="default",
+                allow_download=False,
                 offload=args.offload,
             ),
-            device, args.compile, vae_tiling_on(settings),
-        )  # fmt: skip
+            device,
+            args.compile,
+            vae_tiling_on(settings),
+        )
         synchronize(device)
         load_s = time.perf_counter() - started
         pipeline.set_progress_bar_config(disable=True)
@@ -261,17 +293,25 @@ def family_main(args: argparse.Namespace) -> None:
         rate = images_per_second(call, args.images, args.batch, device)
         peak = peak_memory_gib(device)
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
-    print(f"{model.name} ({class_name}, {denoiser_key(pipeline)}) on {name}, "
-          f"{str(dtype).removeprefix('torch.')}, torch {torch.__version__}")  # fmt: skip
-    print(f"{settings.height}x{settings.width}, {settings.steps} steps, guidance "
-          f"{settings.guidance_scale}, batch {args.batch}, {args.images} images")  # fmt: skip
+    print(
+        f"{model.name} ({class_name}, {denoiser_key(pipeline)}) on {name}, "
+        f"{str(dtype).removeprefix('torch.')}, torch {torch.__version__}"
+    )
+    print(
+        f"{settings.height}x{settings.width}, {settings.steps} steps, guidance "
+        f"{settings.guidance_scale}, batch {args.batch}, {args.images} images"
+    )
     where = "GPU" if device == "cuda" else "CPU resident"
-    print(f"load {load_s:.2f} s; {1 / rate:.3f} s per image ({rate:.2f} images/s); "
-          f"peak memory {peak:.2f} GiB ({where})")  # fmt: skip
+    print(
+        f"load {load_s:.2f} s; {1 / rate:.3f} s per image ({rate:.2f} images/s); "
+        f"peak memory {peak:.2f} GiB ({where})"
+    )
     per_image = step_flops * calls
-    print(f"denoiser: {calls} calls an image x {step_flops / 1e9:.3f} GFLOP = "
-          f"{per_image / 1e9:.3f} GFLOP per image; whole call {image_flops / 1e9:.3f} "
-          f"GFLOP per image; {per_image * rate / 1e12:.3f} TFLOP/s in the denoiser")  # fmt: skip
+    print(
+        f"denoiser: {calls} calls an image x {step_flops / 1e9:.3f} GFLOP = "
+        f"{per_image / 1e9:.3f} GFLOP per image; whole call {image_flops / 1e9:.3f} "
+        f"GFLOP per image; {per_image * rate / 1e12:.3f} TFLOP/s in the denoiser"
+    )
 
 
 def main() -> None:  # noqa: PLR0915
@@ -280,8 +320,11 @@ def main() -> None:  # noqa: PLR0915
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--size", type=int, help="512; with --family/--model: native")
-    parser.add_argument("--precision", choices=["auto", "fp16", "bf16", "fp32"],
-                        help="bf16; with --family/--model: auto (the family's)")  # fmt: skip
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp16", "bf16", "fp32"],
+        help="bf16; with --family/--model: auto (the family's)",
+    )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--smoke", action="store_true", help="tiny model on the CPU")
     parser.add_argument("--family", help="a tiny family of tests/support/families.py")
@@ -307,7 +350,7 @@ def main() -> None:  # noqa: PLR0915
 
     from sdcnn.demo.model import save_demo_pipeline
     from sdcnn.generate.model_source import ModelSource
-    from sdcnn.generate.pipeline import (  # fmt: skip
+    from sdcnn.generate.pipeline import (
         GenerationSettings,
         PromptSpec,
         dtype_name,
@@ -320,34 +363,45 @@ def main() -> None:  # noqa: PLR0915
     if device == "cpu" and not args.smoke:
         sys.exit("no CUDA device: run this on a GPU machine, or use --smoke to check the script")
     prompt = PromptSpec("bench", "A futuristic city at sunset", "", args.images)
-    print(f"{torch.cuda.get_device_name() if device == 'cuda' else 'CPU (smoke test)'}, "
-          f"torch {torch.__version__}; {args.images} images {args.size}x{args.size}, "
-          f"{args.steps} steps, guidance 7.5")  # fmt: skip
+    print(
+        f"{torch.cuda.get_device_name() if device == 'cuda' else 'CPU (smoke test)'}, "
+        f"torch {torch.__version__}; {args.images} images {args.size}x{args.size}, "
+        f"{args.steps} steps, guidance 7.5"
+    )
 
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "model"
         if args.smoke:
             save_demo_pipeline(folder, seed=0)
             defaults = load_pipeline(
-                ModelSource("local", str(folder), "demo"), device=device,
-                dtype=torch.float32, scheduler="ddim", allow_download=False,
-            )  # fmt: skip
+                ModelSource("local", str(folder), "demo"),
+                device=device,
+                dtype=torch.float32,
+                scheduler="ddim",
+                allow_download=False,
+            )
         else:
             defaults = sd15_pipeline(device)
             defaults.save_pretrained(folder, safe_serialization=True)
         defaults.set_progress_bar_config(disable=True)
         unet_flops = unet_flops_per_step(defaults, args.size, device) * args.steps
         plain = GenerationSettings(
-            steps=args.steps, guidance_scale=7.5, height=args.size, width=args.size,
-            scheduler="ddim", base_seed=0, threads=torch.get_num_threads(), precision="fp32",
-        )  # fmt: skip
+            steps=args.steps,
+            guidance_scale=7.5,
+            height=args.size,
+            width=args.size,
+            scheduler="ddim",
+            base_seed=0,
+            threads=torch.get_num_threads(),
+            precision="fp32",
+        )
         rows = {
             "diffusers defaults (fp32, batch 1)": images_per_second(
                 lambda b: generate_images(defaults, prompt, list(range(b)), plain),
                 args.images if not args.smoke else 2,
                 1,
                 device,
-            )  # fmt: skip
+            )
         }
         defaults = None  # free its memory before the next pipeline
         if device == "cuda":
@@ -362,22 +416,32 @@ def main() -> None:  # noqa: PLR0915
             )
             pipeline = prepare_for_device(
                 load_pipeline(
-                    ModelSource("local", str(folder), "sd15-random"), device=device,
-                    dtype=dtype, scheduler="ddim", allow_download=False,
+                    ModelSource("local", str(folder), "sd15-random"),
+                    device=device,
+                    dtype=dtype,
+                    scheduler="ddim",
+                    allow_download=False,
                 ),
-                device, compile_unet,
-            )  # fmt: skip
+                device,
+                compile_unet,
+            )
             pipeline.set_progress_bar_config(disable=True)
             rows[name] = images_per_second(
                 lambda b, p=pipeline, s=settings: generate_images(p, prompt, list(range(b)), s),
-                args.images, args.batch, device,
-            )  # fmt: skip
+                args.images,
+                args.batch,
+                device,
+            )
             pipeline = None
     base = next(iter(rows.values()))
     peak_spec = next(
-        (tflops for name, tflops in SPEC_BF16_TFLOPS.items()
-         if device == "cuda" and name in torch.cuda.get_device_name()), None,
-    )  # fmt: skip
+        (
+            tflops
+            for name, tflops in SPEC_BF16_TFLOPS.items()
+            if device == "cuda" and name in torch.cuda.get_device_name()
+        ),
+        None,
+    )
     peak_measured = measured_bf16_tflops() if device == "cuda" else None
     print(f"UNet: {unet_flops / 1e9:.1f} GFLOP per image ({args.steps} steps x 2 passes)")
     for name, rate in rows.items():

@@ -94,8 +94,9 @@ def main() -> None:
             started = time.perf_counter()
             subprocess.run(
                 [sys.executable, str(REPO / "benchmarks" / "single_process.py"), str(single)],
-                check=True, capture_output=True,
-            )  # fmt: skip
+                check=True,
+                capture_output=True,
+            )
             times["single"].append(time.perf_counter() - started)
             ours, theirs = data_files(sharded / "results"), data_files(single / "results")
             names = set(ours) | set(theirs)
@@ -121,8 +122,10 @@ def main() -> None:
         print(f"ratio sharded / {name}: {ratio:.2f}x (goal <= 1.3x)")
     print("jobs of the sharded run (they overlap on the cores):")
     for rule, values in sorted(seconds.items(), key=lambda item: -sum(item[1])):
-        print(f"  {rule:14s} {len(values):3d} job(s)  {sum(values):7.2f} s in all, "
-              f"{statistics.mean(values):6.2f} s each")  # fmt: skip
+        print(
+            f"  {rule:14s} {len(values):3d} job(s)  {sum(values):7.2f} s in all, "
+            f"{statistics.mean(values):6.2f} s each"
+        )
     print(
         f"a generate job: {fixed:.2f} s fixed (start, imports, model load) + {per_image:.3f} s "
         f"an image => a shard of {fixed / per_image:.0f} images spends half its time on the "

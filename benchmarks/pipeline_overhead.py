@@ -66,8 +66,9 @@ def main() -> None:
             started = time.perf_counter()
             subprocess.run(
                 [sys.executable, str(REPO / "benchmarks" / "single_process.py"), str(single)],
-                check=True, capture_output=True,
-            )  # fmt: skip
+                check=True,
+                capture_output=True,
+            )
             single_times.append(time.perf_counter() - started)
 
             ours, theirs = data_files(workflow / "results"), data_files(single / "results")
@@ -84,18 +85,26 @@ def main() -> None:
 
     pipeline, single = min(pipeline_times), min(single_times)
     print(machine())
-    print(f"{args.config.name} ({len(config['prompts'])} prompts, "
-          f"{sum(p['n_images'] for p in config['prompts'].values())} images), image store off, "
-          f"same data outputs byte for byte: yes ({len(ours)} files)")  # fmt: skip
-    print(f"snakemake --cores {args.cores}: best {pipeline:.1f} s "
-          f"(runs: {', '.join(f'{t:.1f}' for t in pipeline_times)})")  # fmt: skip
-    print(f"one Python process:   best {single:.1f} s "
-          f"(runs: {', '.join(f'{t:.1f}' for t in single_times)})")  # fmt: skip
+    print(
+        f"{args.config.name} ({len(config['prompts'])} prompts, "
+        f"{sum(p['n_images'] for p in config['prompts'].values())} images), image store off, "
+        f"same data outputs byte for byte: yes ({len(ours)} files)"
+    )
+    print(
+        f"snakemake --cores {args.cores}: best {pipeline:.1f} s "
+        f"(runs: {', '.join(f'{t:.1f}' for t in pipeline_times)})"
+    )
+    print(
+        f"one Python process:   best {single:.1f} s "
+        f"(runs: {', '.join(f'{t:.1f}' for t in single_times)})"
+    )
     print(f"ratio: {pipeline / single:.2f}x (goal <= 1.3x)")
     print("where the workflow's time goes (last run; jobs overlap on the cores):")
     for rule, values in sorted(seconds.items(), key=lambda item: -sum(item[1])):
-        print(f"  {rule:18s} {len(values):2d} job(s)  {sum(values):6.2f} s in all, "
-              f"{statistics.mean(values):5.2f} s each")  # fmt: skip
+        print(
+            f"  {rule:18s} {len(values):2d} job(s)  {sum(values):6.2f} s in all, "
+            f"{statistics.mean(values):5.2f} s each"
+        )
     print(f"  snakemake start-up + DAG (a dry run with nothing to do): {nothing_to_do:.2f} s")
     print("start-up of a fresh Python process per kind of step (imports included):")
     for name, value in imports.items():

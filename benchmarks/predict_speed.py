@@ -103,11 +103,17 @@ def main() -> None:
 
         def step() -> None:
             predict_prompt(
-                backend="torch", julia_project="julia",
-                prompt_id="bench", tensor_dir=str(scratch / "tensors"), image_ids=stems,
-                weights_path=str(scratch / "w.safetensors"), labels=labels,
-                output_path=str(scratch / "bench.json"), gpus=0, threads=args.threads,
-            )  # fmt: skip
+                backend="torch",
+                julia_project="julia",
+                prompt_id="bench",
+                tensor_dir=str(scratch / "tensors"),
+                image_ids=stems,
+                weights_path=str(scratch / "w.safetensors"),
+                labels=labels,
+                output_path=str(scratch / "bench.json"),
+                gpus=0,
+                threads=args.threads,
+            )
 
         batch = torch.from_numpy(np.stack([np.load(path, allow_pickle=False) for path in paths]))
         raw_loop()  # warm up (oneDNN primitive caches)

@@ -66,9 +66,15 @@ def main() -> None:
 
         def step(threads: int) -> None:
             preprocess_prompt(
-                images, scratch / "tensors", scratch / "previews", stems,
-                size=args.size, grayscale=True, interpolation="auto", threads=threads,
-            )  # fmt: skip
+                images,
+                scratch / "tensors",
+                scratch / "previews",
+                stems,
+                size=args.size,
+                grayscale=True,
+                interpolation="auto",
+                threads=threads,
+            )
 
         def clear_outputs() -> None:
             """Both loops start without outputs, as a job does (Snakemake removes them first)."""
@@ -102,7 +108,7 @@ def main() -> None:
                 "--allowed-rules",
                 "preprocess",
                 "--quiet",
-            ),  # fmt: skip
+            ),
             max(2, args.repeats // 2),
         )
 

@@ -108,8 +108,9 @@ def main() -> None:
     print(machine())
     what = "what follows the predictions, again" if args.refresh else "the whole run"
     if not args.report_only:
-        print(f"{workdir}: {images} images; snakemake ({what}), --cores {args.cores}: "
-              f"{seconds:.1f} s")  # fmt: skip
+        print(
+            f"{workdir}: {images} images; snakemake ({what}), --cores {args.cores}: {seconds:.1f} s"
+        )
     else:
         print(f"{workdir}: {images} images; the report only (the jobs' figures: their run)")
     costs = job_costs(results)
@@ -117,16 +118,20 @@ def main() -> None:
     generate_cpu = sum(cpu for _, cpu in costs.get("generate", [])) or float("nan")
     for rule, jobs in sorted(costs.items(), key=lambda item: -sum(c for _, c in item[1])):
         wall, cpu = sum(w for w, _ in jobs), sum(c for _, c in jobs)
-        print(f"{rule:14s} {len(jobs):4d} {wall:8.1f} {cpu:6.1f} {1000 * cpu / images:13.2f} "
-              f"{cpu / generate_cpu:15.1%}")  # fmt: skip
+        print(
+            f"{rule:14s} {len(jobs):4d} {wall:8.1f} {cpu:6.1f} {1000 * cpu / images:13.2f} "
+            f"{cpu / generate_cpu:15.1%}"
+        )
     others = [rule for rule in costs if rule != "generate"]
     other_cpu = sum(cpu for rule in others for _, cpu in costs[rule])
     other_wall = sum(wall for rule in others for wall, _ in costs[rule])
     generate_wall = sum(wall for wall, _ in costs.get("generate", [])) or float("nan")
-    print(f"every step but generate: CPU {other_cpu:.1f} s = {other_cpu / generate_cpu:.1%} "
-          f"of generate's {generate_cpu:.1f} s; wall {other_wall:.1f} s = "
-          f"{other_wall / generate_wall:.1%} of generate's {generate_wall:.1f} s "
-          "(goal <= 25%)")  # fmt: skip
+    print(
+        f"every step but generate: CPU {other_cpu:.1f} s = {other_cpu / generate_cpu:.1%} "
+        f"of generate's {generate_cpu:.1f} s; wall {other_wall:.1f} s = "
+        f"{other_wall / generate_wall:.1%} of generate's {generate_wall:.1f} s "
+        "(goal <= 25%)"
+    )
     prefix = offline_prefix()
     report = results / "report.html"
     times = []
@@ -135,13 +140,17 @@ def main() -> None:
         _report(prefix, workdir, report)
         times.append(time.perf_counter() - begun)
     network = "no network (unshare -n)" if prefix else "network not disabled"
-    print(f"snakemake --report, {network}: median {statistics.median(times):.2f} s "
-          f"(min {min(times):.2f}, n={len(times)}); {report.stat().st_size / 1e6:.2f} MB "
-          "(goal < 10 s)")  # fmt: skip
+    print(
+        f"snakemake --report, {network}: median {statistics.median(times):.2f} s "
+        f"(min {min(times):.2f}, n={len(times)}); {report.stat().st_size / 1e6:.2f} MB "
+        "(goal < 10 s)"
+    )
     report.unlink()
     counts = file_counts(results)
-    print(f"files under results/: {sum(counts.values())}: "
-          + ", ".join(f"{name} {n}" for name, n in counts.most_common()))
+    print(
+        f"files under results/: {sum(counts.values())}: "
+        + ", ".join(f"{name} {n}" for name, n in counts.most_common())
+    )
 
 
 def _report(prefix: list[str], workdir: Path, report: Path) -> None:

@@ -80,28 +80,48 @@ def main(workdir: Path) -> None:
     data_outputs = []
     for shard, shard_specs in specs.items():  # generate and preprocess every shard
         generate_shard(
-            output_dir=folder["images", shard], prompts=shard_specs, layout=layout,
-            settings=settings, model=model_source, allow_download=False, gpus=0, store=None,
-        )  # fmt: skip
+            output_dir=folder["images", shard],
+            prompts=shard_specs,
+            layout=layout,
+            settings=settings,
+            model=model_source,
+            allow_download=False,
+            gpus=0,
+            store=None,
+        )
         preprocess_shard(
-            folder["images", shard], folder["tensors", shard], folder["previews", shard],
+            folder["images", shard],
+            folder["tensors", shard],
+            folder["previews", shard],
             {spec.prompt_id: image_ids(spec.prompt_id, spec.n_images) for spec in shard_specs},
-            layout, **preprocess, threads=pre["threads"],
-        )  # fmt: skip
+            layout,
+            **preprocess,
+            threads=pre["threads"],
+        )
         data_outputs += [folder[kind, shard] for kind in ("images", "tensors", "previews")]
     if clf["weights"] == "trained":  # then train on the labelled prompts
         weights_path = f"{results}/weights/trained.safetensors"
         labelled = [
-            {"prompt_id": pid, "label": prompts[pid]["label"], "n_images": prompts[pid]["n_images"],
-             "shard": shard}
-            for shard, ids in shards.items() for pid in ids if prompts[pid]["label"] is not None
-        ]  # fmt: skip
+            {
+                "prompt_id": pid,
+                "label": prompts[pid]["label"],
+                "n_images": prompts[pid]["n_images"],
+                "shard": shard,
+            }
+            for shard, ids in shards.items()
+            for pid in ids
+            if prompts[pid]["label"] is not None
+        ]
         metrics = train_classifier(
-            LabelledPrompts({shard: folder["tensors", shard] for shard in shards}, labelled,
-                            clf["labels"], layout),
+            LabelledPrompts(
+                {shard: folder["tensors", shard] for shard in shards},
+                labelled,
+                clf["labels"],
+                layout,
+            ),
             TrainingSettings.from_config(config["training"]),
             TrainingOutputs(weights_path, f"{results}/training/metrics.json"),
-        )  # fmt: skip
+        )
         write_training_figures(
             metrics, f"{results}/training/curve.png", f"{results}/training/confusion_matrix.png"
         )
@@ -127,33 +147,49 @@ def main(workdir: Path) -> None:
         predict_shard(
             backend="torch",
             batches=with_truth(with_verdicts(batches, folder["images", shard], layout), truth),
-            weights_path=weights_path, labels=clf["labels"], output=prediction, layout=layout,
-            gpus=0, threads=clf["threads"], julia_project=REPO / "julia",
-        )  # fmt: skip
+            weights_path=weights_path,
+            labels=clf["labels"],
+            output=prediction,
+            layout=layout,
+            gpus=0,
+            threads=clf["threads"],
+            julia_project=REPO / "julia",
+        )
         figures, n_shards = config["figures"], config["shards"]
         index = int(shard.split("-of-")[0]) - 1 if layout.sharded else 0  # as the workflow
-        share = {key: quota(figures[key], index, n_shards) if layout.sharded else figures[key]
-                 for key in ("charts", "contact_sheets")}  # fmt: skip
+        share = {
+            key: quota(figures[key], index, n_shards) if layout.sharded else figures[key]
+            for key in ("charts", "contact_sheets")
+        }
         write_shard_figures(
-            prompts=[asdict(spec) for spec in shard_specs], layout=layout,
-            predictions=prediction, image_dir=folder["images", shard],
-            preview_dir=folder["previews", shard], charts_dir=folder["charts", shard],
-            contact_sheets=sheet, charts=share["charts"], sheets=share["contact_sheets"],
+            prompts=[asdict(spec) for spec in shard_specs],
+            layout=layout,
+            predictions=prediction,
+            image_dir=folder["images", shard],
+            preview_dir=folder["previews", shard],
+            charts_dir=folder["charts", shard],
+            contact_sheets=sheet,
+            charts=share["charts"],
+            sheets=share["contact_sheets"],
             sheet_images=figures["sheet_images"],
-        )  # fmt: skip
+        )
         write_shard_dataset(
-            prompts=[asdict(spec) for spec in shard_specs], layout=layout,
-            predictions=prediction, image_dir=folder["images", shard],
+            prompts=[asdict(spec) for spec in shard_specs],
+            layout=layout,
+            predictions=prediction,
+            image_dir=folder["images", shard],
             output_path=f"{results}/dataset/{shard}.tar",
-        )  # fmt: skip
+        )
         predictions.append(prediction)
     write_summary(predictions, f"{results}/summary.csv", f"{results}/summary.json", list(prompts))
     config_for_outputs = output_config(config)
     data_outputs += [*predictions, f"{results}/summary.csv", f"{results}/summary.json"]
     write_manifest(
-        f"{results}/manifest.json", data_outputs, predictions,
+        f"{results}/manifest.json",
+        data_outputs,
+        predictions,
         config_sha256({**config_for_outputs, "prompts": prompts}),
-    )  # fmt: skip
+    )
     write_summary_page(f"{results}/summary.csv", f"{results}/summary.html")
     write_run_info(config_for_outputs, f"{results}/manifest.json", f"{results}/run_info.html")
 

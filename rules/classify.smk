@@ -46,11 +46,7 @@ rule predict:
 rule instantiate_julia:
     input:
         # the Julia project's file (none in a remote module)
-        **(
-            {"project": os.path.relpath(JULIA_DIR / "Project.toml")}
-            if JULIA_DIR
-            else {}
-        ),
+        **({"project": os.path.relpath(JULIA_DIR / "Project.toml")} if JULIA_DIR else {}),
     output:
         JULIA_ENV_STAMP,
     log:

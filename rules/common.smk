@@ -18,9 +18,7 @@ from snakemake.settings.types import DeploymentMethod
 # git+file:// source) has none: Snakemake reads its files one by one through its source
 # cache (workflow.source_path), and its Python package must be installed (checked here).
 WORKFLOW_SOURCE = workflow.current_basedir
-WORKFLOW_DIR = (
-    Path(WORKFLOW_SOURCE).parent if isinstance(WORKFLOW_SOURCE, os.PathLike) else None
-)
+WORKFLOW_DIR = Path(WORKFLOW_SOURCE).parent if isinstance(WORKFLOW_SOURCE, os.PathLike) else None
 if WORKFLOW_DIR is not None:  # its own sdcnn package, beside the rules
     sys.path.insert(0, str(WORKFLOW_DIR))
 else:
@@ -63,9 +61,7 @@ from sdcnn.workflow.backend import backend_of_run
 from sdcnn.workflow.envs import conda_env, planned_versions
 from sdcnn.workflow.step import StepError
 
-PACKAGE_DIR = Path(
-    sdcnn.__file__
-).parent  # the code the steps run, and whose digests count
+PACKAGE_DIR = Path(sdcnn.__file__).parent  # the code the steps run, and whose digests count
 SCHEMA_PATH = Path(workflow.source_path("../config/schema.yaml"))
 SCHEMA = load_schema(SCHEMA_PATH)
 
@@ -73,9 +69,7 @@ SCHEMA = load_schema(SCHEMA_PATH)
 # schema (defaults filled in), then what a schema cannot check (model folder, weights),
 # and the prompts: the mapping, or the rows of the prompt sheet it names.
 try:
-    check_config(
-        config, SCHEMA_PATH, workflow.configfiles, workflow.config_settings.config
-    )
+    check_config(config, SCHEMA_PATH, workflow.configfiles, workflow.config_settings.config)
     PROMPTS = checked_prompts(config, SCHEMA)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
@@ -137,12 +131,8 @@ def contact_sheet_output():
     shown = {"caption": "../report/contact_sheet.rst", "category": "Contact sheets"}
     if SHARDED:
         folder = directory(shard_folder("contact_sheets"))
-        return report(
-            folder, patterns=["{prompt}.png"], labels={"prompt": "{prompt}"}, **shown
-        )
-    return report(
-        shard_file("contact_sheets", ".png"), labels={"prompt": "{shard}"}, **shown
-    )
+        return report(folder, patterns=["{prompt}.png"], labels={"prompt": "{prompt}"}, **shown)
+    return report(shard_file("contact_sheets", ".png"), labels={"prompt": "{shard}"}, **shown)
 
 
 def summary_csv_output():
@@ -151,9 +141,7 @@ def summary_csv_output():
     if PLAN.image_count() > REPORT_CSV_MAX_ROWS:
         return path
     labels = {"table": "summary.csv (download)"}
-    return report(
-        path, caption="../report/summary_csv.rst", category="Summary", labels=labels
-    )
+    return report(path, caption="../report/summary_csv.rst", category="Summary", labels=labels)
 
 
 # ---- what a job runs with: its GPUs, its environment, its model, its backend
@@ -210,9 +198,7 @@ try:  # classifier.backend, auto resolved by the main process (sdcnn/workflow/ba
     )
 except StepError as error:  # before any job runs: one clear message
     raise WorkflowError(f"classifier.backend: {error}") from None
-PREDICT_ENV = conda_env(
-    "predict", requested_gpus("predict", CLASSIFIER["gpu"]), BACKEND
-)
+PREDICT_ENV = conda_env("predict", requested_gpus("predict", CLASSIFIER["gpu"]), BACKEND)
 # the Flux backend's code and installed environment (nothing for torch)
 JULIA_INPUTS = [JULIA_ENV_STAMP, *project_files(JULIA_DIR)] if BACKEND == "flux" else []
 OUTPUT_CONFIG = output_config(config)  # less what never changes an output

@@ -6,11 +6,7 @@ rule manifest:
         # the Julia environment's stamp (its versions) when the flux backend runs, the
         # training's metrics (they record its kernels) when the weights are trained
         **({"julia_stamp": JULIA_ENV_STAMP} if BACKEND == "flux" else {}),
-        **(
-            {"training_metrics": TRAINING_METRICS}
-            if PLAN.weights_mode == WEIGHTS_TRAINED
-            else {}
-        ),
+        **({"training_metrics": TRAINING_METRICS} if PLAN.weights_mode == WEIGHTS_TRAINED else {}),
         outputs=PLAN.data_outputs(),
         predictions=PLAN.prediction_outputs(),
     output:

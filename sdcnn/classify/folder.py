@@ -1,7 +1,7 @@
 """A folder of images through the CNN, from Python: ``classify_folder``.
 
-    scores = classify_folder("images", "results/weights/trained.safetensors", size=224)
-    scores["city_000.png"]  # {"cat": 0.1, "dog": 0.2, "ship": 0.7}
+scores = classify_folder("images", "results/weights/trained.safetensors", size=224)
+scores["city_000.png"]  # {"cat": 0.1, "dog": 0.2, "ship": 0.7}
 """
 
 from __future__ import annotations

@@ -201,8 +201,10 @@ def predict_batches_torch(shard: ShardPrediction) -> str:
         shard.path_of(batch.prompt_id).write_bytes(dumps_json(document).encode("utf-8"))
     log.info(
         "%d prompts, %d images predicted with torch on %s",
-        len(shard.batches), sum(len(batch.image_ids) for batch in shard.batches), device,
-    )  # fmt: skip
+        len(shard.batches),
+        sum(len(batch.image_ids) for batch in shard.batches),
+        device,
+    )
     return device
 
 

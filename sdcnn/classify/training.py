@@ -227,10 +227,13 @@ def _train(
         curve.append(point)
         log.info(
             "epoch %d/%d: loss %.4f, train accuracy %.3f, held-out accuracy %s (%.1f s)",
-            epoch, settings.epochs, point["loss"], point["train_accuracy"],
+            epoch,
+            settings.epochs,
+            point["loss"],
+            point["train_accuracy"],
             "n/a" if point["holdout_accuracy"] is None else f"{point['holdout_accuracy']:.3f}",
             time.perf_counter() - started,
-        )  # fmt: skip
+        )
     return model.weights(labels), curve
 
 
@@ -265,8 +268,11 @@ def train_classifier(
     data = labelled_images(source, settings.holdout_every)
     log.info(
         "training on %d images, %d held out, %d labels: %s",
-        len(data[TRAIN].labels), len(data[HOLDOUT].labels), len(labels), ", ".join(labels),
-    )  # fmt: skip
+        len(data[TRAIN].labels),
+        len(data[HOLDOUT].labels),
+        len(labels),
+        ", ".join(labels),
+    )
     weights, curve = train(data, labels, settings)
     model = trainable(weights)
     held_out = data[HOLDOUT]

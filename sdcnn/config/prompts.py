@@ -133,9 +133,12 @@ class PromptRules:
             )
         id_schema = prompts["propertyNames"]
         return cls(
-            re.compile(id_schema["pattern"]), columns, item, id_schema,
+            re.compile(id_schema["pattern"]),
+            columns,
+            item,
+            id_schema,
             tuple(labels) if labels else None,
-        )  # fmt: skip
+        )
 
     def choice_problem(self, name: str, value: Any) -> str:
         if name == LABEL_COLUMN and self.labels:
@@ -159,8 +162,14 @@ class PromptRules:
 # C0 and C1 control characters and DEL, less tab, line feed and carriage return (white
 # space, which a quoted CSV cell may hold): none belongs in a prompt's text or label
 CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-CONTROL_NAMES = {0x00: "NUL", 0x08: "backspace", 0x0B: "vertical tab", 0x0C: "form feed",
-                 0x1B: "escape", 0x7F: "DEL"}  # fmt: skip
+CONTROL_NAMES = {
+    0x00: "NUL",
+    0x08: "backspace",
+    0x0B: "vertical tab",
+    0x0C: "form feed",
+    0x1B: "escape",
+    0x7F: "DEL",
+}
 
 
 def control_problem(value: Any) -> str | None:
@@ -238,8 +247,11 @@ class SheetError(ConfigError):
         """The error ``prompt sheet <path>[, row <row>][, column <column>]: <problem>``."""
         return cls(
             f"{_where(path, row, column)}: {problem}",
-            problem=problem, path=path, row=row, column=column,
-        )  # fmt: skip
+            problem=problem,
+            path=path,
+            row=row,
+            column=column,
+        )
 
 
 def _where(path: str, row: int | None = None, column: str | None = None) -> str:
@@ -318,9 +330,7 @@ def _records(path: str, reader: Any, width: int) -> tuple[list[list[str]], list[
     return records, rows
 
 
-def _column_values(
-    records: list[list[str]], index: int | None, rule: ColumnRule
-) -> list[Any]:
+def _column_values(records: list[list[str]], index: int | None, rule: ColumnRule) -> list[Any]:
     if index is None:
         return [rule.default] * len(records)
     return rule.parse_all([record[index] for record in records])

@@ -98,8 +98,11 @@ def driver_devices(
         try:
             listed = subprocess.run(
                 [command, "--query-gpu=index", "--format=csv,noheader"],
-                capture_output=True, text=True, timeout=timeout_s, check=True,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=True,
+            )
             return [line.strip() for line in listed.stdout.splitlines() if line.strip()]
         except (OSError, subprocess.SubprocessError):
             log.info("nvidia-smi did not list the GPUs: reading %s", proc)
@@ -263,8 +266,9 @@ def claim_gpus(
     if CLUSTER_VARIABLE in environ:
         log.info(
             "GPU slot: none claimed, SLURM assigns this job's GPUs (%s=%s)",
-            VISIBLE, environ.get(VISIBLE, "unset"),
-        )  # fmt: skip
+            VISIBLE,
+            environ.get(VISIBLE, "unset"),
+        )
         return None
     visible = visible_devices(environ)
     if not visible:
@@ -332,7 +336,10 @@ def wait_for(
         if reported is None or time.monotonic() - reported >= REPORT_EVERY_S:
             (console_log if reported is None else log).info(
                 "waiting for %d free GPU(s) of %s (lock folder %s): %s",
-                count, ",".join(visible), folder, who,
-            )  # fmt: skip
+                count,
+                ",".join(visible),
+                folder,
+                who,
+            )
             reported = time.monotonic()
         time.sleep(poll_s)

@@ -76,4 +76,3 @@ def output_config(config: dict[str, Any]) -> dict[str, Any]:
 def config_sha256(config: dict[str, Any]) -> str:
     """Hash of the configuration after defaults are filled in: equal configs, equal hashes."""
     return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()
-

@@ -189,8 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     elapsed = time.perf_counter() - started
     print(accuracy_table(samples))
-    print(f"{len(samples)} pictures, {arguments.steps} steps, guidance {arguments.guidance}: "
-          f"{elapsed:.1f} s ({elapsed / len(samples):.2f} s a picture)")  # fmt: skip
+    print(
+        f"{len(samples)} pictures, {arguments.steps} steps, guidance {arguments.guidance}: "
+        f"{elapsed:.1f} s ({elapsed / len(samples):.2f} s a picture)"
+    )
     if arguments.grid is not None:
         from PIL import Image
 

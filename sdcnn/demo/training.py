@@ -153,8 +153,13 @@ class Progress:
             eta = elapsed / done * (self.total - done)
             log.info(
                 "%s step %d/%d loss %.5f elapsed %.0f s ETA %.0f s",
-                self.stage, done, self.total, self.last_mean, elapsed, eta,
-            )  # fmt: skip
+                self.stage,
+                done,
+                self.total,
+                self.last_mean,
+                elapsed,
+                eta,
+            )
             self.losses.clear()
 
     @property
@@ -361,9 +366,13 @@ def train_pipeline(settings: DemoPipelineTrainingSettings) -> tuple[Any, dict[st
     text_encoder, vae, unet = shapes_text_encoder(tokenizer), shapes_vae(), shapes_unet()
     log.info(
         "%d pictures (%.1f s); parameters: text encoder %d, VAE %d, UNet %d; %d tokens a prompt",
-        settings.pictures, time.perf_counter() - started, _count(text_encoder), _count(vae),
-        _count(unet), tokenizer.model_max_length,
-    )  # fmt: skip
+        settings.pictures,
+        time.perf_counter() - started,
+        _count(text_encoder),
+        _count(vae),
+        _count(unet),
+        tokenizer.model_max_length,
+    )
     vae_loss = train_vae(vae, training_set.pixels, settings, generator)
     vae.requires_grad_(False)
     latents = encode_training_set(vae, training_set.pixels, generator)
@@ -412,9 +421,11 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[Path, DemoPipelineTrain
     for field in fields(DemoPipelineTrainingSettings):
         default = getattr(defaults, field.name)
         parser.add_argument(
-            f"--{field.name.replace('_', '-')}", type=type(default), default=default,
+            f"--{field.name.replace('_', '-')}",
+            type=type(default),
+            default=default,
             help=f"default {default}",
-        )  # fmt: skip
+        )
     arguments = vars(parser.parse_args(argv))
     output = arguments.pop("output")
     return output, DemoPipelineTrainingSettings(**arguments)

@@ -264,8 +264,9 @@ def call_arguments(
         if families.takes(pipeline, "true_cfg_scale") and settings.true_cfg_scale <= 1:
             log.warning(
                 "%s: %s uses a negative prompt only with generation.true_cfg_scale > 1",
-                prompt.prompt_id, type(pipeline).__name__,
-            )  # fmt: skip
+                prompt.prompt_id,
+                type(pipeline).__name__,
+            )
     return families.accepted(
         pipeline,
         {

@@ -43,7 +43,6 @@ from sdcnn.generate.pipeline import (
 log = logging.getLogger(__name__)
 
 
-
 def png_text(
     prompt: PromptSpec,
     index: int,
@@ -189,9 +188,7 @@ class ShardGenerator:
             for seed in call_seeds
         ]
 
-    def batch(
-        self, prompt: PromptSpec, call_seeds: Sequence[int], what: str
-    ) -> list[Generated]:
+    def batch(self, prompt: PromptSpec, call_seeds: Sequence[int], what: str) -> list[Generated]:
         """The images of one pipeline call: from the store when all are there, else made."""
         keys = self.call_image_keys(prompt, call_seeds)
         stored = [self.store.get_entry(key) if self.store and key else None for key in keys]
@@ -232,13 +229,17 @@ class ShardGenerator:
                     self.flagged.append(stem)
                     log.warning(
                         "%s was flagged by the model's safety checker: the pipeline replaced "
-                        "it with a black image", stem
-                    )  # fmt: skip
+                        "it with a black image",
+                        stem,
+                    )
         counts = {kind: self.counts[kind] - before[kind] for kind in self.counts}
         log.info(
             "%s: %d images, %d reused from the image store, %d generated",
-            prompt.prompt_id, prompt.n_images, counts["reused"], counts["generated"],
-        )  # fmt: skip
+            prompt.prompt_id,
+            prompt.n_images,
+            counts["reused"],
+            counts["generated"],
+        )
         return counts
 
 
@@ -292,13 +293,17 @@ def generate_shard(
     if generator.flagged:
         log.warning(
             "%d image(s) flagged by the safety checker, now black: %s",
-            len(generator.flagged), ", ".join(generator.flagged),
-        )  # fmt: skip
+            len(generator.flagged),
+            ", ".join(generator.flagged),
+        )
     log.info(
         "%d prompts, %d images: %d reused from the image store, %d generated (%s)",
-        len(prompts), sum(counts.values()), counts["reused"], counts["generated"],
+        len(prompts),
+        sum(counts.values()),
+        counts["reused"],
+        counts["generated"],
         "pipeline loaded once" if "pipeline" in generator.__dict__ else "pipeline not loaded",
-    )  # fmt: skip
+    )
     return ShardResult(dict(counts), list(generator.flagged))
 
 

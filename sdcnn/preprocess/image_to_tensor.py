@@ -147,6 +147,13 @@ def preprocess_prompt(
 ) -> int:
     """One folder of PNGs (``<stem>.png``) -> a folder of tensors and one of previews."""
     return preprocess_shard(
-        image_dir, tensor_dir, preview_dir, {"": stems}, ShardLayout(sharded=False),
-        size=size, grayscale=grayscale, interpolation=interpolation, threads=threads,
-    )  # fmt: skip
+        image_dir,
+        tensor_dir,
+        preview_dir,
+        {"": stems},
+        ShardLayout(sharded=False),
+        size=size,
+        grayscale=grayscale,
+        interpolation=interpolation,
+        threads=threads,
+    )

@@ -239,8 +239,7 @@ def contact_sheet_figure(
     details = f"{len(rows)} image{'s' if len(rows) != 1 else ''} · {n_labels} labels"
     if shown_of is not None:
         details = (
-            f"{len(rows)} of {shown_of} images (the wrong, then the least sure) · "
-            f"{n_labels} labels"
+            f"{len(rows)} of {shown_of} images (the wrong, then the least sure) · {n_labels} labels"
         )
     if negative_prompt:
         details += f" · negative prompt: “{negative_prompt}”"
@@ -432,8 +431,15 @@ def confusion_matrix_png(holdout: dict[str, Any]) -> bytes:
     ax.set_ylabel("meant (prompt label)", color=TEXT_COLOUR)
     for (row, column), count in np.ndenumerate(counts):
         dark = count > counts.max() / 2
-        ax.text(column, row, str(count), ha="center", va="center", fontsize=9,
-                color="white" if dark else TEXT_COLOUR)  # fmt: skip
+        ax.text(
+            column,
+            row,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="white" if dark else TEXT_COLOUR,
+        )
     title = f"held-out images: {holdout['n_images']}, accuracy {_score(holdout['accuracy'])}"
     return _titled_png(fig, title, fontsize=10)
 
@@ -455,6 +461,5 @@ def _score(accuracy: float | None) -> str:
 
 def _titled_png(fig: Any, title: str, fontsize: float) -> bytes:
     """A training figure with its bold title at the top left, as a PNG."""
-    fig.suptitle(title, x=0.02, ha="left", fontsize=fontsize, fontweight="bold",
-                 color=TEXT_COLOUR)  # fmt: skip
+    fig.suptitle(title, x=0.02, ha="left", fontsize=fontsize, fontweight="bold", color=TEXT_COLOUR)
     return png_bytes(fig)

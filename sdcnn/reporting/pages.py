@@ -135,7 +135,7 @@ def summary_page(
     body = (
         "<h1>Predicted probabilities of every image</h1>\n"
         f'<p class="note">{accuracy_note(metrics)}{sample}'
-        f'{total} images; classifier: {escape(", ".join(backends))}. '
+        f"{total} images; classifier: {escape(', '.join(backends))}. "
         "<em>meant</em> is the label of the image's prompt (when it has one), ✓ or ✗ whether "
         "the top label is it. The framed cell is each image's top label; the shading runs "
         "from the table's lowest probability (pale) to its highest (green). "

@@ -190,15 +190,12 @@ def write_summary(
 
 
 def accuracy_line(metrics: dict[str, Any]) -> str | None:
-    """"held-out accuracy 0.958 (23 of 24 images right)", or None without labelled images."""
+    """ "held-out accuracy 0.958 (23 of 24 images right)", or None without labelled images."""
     held = metrics["holdout"]
     if not held["n_images"]:
         return None
     right = round(held["accuracy"] * held["n_images"])
-    return (
-        f"held-out accuracy {held['accuracy']:.3f} ({right} of {held['n_images']} images "
-        "right)"
-    )
+    return f"held-out accuracy {held['accuracy']:.3f} ({right} of {held['n_images']} images right)"
 
 
 def split_metrics(rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[str, Any]:

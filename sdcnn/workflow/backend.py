@@ -43,8 +43,6 @@ def backend_of_run(
     ``envvars:``); a job takes the decision it finds there for the same ``requested``."""
     resolved = None if main_process else decided_backend(requested, environ)
     if resolved is None:
-        resolved = resolve_backend(
-            requested, julia_found=julia_found, julia_project=julia_project
-        )
+        resolved = resolve_backend(requested, julia_found=julia_found, julia_project=julia_project)
     environ[BACKEND_DECISION_VARIABLE] = backend_decision(requested, resolved)
     return resolved

@@ -141,9 +141,7 @@ def _display_name(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
 
-def code_digests(
-    script: Path, package_dir: Path, script_name: str | None = None
-) -> dict[str, str]:
+def code_digests(script: Path, package_dir: Path, script_name: str | None = None) -> dict[str, str]:
     """``{file: fingerprint}`` for ``script`` and every package module it imports, keyed
     by the path relative to the workflow folder (``package_dir``'s parent), sorted.
 

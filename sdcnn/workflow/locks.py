@@ -280,8 +280,10 @@ def install_hooks(workflow: Any) -> None:
     if not all(hasattr(workflow, f"_{name}") for name in HOOKS):
         # another Snakemake than the one pinned (9.27): no record, so no lock is ever
         # removed by `python -m sdcnn.workflow.locks`; the workflow itself runs as usual
-        log.warning("sdcnn.workflow.locks: this Snakemake has no %s: lock holders are not recorded",
-                    ", ".join(f"_{name}" for name in HOOKS))  # fmt: skip
+        log.warning(
+            "sdcnn.workflow.locks: this Snakemake has no %s: lock holders are not recorded",
+            ", ".join(f"_{name}" for name in HOOKS),
+        )
         return
     for name, ours in HOOKS.items():
         _install(workflow, name, ours)
