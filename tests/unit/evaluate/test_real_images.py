@@ -13,18 +13,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from sdcnn.core.shards import assign_shards
-from sdcnn.evaluate.real_images import (
-    RealImage,
-    RealImageError,
-    check_real_image,
-    load_real_image,
-    orient,
-    preprocess_real_image,
-    read_real_images,
-    real_image_id,
-    shard_real_images,
-    write_real_image_tensor,
-)
+from sdcnn.evaluate.real_images import RealImage, RealImageError, check_real_image, load_real_image, orient, preprocess_real_image, read_real_images, real_image_id, shard_real_images, write_real_image_tensor
 from sdcnn.preprocess.image_to_tensor import preprocess_image, read_image, to_tensor
 
 LABELS = ("cat", "dog")
@@ -114,8 +103,8 @@ def test_a_palette_png_with_a_transparent_index_is_put_on_white(tmp_path: Path) 
 
 
 # RGBA pixels and their BGR on white: round((c * a + 255 * (255 - a)) / 255)
-ALPHA_PIXELS = [(0, 100, 200, 0), (0, 100, 200, 255), (0, 100, 200, 128), (40, 40, 40, 1)]
-ON_WHITE_BGR = [[255, 255, 255], [200, 100, 0], [227, 177, 127], [254, 254, 254]]
+ALPHA_PIXELS = [(0, 100, 200, 0), (0, 100, 200, 255), (0, 100, 200, 128), (1, 128, 255, 128)]
+ON_WHITE_BGR = [[255, 255, 255], [200, 100, 0], [227, 177, 127], [255, 191, 128]]
 
 
 @pytest.mark.parametrize("suffix", [".png", ".webp"])
@@ -426,3 +415,22 @@ def test_a_bad_sheet_row_is_refused_naming_the_sheet_row_and_column(
 def test_an_unknown_check_is_a_programming_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="check must be one of"):
         read_real_images(tmp_path, LABELS, check="full")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_truncated_png_is_refused(tmp_path: Path, dtype: type) -> None:
+    noise = np.random.default_rng(2).integers(0, 256, (128, 128, 3)).astype(dtype) * 255
+    cv2.imwrite(str(tmp_path / "whole.png"), noise)
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    refused(tmp_path / "cut.png", "truncated")
+    with pytest.raises(RealImageError, match="truncated"):
+        check_real_image(tmp_path / "cut.png", decode=True)
+
+
+def test_a_picture_of_too_many_pixels_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = save(tmp_path / "big.png", Image.new("RGB", (64, 64)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # refused above twice this
+    refused(path, "too many pixels")
