@@ -3,7 +3,10 @@ the files run in.
 
 The tests are grouped by what they run:
 
-- tests/unit/: one module at a time, no Snakemake run;
+- tests/unit/: one module at a time, no Snakemake run; tests/unit/<stage>/test_<module>.py
+  mirrors sdcnn/<stage>/<module>.py, tests/unit/project/ holds the checks of the
+  repository as a whole (lint-like scans, layers, envs, notebook use), tests/unit/support/
+  those of tests/support/;
 - tests/workflow/: the real Snakemake workflow, run on a copy in a temporary folder;
 - tests/contract/: the two prediction backends' contract (golden vectors, Julia);
 - tests/support/: the helpers they share (no tests): configs, runs, workspace, ...
@@ -35,17 +38,26 @@ from tests.support.workspace import copy_workflow
 # The slowest files first (the SLURM file and the default run take minutes alone): with
 # a few workers (make test), a slow file handed out last would leave one worker alone at
 # the end. (pytest-xdist would hand out the files with the most tests first: make test
-# says --no-loadscope-reorder.) File names, wherever the file is under tests/.
-SLOW_FIRST = ["test_slurm.py", "test_default_run.py", "test_reproducibility.py",
-              "test_imagestore_runs.py", "test_benchmarks.py", "test_shards.py",
-              "test_reruns.py", "test_families_run.py"]  # fmt: skip
+# says --no-loadscope-reorder.) Paths under tests/.
+SLOW_FIRST = [
+    "workflow/test_slurm.py",
+    "workflow/test_default_run.py",
+    "workflow/test_reproducibility.py",
+    "workflow/test_imagestore_runs.py",
+    "workflow/test_benchmarks.py",
+    "workflow/test_shards.py",
+    "workflow/test_reruns.py",
+    "workflow/test_families_run.py",
+]
+TESTS = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the files of SLOW_FIRST first, in that order; the rest as collected."""
 
     def rank(item: pytest.Item) -> int:
-        name = item.path.name
+        path = item.path.resolve()
+        name = path.relative_to(TESTS).as_posix() if path.is_relative_to(TESTS) else ""
         return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
 
     items.sort(key=rank)  # stable: the order within a file is kept

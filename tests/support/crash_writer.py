@@ -1,4 +1,4 @@
-"""A writer that freezes half-way through a file, for tests/unit/test_crash_safety.py.
+"""A writer that freezes half-way through a file, for tests/unit/core/test_fileio.py.
 
 Run as ``python tests/support/crash_writer.py KIND TARGET SETUP_DIR READY_FD``: it calls the
 project's real writer for KIND (``sdcnn.classify.weights.save_weights``, the torch predict step,

@@ -2,7 +2,8 @@
 
 Config errors stop the run before any job (nothing under results/); a missing
 model fails its first job within seconds; a corrupt file of a finished run fails
-the step that reads it, names the file, and leaves no partial output.
+the step that reads it, names the file, and leaves no partial output; a prompt made
+of shell syntax is only text.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from sdcnn.classify.weights import CNNWeights, init_weights, save_weights
 from tests.support.configs import SMALL_CONFIG, config_with
@@ -232,3 +234,33 @@ def test_pickle_tensor_fails_predict_without_running_it(finished_run: Path) -> N
     assert "results/tensors/city/city_000.npy: not a readable .npy file" in output
     assert not (results / "predictions" / "city.json").exists()
     assert not marker.exists()
+
+
+# ---- a prompt made of shell syntax is only ever text
+
+# Each context a naive shell command could put the text in runs at least one `touch`:
+# unquoted or "..." runs $(...) and `...`; '...' is left by the '; ... ; ' part.
+SHELL_PROMPT = (
+    "a city at night $(touch pwned1) `touch pwned2` '; touch pwned3; ' \"; touch pwned4; \" "
+    "&& touch pwned5 ; touch pwned6 > pwned7 | cat ${HOME} %s {prompt} {{x}}\nsecond line"
+)
+
+
+@pytest.mark.pipeline
+def test_shell_syntax_in_a_prompt_is_only_text(tmp_path: Path) -> None:
+    config = {
+        "prompts": {
+            "shell": {"text": SHELL_PROMPT, "negative_prompt": "$(touch pwned8)", "n_images": 2}
+        },
+        "generation": {"steps": 2, "height": 64, "width": 64},
+        "preprocess": {"size": 32},
+    }
+    workdir = copy_workflow(tmp_path / "run", config)
+    run_snakemake(workdir, "results/images/shell")
+    images = sorted((workdir / "results" / "images" / "shell").glob("*.png"))
+    assert [path.name for path in images] == ["shell_000.png", "shell_001.png"]
+    for path in images:
+        with Image.open(path) as image:
+            assert image.text["prompt"] == SHELL_PROMPT
+            assert image.text["negative_prompt"] == "$(touch pwned8)"
+    assert sorted(tmp_path.rglob("pwned*")) == []

@@ -4,12 +4,16 @@
 pipeline run).  The browser tests open it in Debian's headless Chromium, click
 through it as a person would (menu, category, prompt, eye button, the *stage*
 switch) and check every picture on screen: drawn from the very bytes of the
-output file, at its own size, on top, and not blank in the screenshot.
+output file, at its own size, on top, and not blank in the screenshot.  A report of a
+run whose prompts are full of reStructuredText has no docutils message and shows them
+verbatim.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
+import html
 import io
 import json
 import re
@@ -26,6 +30,7 @@ from PIL import Image
 from tests.support.chromium import Browser, chromium_or_reason
 from tests.support.configs import SMALL_CONFIG
 from tests.support.runs import CONSOLE_LOG, run_snakemake
+from tests.support.workspace import copy_workflow
 
 pytestmark = pytest.mark.pipeline
 
@@ -431,3 +436,58 @@ def test_browser_default_report_has_no_docutils_message(
     assert "Held-out accuracy" in text
     page = default_report.read_text(encoding="utf-8")
     assert "system-message" not in page and "System Message" not in page
+
+
+def shown_text(markup: str) -> str:
+    """What a browser shows of an HTML fragment, with runs of whitespace as one space."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", markup)).split())
+
+
+# ---- a real report of a run whose prompts are full of reStructuredText
+
+RST_PROMPTS = {
+    "weird_city-1": {
+        "text": "A ``weird`` city *at |sunset| with a_b_ and back\\slash `ticks`",
+        "negative_prompt": "- blurry, ..low quality::",
+        "n_images": 1,
+    },
+    "notes_": {"text": "- .. harbor:: at dawn, [1]_ |x|_ **bold**::", "n_images": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def rst_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(report HTML, what ``snakemake --report`` printed) of a small finished run."""
+    config = copy.deepcopy(SMALL_CONFIG)
+    config["prompts"] = RST_PROMPTS
+    config["classifier"]["weights"] = "glorot"  # no labels: nothing to train on
+    workdir = copy_workflow(tmp_path_factory.mktemp("rst_run"), config)
+    run_snakemake(workdir)
+    report = workdir / "report.html"
+    result = run_snakemake(workdir, "--report", str(report))
+    return report.read_text(encoding="utf-8"), result.stdout + result.stderr
+
+
+@pytest.mark.pipeline
+def test_report_has_no_docutils_messages(rst_report: tuple[str, str]) -> None:
+    page, printed = rst_report
+    assert not re.search(r"\((INFO|WARNING|ERROR|SEVERE)/\d\)", printed), printed[-3000:]
+    assert "System Message" not in page and "system-message" not in page
+
+
+@pytest.mark.pipeline
+def test_report_shows_the_prompts_verbatim(rst_report: tuple[str, str]) -> None:
+    page, _ = rst_report
+    results = embedded(page, "results")
+    description = shown_text(json.loads(re.search(r"var workflow_desc = (.*?);\n", page)[1]))
+    for prompt_id, prompt in RST_PROMPTS.items():
+        texts = [prompt["text"], prompt.get("negative_prompt")]
+        sheet = shown_text(results[f"results/contact_sheets/{prompt_id}.png"]["caption"])
+        chart = shown_text(results[f"results/charts/{prompt_id}/{prompt_id}_000.png"]["caption"])
+        assert f"prompt {prompt_id}: {prompt['text']}" in sheet
+        assert prompt_id in chart
+        assert f"{prompt_id}, 1 image: {prompt['text']}" in description
+        for text in filter(None, texts):
+            assert text in description
+    for entry in results.values():
+        assert "system-message" not in entry["caption"]

@@ -518,7 +518,7 @@ NOTE_BRANCHES: dict[str, dict[str, Branch | HeldBy]] = {
         "a weights file recording no labels, a label renamed": Branch(
             "own weights", rename_an_unused_label, FOUR_PREDICTIONS),
         "a weights file recording its labels": HeldBy(
-            "tests/unit/test_weights.py::test_labels_must_match_the_file"),
+            "tests/unit/classify/test_weights.py::test_labels_must_match_the_file"),
     },
     "classifier.weights": {
         "to your own file": HeldBy(THE_KEY_TEST),

@@ -50,7 +50,7 @@ SLURM_ARGS = (
     "2",
     "--verbose",
     # the local cluster's GPUs are gres entries without CUDA: its GPU jobs may run on its
-    # CPUs only because this says so (the default, fail, stops them: tests/unit/test_gpu.py)
+    # CPUs only because this says so (the default, fail, stops them: tests/workflow/test_gpu_run.py)
     "--config",
     "gpu_fallback=cpu",
 )
