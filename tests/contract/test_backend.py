@@ -87,15 +87,24 @@ def test_predict_command_is_an_argument_list_and_the_plan_holds_the_rest() -> No
         threads=2,
     )
     assert command == [
-        "/opt/julia/bin/julia", "--project=/wf/julia", "--threads=2", "--startup-file=no",
-        "/wf/julia/predict.jl", "--plan", "/tmp/sdcnn-plan-x/plan.json",
-    ]  # fmt: skip
+        "/opt/julia/bin/julia",
+        "--project=/wf/julia",
+        "--threads=2",
+        "--startup-file=no",
+        "/wf/julia/predict.jl",
+        "--plan",
+        "/tmp/sdcnn-plan-x/plan.json",
+    ]
     batches = [
-        PromptBatch("city", ["city_000", "city_001"],
-                    ["results/tensors/s/city/city_000.npy", "results/tensors/s/city/city_001.npy"]),
-        PromptBatch("bike", ["bike_000"], ["results/tensors/s/bike/bike_000.npy"], [True],
-                    "ship", ["train"]),
-    ]  # fmt: skip
+        PromptBatch(
+            "city",
+            ["city_000", "city_001"],
+            ["results/tensors/s/city/city_000.npy", "results/tensors/s/city/city_001.npy"],
+        ),
+        PromptBatch(
+            "bike", ["bike_000"], ["results/tensors/s/bike/bike_000.npy"], [True], "ship", ["train"]
+        ),
+    ]
     plan = prediction_plan(
         ShardPrediction(
             batches=batches,
@@ -114,15 +123,27 @@ def test_predict_command_is_an_argument_list_and_the_plan_holds_the_rest() -> No
         "gpus": 0,
         "gpu_fallback": "cpu",
         "prompts": [
-            {"prompt_id": "city", "output": "results/predictions/.s.tmp/city.json",
-             "tensors": ["results/tensors/s/city/city_000.npy",
-                         "results/tensors/s/city/city_001.npy"],
-             "safety_flagged": [None, None], "label": None, "splits": None},
-            {"prompt_id": "bike", "output": "results/predictions/.s.tmp/bike.json",
-             "tensors": ["results/tensors/s/bike/bike_000.npy"],
-             "safety_flagged": [True], "label": "ship", "splits": ["train"]},
+            {
+                "prompt_id": "city",
+                "output": "results/predictions/.s.tmp/city.json",
+                "tensors": [
+                    "results/tensors/s/city/city_000.npy",
+                    "results/tensors/s/city/city_001.npy",
+                ],
+                "safety_flagged": [None, None],
+                "label": None,
+                "splits": None,
+            },
+            {
+                "prompt_id": "bike",
+                "output": "results/predictions/.s.tmp/bike.json",
+                "tensors": ["results/tensors/s/bike/bike_000.npy"],
+                "safety_flagged": [True],
+                "label": "ship",
+                "splits": ["train"],
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def test_flux_job_without_julia_fails_before_writing(

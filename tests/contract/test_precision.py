@@ -48,17 +48,24 @@ def written_and_computed(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict
     for stem, tensor in zip(image_ids, batch, strict=True):
         np.save(folder / "tensors" / f"{stem}.npy", tensor)
     predict_prompt(
-        backend="torch", julia_project="julia",
-        prompt_id="p", tensor_dir=str(folder / "tensors"), image_ids=image_ids,
-        weights_path=str(folder / "w.safetensors"), labels=LABELS,
-        output_path=str(folder / "p.json"), gpus=0, threads=1,
-    )  # fmt: skip
+        backend="torch",
+        julia_project="julia",
+        prompt_id="p",
+        tensor_dir=str(folder / "tensors"),
+        image_ids=image_ids,
+        weights_path=str(folder / "w.safetensors"),
+        labels=LABELS,
+        output_path=str(folder / "p.json"),
+        gpus=0,
+        threads=1,
+    )
     document = json.loads((folder / "p.json").read_text(encoding="utf-8"))
     torch.set_num_threads(1)
     model = FluxCNN(weights)
     with torch.inference_mode():  # one image per forward, each image on its own
-        computed = np.concatenate([model(torch.from_numpy(batch[i : i + 1])).numpy()
-                                   for i in range(N_IMAGES)])  # fmt: skip
+        computed = np.concatenate(
+            [model(torch.from_numpy(batch[i : i + 1])).numpy() for i in range(N_IMAGES)]
+        )
     assert computed.dtype == np.float32
     return document, computed
 
@@ -83,8 +90,10 @@ def test_written_probabilities_read_back_as_the_models_float32(
         for label, got, want in zip(LABELS, read_back, row, strict=True):
             if float32_bits(got) != float32_bits(want):
                 written = image["probabilities"][label]
-                wrong.append(f"{image['image_id']} {label}: JSON {written!r} -> float32 "
-                             f"{got:.9g}, the model's float32 {want:.9g}")  # fmt: skip
+                wrong.append(
+                    f"{image['image_id']} {label}: JSON {written!r} -> float32 "
+                    f"{got:.9g}, the model's float32 {want:.9g}"
+                )
         top = int(np.argmax(row))
         assert image["top_label"] == LABELS[top], f"{image['image_id']}: top {image['top_label']}"
         assert float32_bits(np.float32(image["top_probability"])) == float32_bits(row[top]), (

@@ -60,10 +60,15 @@ def sheet_rows() -> list[dict[str, Any]]:
         for prompt_id, prompt in SMALL_CONFIG["prompts"].items()
     ]
     rows += [
-        {"prompt_id": f"p{i:02d}", "text": f"a picture number {i}", "negative_prompt": "",
-         "n_images": 1, "label": None}
+        {
+            "prompt_id": f"p{i:02d}",
+            "text": f"a picture number {i}",
+            "negative_prompt": "",
+            "n_images": 1,
+            "label": None,
+        }
         for i in range(SHEET_PROMPTS - len(rows))
-    ]  # fmt: skip
+    ]
     return rows
 
 

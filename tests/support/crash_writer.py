@@ -78,15 +78,30 @@ def prepare(kind: str, setup: Path) -> None:
     write_json_atomic(
         setup / "summary.json",
         {
-            "columns": ["prompt_id", "image_id", "top_label", "top_probability", "backend",
-                        "device", *(f"p_{label}" for label in LABELS)],
+            "columns": [
+                "prompt_id",
+                "image_id",
+                "top_label",
+                "top_probability",
+                "backend",
+                "device",
+                *(f"p_{label}" for label in LABELS),
+            ],
             "rows": [
-                {"prompt_id": "a", "image_id": "a_000", "top_label": "dog",
-                 "top_probability": 0.5, "backend": "torch", "device": "cpu",
-                 "p_cat": 0.2, "p_dog": 0.5, "p_ship": 0.3}
+                {
+                    "prompt_id": "a",
+                    "image_id": "a_000",
+                    "top_label": "dog",
+                    "top_probability": 0.5,
+                    "backend": "torch",
+                    "device": "cpu",
+                    "p_cat": 0.2,
+                    "p_dog": 0.5,
+                    "p_ship": 0.3,
+                }
             ],
         },
-    )  # fmt: skip
+    )
     write_json_atomic(
         setup / "manifest.json",
         {
@@ -115,11 +130,17 @@ def _prediction(target: Path, setup: Path) -> None:
     from sdcnn.classify.prediction import predict_prompt
 
     predict_prompt(
-        backend="torch", julia_project="julia",
-        prompt_id="p", tensor_dir=str(setup / "tensors"), image_ids=IMAGE_IDS,
-        weights_path=str(_weights_path(setup)), labels=LABELS, output_path=str(target),
-        gpus=0, threads=1,
-    )  # fmt: skip
+        backend="torch",
+        julia_project="julia",
+        prompt_id="p",
+        tensor_dir=str(setup / "tensors"),
+        image_ids=IMAGE_IDS,
+        weights_path=str(_weights_path(setup)),
+        labels=LABELS,
+        output_path=str(target),
+        gpus=0,
+        threads=1,
+    )
 
 
 def _summary_csv(target: Path, setup: Path) -> None:

@@ -30,8 +30,15 @@ from typing import Any
 from sdcnn.demo import model as demo
 
 FAMILIES: tuple[str, ...] = (
-    "sd1", "sdxl", "sdxl-turbo", "sd3", "flux-schnell", "flux-dev", "pixart-sigma", "sana",
-)  # fmt: skip
+    "sd1",
+    "sdxl",
+    "sdxl-turbo",
+    "sd3",
+    "flux-schnell",
+    "flux-dev",
+    "pixart-sigma",
+    "sana",
+)
 
 # What each family's folder is, as a test checks it:
 # - pipeline: the class DiffusionPipeline.from_pretrained loads (model_index.json's);

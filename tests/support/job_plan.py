@@ -56,7 +56,11 @@ def dry_run(
     with tempfile.TemporaryDirectory(prefix="sdcnn-jobs-") as folder:
         log = Path(folder) / "jobs.jsonl"  # the plugin makes it
         result = run_snakemake(
-            workdir, "--dry-run", *args, *job_log_arguments(log), env=env,
+            workdir,
+            "--dry-run",
+            *args,
+            *job_log_arguments(log),
+            env=env,
             pythonpath=[LOGGER_PLUGINS],
-        )  # fmt: skip
+        )
         return read_job_plan(log), result

@@ -89,9 +89,13 @@ def trained_weights(case: Case) -> CNNWeights:
         "holdout": LabelledImages(np.zeros((0, 1, 1, 1), np.float32), np.array([]), []),
     }
     settings = TrainingSettings(
-        epochs=100, batch_size=16, learning_rate=0.002, seed=case.seed, holdout_every=4,
+        epochs=100,
+        batch_size=16,
+        learning_rate=0.002,
+        seed=case.seed,
+        holdout_every=4,
         threads=1,
-    )  # fmt: skip
+    )
     weights, _ = train(data, list(case.labels), settings)
     return weights
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# ---- a pickle-based .npy
-
 
 class Touch:
     """Unpickling this creates ``path``: the side effect a malicious file would have."""

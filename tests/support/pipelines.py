@@ -11,9 +11,15 @@ from sdcnn.generate.model_source import ModelSource
 from sdcnn.generate.pipeline import GenerationSettings, load_pipeline
 
 SETTINGS = GenerationSettings(
-    steps=2, guidance_scale=4.0, height=None, width=None, scheduler="default",
-    base_seed=1, threads=1, precision="auto",
-)  # fmt: skip
+    steps=2,
+    guidance_scale=4.0,
+    height=None,
+    width=None,
+    scheduler="default",
+    base_seed=1,
+    threads=1,
+    precision="auto",
+)
 
 
 def model(folder: Path) -> ModelSource:
@@ -24,8 +30,11 @@ def load(folder: Path, scheduler: str = "default") -> Any:
     import torch
 
     pipeline = load_pipeline(
-        model(folder), device="cpu", dtype=torch.float32, scheduler=scheduler,
+        model(folder),
+        device="cpu",
+        dtype=torch.float32,
+        scheduler=scheduler,
         allow_download=False,
-    )  # fmt: skip
+    )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline

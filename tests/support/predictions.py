@@ -30,8 +30,13 @@ def prediction(
             }
         )
     device = "cuda" if backend == "flux" else "cpu"
-    return {"prompt_id": prompt_id, "backend": backend, "device": device, "labels": labels,
-            "images": images}  # fmt: skip
+    return {
+        "prompt_id": prompt_id,
+        "backend": backend,
+        "device": device,
+        "labels": labels,
+        "images": images,
+    }
 
 
 DOCUMENTS = [

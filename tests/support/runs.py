@@ -54,9 +54,13 @@ def run_snakemake(
         result = subprocess.CompletedProcess(command, returncode, stdout, stderr)
     else:
         result = subprocess.run(
-            command, cwd=workdir, capture_output=True, text=True, timeout=timeout,
+            command,
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             env=environment,
-        )  # fmt: skip
+        )
     if check and result.returncode != 0:
         pytest.fail(
             f"{' '.join(command)} exited {result.returncode}\n"

@@ -13,11 +13,7 @@ from sdcnn.generate.pipeline import GenerationSettings, PromptSpec
 from tests.support.workspace import REPO
 
 SCHEMA = load_schema(REPO / "config" / "schema.yaml")
-
-
 PROPERTIES = SCHEMA["properties"]
-
-
 DEFAULTS = check_config({"prompts": {"p": {"text": "a circle"}}}, REPO / "config" / "schema.yaml")
 
 
@@ -37,8 +33,6 @@ NEW_GENERATION_VALUES = {
     "vae_tiling": "always",
     "offload": "model",
 }
-
-
 NEW_PROMPT_VALUES = {"text": "a blue square", "negative_prompt": "green"}
 
 

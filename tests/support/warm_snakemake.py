@@ -181,8 +181,13 @@ class WarmSnakemake:
             err.touch()
             server = self._started()
             assert server.stdin is not None
-            request = {"cwd": str(cwd), "args": list(args), "env": dict(env),
-                       "stdout": str(out), "stderr": str(err)}  # fmt: skip
+            request = {
+                "cwd": str(cwd),
+                "args": list(args),
+                "env": dict(env),
+                "stdout": str(out),
+                "stderr": str(err),
+            }
             server.stdin.write(json.dumps(request).encode() + b"\n")
             server.stdin.flush()
             pid = self._reply(server, 60)["pid"]

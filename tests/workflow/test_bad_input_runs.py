@@ -59,16 +59,22 @@ def assert_refused_before_any_job(workdir: Path, output: str, message: str) -> N
 @pytest.mark.parametrize(
     "path, value, message",
     [
-        (("generation", "stepz"), 3, "config key generation.stepz: unknown key (did you mean "
-         "generation.steps?)"),
+        (
+            ("generation", "stepz"),
+            3,
+            "config key generation.stepz: unknown key (did you mean generation.steps?)",
+        ),
         (("generation", "height"), 100, "config key generation.height: 100 is not a multiple of 8"),
         (("prompts", "../x"), {"text": "x"}, "config key prompts: the name '../x' is not allowed"),
         (("prompts", "city", "text"), "  ", "config key prompts.city.text: '  ' is empty or blank"),
         (("classifier", "backend"), "jax", "config key classifier.backend: 'jax' is not one of"),
-        (("model", "source"), "./models/nowhere", "config key model.source: model folder "
-         "'./models/nowhere' does not exist"),
+        (
+            ("model", "source"),
+            "./models/nowhere",
+            "config key model.source: model folder './models/nowhere' does not exist",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_config_is_refused_before_any_job(
     tmp_path: Path, path: tuple[str, ...], value: Any, message: str
 ) -> None:

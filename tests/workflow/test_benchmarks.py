@@ -33,8 +33,11 @@ NUMBER = r"-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?"
 def run_benchmark(script: str, *args: str) -> str:
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / script), *args],
-        capture_output=True, text=True, timeout=600, cwd=REPO,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -186,8 +189,9 @@ def check_rate_table(output: str, n_images: int, what: str) -> list[tuple[str, F
     rows = re.findall(
         rf"^(.+?)\s+median ({NUMBER}) s \(min ({NUMBER}), n=(\d+)\)\s+({NUMBER}) images/s\s+"
         rf"({NUMBER})x raw",
-        output, re.M,
-    )  # fmt: skip
+        output,
+        re.M,
+    )
     assert rows, f"{what}: no timing lines in:\n{output}"
     rates = []
     raw_rate = Figure.parse(rows[0][4])
@@ -202,8 +206,11 @@ def check_rate_table(output: str, n_images: int, what: str) -> list[tuple[str, F
         if minimum_f.low > 0:
             per_time = Figure(n_images, n_images, str(n_images)) / minimum_f
             assert_consistent(rate_f, per_time, f"{what} {name!r}: images/s = images / min time")
-        assert_consistent(Figure.parse(ratio), rate_f / raw_rate,
-                          f"{what} {name!r}: x raw = images/s / the raw loop's")  # fmt: skip
+        assert_consistent(
+            Figure.parse(ratio),
+            rate_f / raw_rate,
+            f"{what} {name!r}: x raw = images/s / the raw loop's",
+        )
         rates.append((name.strip(), rate_f))
     assert Figure.parse(rows[0][5]).value == 1.0, f"{what}: the raw loop is not 1.00x itself"
     return rates
@@ -213,24 +220,33 @@ def check_rate_table(output: str, n_images: int, what: str) -> list[tuple[str, F
 
 
 def test_dry_run_scale() -> None:
+    # the command line as it is typed, an option and its value together
     output = run_benchmark(
         "dry_run_scale.py", "--prompts", "3", "--images", "2", "--shards", "2",
         "--huge", "50", "--huge-shards", "3", "--repeats", "1",
     )  # fmt: skip
     cases = re.findall(
         rf"^  (.+?) +(\d+) jobs +{TIMES_RE} +({NUMBER})x 1 prompt +peak RSS +({NUMBER}) MB$",
-        output, re.M,
-    )  # fmt: skip
+        output,
+        re.M,
+    )
     names = [case[0].strip() for case in cases]
-    assert names == ["1 prompt", "3 prompts, no shards", "3 prompts, 2 shards",
-                     "50 prompts, 3 shards"], names  # fmt: skip
+    assert names == [
+        "1 prompt",
+        "3 prompts, no shards",
+        "3 prompts, 2 shards",
+        "50 prompts, 3 shards",
+    ], names
     one_prompt = Figure.parse(cases[0][3])
     for name, jobs, median, minimum, repeats, ratio, rss in cases:
         check_times(Figure.parse(median), Figure.parse(minimum), name)
         assert repeats == "1", f"{name}: n={repeats} for --repeats 1"
         assert int(jobs) > 0 and Figure.parse(rss).value > 0, f"{name}: jobs {jobs}, RSS {rss}"
-        assert_consistent(Figure.parse(ratio), Figure.parse(minimum) / one_prompt,
-                          f"{name}: x 1 prompt = its min / 1 prompt's min")  # fmt: skip
+        assert_consistent(
+            Figure.parse(ratio),
+            Figure.parse(minimum) / one_prompt,
+            f"{name}: x 1 prompt = its min / 1 prompt's min",
+        )
     jobs = {name.strip(): int(n) for name, n, *_ in cases}
     # without shards every prompt is a job of each step; with shards, at most one per shard
     assert jobs["3 prompts, no shards"] > jobs["3 prompts, 2 shards"]
@@ -264,8 +280,9 @@ def test_many_prompts() -> None:
     fixed, per_image, half, tenth = one(
         r"^a generate job: {n} s fixed .* \+ {n} s an image => a shard of {n} images spends "
         r"half its time on the fixed cost, one of {n} images a tenth",
-        output, "fixed cost",
-    )  # fmt: skip
+        output,
+        "fixed cost",
+    )
     assert_positive(per_image, "per image")
     assert_consistent(half, fixed / per_image, "half = fixed / per image")
     assert_consistent(tenth, fixed / per_image * 10, "tenth = 10 fixed / per image")
@@ -288,11 +305,15 @@ def test_predict_speed() -> None:
     assert_positive(per_image, "GFLOP per image")
     # 32x32, 1 channel, 10 labels: conv1, conv2 (on the pooled 16x16) and dense multiply-adds
     multiply_adds = 16 * 9 * 32 * 32 + 32 * 16 * 9 * 16 * 16 + 10 * 32 * 8 * 8
-    assert_consistent(per_image, Figure(2e-9, 2e-9, "2/1e9") * multiply_adds,
-                      "GFLOP per image of the 32x32 network (2 per multiply-add)")  # fmt: skip
+    assert_consistent(
+        per_image,
+        Figure(2e-9, 2e-9, "2/1e9") * multiply_adds,
+        "GFLOP per image of the 32x32 network (2 per multiply-add)",
+    )
     rates = dict(check_rate_table(output, 4, "predict_speed"))
-    rows = re.findall(rf"^(.+?)\s+median .*?({NUMBER}) GFLOP/s \(({NUMBER})% of ({NUMBER}) peak\)",
-                      output, re.M)  # fmt: skip
+    rows = re.findall(
+        rf"^(.+?)\s+median .*?({NUMBER}) GFLOP/s \(({NUMBER})% of ({NUMBER}) peak\)", output, re.M
+    )
     assert len(rows) == 3, f"{len(rows)} GFLOP/s lines"
     for name, gflops, percent, peak in rows:
         shown, peak_f = Figure.parse(gflops), Figure.parse(peak)
@@ -311,8 +332,10 @@ def test_cross_kernels() -> None:
     output = run_benchmark("cross_kernels.py", "--pictures", "12", "--epochs", "2")
     rows = re.findall(
         rf"^  (float32|float64): ({NUMBER}) s \((\w+)\), ({NUMBER}) s \((\w+)\); "
-        rf"weights apart by at most ({NUMBER})$", output, re.M,
-    )  # fmt: skip
+        rf"weights apart by at most ({NUMBER})$",
+        output,
+        re.M,
+    )
     assert [row[0] for row in rows] == ["float32", "float64"], output
     for dtype, native_s, _, other_s, _, _ in rows:
         assert_positive(Figure.parse(native_s), f"{dtype} training time")
@@ -329,8 +352,9 @@ def test_gpu_generate_smoke_on_cpu() -> None:
     assert_positive(unet, "UNet GFLOP per image")
     rows = re.findall(
         rf"^(.+?)\s+({NUMBER}) images/s\s+({NUMBER})x defaults\s+UNet\s+({NUMBER}) TFLOP/s",
-        output, re.M,
-    )  # fmt: skip
+        output,
+        re.M,
+    )
     assert len(rows) >= 2, f"expected the defaults and the project's settings, got {rows}"
     base = Figure.parse(rows[0][1])
     for name, rate, ratio, tflops in rows:
@@ -349,8 +373,9 @@ def test_gpu_generate_family_smoke_on_cpu(family: str) -> None:
     assert_positive(per_image, "s per image")
     calls, step, denoiser, whole = one(
         r"^denoiser: {n} calls an image x {n} GFLOP = {n} GFLOP per image; whole call {n}",
-        output, "FLOPs",
-    )  # fmt: skip
+        output,
+        "FLOPs",
+    )
     assert_consistent(denoiser, calls * step, "denoiser GFLOP per image")
     assert whole.high >= denoiser.low, "the whole call counts the denoiser and more"
 
@@ -383,8 +408,11 @@ def test_pipeline_overhead_same_work(tmp_path: Path) -> None:
             f"{kind}: best {best[kind].text} is not the fastest of the runs {match.group(2)}"
         )
     (ratio,) = one(r"^ratio: {n}x", output, "ratio")
-    assert_consistent(ratio, best["snakemake --cores 2"] / best["one Python process"],
-                      "ratio = the workflow's best / the single process's best")  # fmt: skip
+    assert_consistent(
+        ratio,
+        best["snakemake --cores 2"] / best["one Python process"],
+        "ratio = the workflow's best / the single process's best",
+    )
     rules = re.findall(
         rf"^  (\w+) +(\d+) job\(s\) +({NUMBER}) s in all, +({NUMBER}) s each", output, re.M
     )
@@ -427,8 +455,10 @@ def test_aggregates_scale() -> None:
         assert re.search(rf"^{rows} rows \(", output, re.M), output
     steps = figures(
         r"^  (?:summary|summary_page|manifest) +{n} s +{n} us a row +peak RSS +{n} MB +"
-        r"output +{n} MB$", output, "aggregate steps",
-    )  # fmt: skip
+        r"output +{n} MB$",
+        output,
+        "aggregate steps",
+    )
     assert len(steps) == 6, output
     rows = [60] * 3 + [150] * 3
     for (seconds, per_row, rss, size), n in zip(steps, rows, strict=True):
@@ -439,6 +469,7 @@ def test_aggregates_scale() -> None:
 
 
 def test_run_scale(tmp_path: Path) -> None:
+    # the command line as it is typed, an option and its value together
     output = run_benchmark(
         "run_scale.py", "--prompts", "4", "--shards", "2", "--size", "32", "--steps", "2",
         "--report-repeats", "1",
@@ -454,8 +485,10 @@ def test_run_scale(tmp_path: Path) -> None:
         assert_consistent(share, cpu / generate_cpu * 100, f"{rule}: share of generate")
     (other, share, generate, *_rest) = one(
         r"^every step but generate: CPU {n} s = {n}% of generate's {n} s; wall {n} s = {n}% of "
-        r"generate's {n} s", output, "the steps after generate",
-    )  # fmt: skip
+        r"generate's {n} s",
+        output,
+        "the steps after generate",
+    )
     assert_consistent(share, other / generate * 100, "share of generate")
     assert re.search(r"^snakemake --report, .*; [\d.]+ MB \(goal < 10 s\)$", output, re.M)
     assert re.search(r"^files under results/: \d+: .*dataset 2", output, re.M), output

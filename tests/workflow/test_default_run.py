@@ -60,9 +60,7 @@ def test_two_runs_train_the_same_bytes(default_run: Path, tmp_path: Path) -> Non
     it writes byte-identical weights, metrics and figures."""
     second = tmp_path / "second"
     shutil.copytree(default_run, second, symlinks=True)
-    result = run_snakemake(
-        second, "--forcerun", "train_classifier", "--until", "train_classifier"
-    )
+    result = run_snakemake(second, "--forcerun", "train_classifier", "--until", "train_classifier")
     assert "train_classifier" in result.stderr, "the training did not run again"
     for name in ("weights/trained.safetensors", "training/metrics.json", "training/curve.png"):
         assert (second / "results" / name).stat().st_mtime_ns > (

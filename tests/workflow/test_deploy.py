@@ -67,8 +67,10 @@ def test_deployed_with_snakedeploy(tmp_path: Path, small_run: Path) -> None:
     destination = tmp_path / "deployed"
     result = subprocess.run(
         [snakedeploy, "deploy-workflow", str(source), str(destination), "--branch", "main"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     snakefile = destination / "workflow" / "Snakefile"
     text = snakefile.read_text()

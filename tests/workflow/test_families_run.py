@@ -266,6 +266,8 @@ REFUSED = [
     ("flux-schnell", "ddim", "'ddim' is an ε/v-prediction scheduler; the model is flow-matching"),
     ("flux-schnell", "flow_heun", "FlowMatchHeunDiscreteScheduler takes no custom sigmas"),
 ]
+
+
 @pytest.mark.parametrize(
     "name, scheduler, why", REFUSED, ids=[f"{name}-{scheduler}" for name, scheduler, _ in REFUSED]
 )

@@ -102,9 +102,12 @@ def test_killed_run_rerun_regenerates_only_unfinished_images(tmp_path: Path) -> 
     workdir = copy_workflow(tmp_path / "workflow", KILL_CONFIG)
     command = [sys.executable, "-m", "snakemake", "--cores", "2"]
     process = subprocess.Popen(
-        command, cwd=workdir, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        command,
+        cwd=workdir,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     try:
         while len(store_entries(workdir)) < 2:

@@ -187,9 +187,12 @@ def on_another_host(workdir: Path, *args: str) -> subprocess.CompletedProcess[st
     script.write_text(f"#!/bin/sh\ncd {workdir}\n{command}\nexit $?\n")
     return subprocess.run(
         ["unshare", "-p", "-f", "--mount-proc", "sh", str(script)],
-        cwd=workdir.parent.parent, capture_output=True, text=True, timeout=300,
+        cwd=workdir.parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )  # fmt: skip
+    )
 
 
 LONG_CONFIG = {
@@ -209,9 +212,12 @@ def test_another_host_leaves_a_running_lock_alone(tmp_path: Path) -> None:
         pytest.skip(f"no PID namespace to stand in for another host: {reason}")
     workdir = copy_workflow(tmp_path / "a" / "workflow", LONG_CONFIG)
     first = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--cores", "2"], cwd=workdir,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "snakemake", "--cores", "2"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while not holder_records(workdir):  # the run is executing, its lock taken
@@ -257,10 +263,14 @@ def start_run(workdir: Path, target: str) -> subprocess.Popen[str]:
     """``snakemake <target>`` in ``workdir``, in a process group of its own (it and its jobs
     are stopped, resumed or killed together)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--cores", "1", target], cwd=workdir,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [sys.executable, "-m", "snakemake", "--cores", "1", target],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )  # fmt: skip
+    )
 
 
 def stopped_once_executing(run: subprocess.Popen[str], job_log: Path) -> None:
@@ -278,9 +288,12 @@ def stopped_once_executing(run: subprocess.Popen[str], job_log: Path) -> None:
 def run_cleaner(workdir: Path) -> str:
     """What `make run` runs first."""
     cleaner = subprocess.run(
-        [sys.executable, "-m", "sdcnn.workflow.locks"], cwd=workdir, capture_output=True, text=True,
+        [sys.executable, "-m", "sdcnn.workflow.locks"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
         timeout=120,
-    )  # fmt: skip
+    )
     assert cleaner.returncode == 0, cleaner.stdout + cleaner.stderr
     return cleaner.stdout
 

@@ -115,8 +115,17 @@ def test_the_manifest_names_the_kernels_of_the_images_and_the_training(
 def test_the_golden_and_training_tests_pass_under_other_kernels() -> None:
     """tests/contract/test_golden.py once more, under the other kernels: torch matches the golden
     probabilities to 1e-5, and training the shapes32 case gives its committed weights."""
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               "-p", "no:xdist", str(REPO / "tests" / "contract" / "test_golden.py")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:xdist",
+        str(REPO / "tests" / "contract" / "test_golden.py"),
+    ]
     result = subprocess.run(
         command, cwd=REPO, env=OTHER_ENVIRONMENT, capture_output=True, text=True, timeout=2400
     )
@@ -178,9 +187,17 @@ def demo_generator(store: ImageStore, kernels: dict[str, Any] | None = None) -> 
     from sdcnn.generate.pipeline import GenerationSettings
 
     settings = GenerationSettings(
-        steps=2, guidance_scale=6.0, height=64, width=64, scheduler="ddim", base_seed=1,
-        threads=1, precision="auto", batch_size=1, compile=False,
-    )  # fmt: skip
+        steps=2,
+        guidance_scale=6.0,
+        height=64,
+        width=64,
+        scheduler="ddim",
+        base_seed=1,
+        threads=1,
+        precision="auto",
+        batch_size=1,
+        compile=False,
+    )
     generator = ShardGenerator(
         settings=settings,
         model=ModelSource("local", str(DEMO_PIPELINE_DIR), "demo"),
@@ -230,8 +247,10 @@ def fake_results(root: Path, pixels: np.ndarray, top_label: str, p_cat: float) -
     (results / "weights").mkdir(parents=True)
     Image.fromarray(pixels).save(results / "images" / "p" / "p_000.png")
     np.save(results / "tensors" / "p" / "p_000.npy", pixels[None, :, :, 0] / 255.0)
-    save_file({"dense.bias": np.array([p_cat, 0.0], np.float32)},
-              results / "weights" / "trained.safetensors")  # fmt: skip
+    save_file(
+        {"dense.bias": np.array([p_cat, 0.0], np.float32)},
+        results / "weights" / "trained.safetensors",
+    )
     row = {"image_id": "p_000", "top_label": top_label, "p_cat": p_cat, "p_dog": 1 - p_cat}
     summary = {"rows": [row], "metrics": {"holdout": {"accuracy": 1.0}}}
     (results / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
@@ -288,8 +307,10 @@ def test_the_manifest_reads_the_kernels_from_the_pngs_and_the_training(tmp_path:
     metrics.write_text(json.dumps({"kernels": here}), encoding="utf-8")
     document = manifest_document([folder.parent], [], "0" * 64, training_metrics=metrics)
     assert document["kernels"] == {
-        "images": [{"images": 1, "made_on": {**here, "knobs": {"X": "1"}}},
-                   {"images": 2, "made_on": here}],
+        "images": [
+            {"images": 1, "made_on": {**here, "knobs": {"X": "1"}}},
+            {"images": 2, "made_on": here},
+        ],
         "training": here,
-    }  # fmt: skip
+    }
     assert manifest_document([folder.parent], [], "0" * 64)["kernels"]["training"] is None

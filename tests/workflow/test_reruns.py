@@ -242,8 +242,10 @@ def use_an_equivalent_sheet(workdir: Path, config: dict[str, Any]) -> None:
     """The same prompts as a prompt sheet: the sheet's content decides, not its form."""
     prompts = check_config(copy.deepcopy(config), REPO / "config" / "schema.yaml")["prompts"]
     lines = ["prompt_id\ttext\tnegative_prompt\tn_images\tlabel"]
-    lines += [f"{pid}\t{p['text']}\t{p['negative_prompt']}\t{p['n_images']}\t{p['label'] or ''}"
-              for pid, p in prompts.items()]  # fmt: skip
+    lines += [
+        f"{pid}\t{p['text']}\t{p['negative_prompt']}\t{p['n_images']}\t{p['label'] or ''}"
+        for pid, p in prompts.items()
+    ]
     (workdir / "prompts.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     config["prompts"] = "prompts.tsv"
 
@@ -481,14 +483,21 @@ NOTE_BRANCHES: dict[str, dict[str, Branch | HeldBy]] = {
     "prompts.*.n_images": unlabelled("n_images", 2),
     "prompts.*.label": {
         "trained weights": HeldBy(THE_KEY_TEST),
-        "glorot": Branch("glorot", set_key("prompts", "bike", "label", value="cat"),
-                         chain_from("predict", ["bike"])),
-        "a weights file": Branch("own weights", set_key("prompts", "bike", "label", value="cat"),
-                                 chain_from("predict", ["bike"])),
+        "glorot": Branch(
+            "glorot",
+            set_key("prompts", "bike", "label", value="cat"),
+            chain_from("predict", ["bike"]),
+        ),
+        "a weights file": Branch(
+            "own weights",
+            set_key("prompts", "bike", "label", value="cat"),
+            chain_from("predict", ["bike"]),
+        ),
     },
     "shards": {
-        "no image computed, the same weights":
-            HeldBy("tests/workflow/test_shards.py::test_changing_shards_computes_no_image"),
+        "no image computed, the same weights": HeldBy(
+            "tests/workflow/test_shards.py::test_changing_shards_computes_no_image"
+        ),
     },
     "gpu_fallback": {"any": HeldBy(THE_KEY_TEST)},
     "generation.gpu": {
@@ -501,29 +510,35 @@ NOTE_BRANCHES: dict[str, dict[str, Branch | HeldBy]] = {
     "model.allow_download": {"any": HeldBy(THE_KEY_TEST)},
     "preprocess.size": {
         "trained weights": HeldBy(THE_KEY_TEST),
-        "glorot": Branch("glorot", set_key("preprocess", "size", value=16),
-                         WITH_NEW_TENSORS),
+        "glorot": Branch("glorot", set_key("preprocess", "size", value=16), WITH_NEW_TENSORS),
     },
     "preprocess.grayscale": {
         "trained weights": HeldBy(THE_KEY_TEST),
-        "glorot": Branch("glorot", set_key("preprocess", "grayscale", value=False),
-                         WITH_NEW_TENSORS),
+        "glorot": Branch(
+            "glorot", set_key("preprocess", "grayscale", value=False), WITH_NEW_TENSORS
+        ),
     },
     "preprocess.threads": {"any": HeldBy(THE_KEY_TEST)},
     "classifier.labels": {
         "trained weights": HeldBy(THE_KEY_TEST),
         "glorot, a label renamed": Branch("glorot", rename_an_unused_label, FOUR_PREDICTIONS),
-        "glorot, a label fewer": Branch("glorot", two_labels_unused,
-                                        NEW_WEIGHTS | FOUR_PREDICTIONS),
+        "glorot, a label fewer": Branch(
+            "glorot", two_labels_unused, NEW_WEIGHTS | FOUR_PREDICTIONS
+        ),
         "a weights file recording no labels, a label renamed": Branch(
-            "own weights", rename_an_unused_label, FOUR_PREDICTIONS),
+            "own weights", rename_an_unused_label, FOUR_PREDICTIONS
+        ),
         "a weights file recording its labels": HeldBy(
-            "tests/unit/classify/test_weights.py::test_labels_must_match_the_file"),
+            "tests/unit/classify/test_weights.py::test_labels_must_match_the_file"
+        ),
     },
     "classifier.weights": {
         "to your own file": HeldBy(THE_KEY_TEST),
-        "to glorot": Branch("trained", set_key("classifier", "weights", value="glorot"),
-                            NEW_WEIGHTS | FOUR_PREDICTIONS),
+        "to glorot": Branch(
+            "trained",
+            set_key("classifier", "weights", value="glorot"),
+            NEW_WEIGHTS | FOUR_PREDICTIONS,
+        ),
         "to trained, never trained before": Branch(
             "glorot",
             to_trained_with_no_trained_weights,
@@ -531,12 +546,14 @@ NOTE_BRANCHES: dict[str, dict[str, Branch | HeldBy]] = {
             trained_weights_back,
         ),
         "to trained, its weights up to date from before": Branch(
-            "glorot", set_key("classifier", "weights", value="trained"), FOUR_PREDICTIONS),
+            "glorot", set_key("classifier", "weights", value="trained"), FOUR_PREDICTIONS
+        ),
     },
     "classifier.weights_seed": {
         "trained weights": HeldBy(THE_KEY_TEST),
-        "glorot": Branch("glorot", set_key("classifier", "weights_seed", value=4),
-                         NEW_WEIGHTS | FOUR_PREDICTIONS),
+        "glorot": Branch(
+            "glorot", set_key("classifier", "weights_seed", value=4), NEW_WEIGHTS | FOUR_PREDICTIONS
+        ),
     },
     "classifier.backend": {
         "auto, resolving to the backend that ran": HeldBy(THE_KEY_TEST),
@@ -551,7 +568,7 @@ NOTE_BRANCHES: dict[str, dict[str, Branch | HeldBy]] = {
     "store.enabled": {"any": HeldBy(THE_KEY_TEST)},
     "store.path": {"any": HeldBy(THE_KEY_TEST)},
     "store.across_machines": {"any": HeldBy(THE_KEY_TEST)},
-}  # fmt: skip
+}
 CHECKED_BRANCHES = [
     (name, branch)
     for name, branches in NOTE_BRANCHES.items()
@@ -646,13 +663,17 @@ REMAINING_PREDICTIONS = chain_from("predict", [p for p in FOUR_PROMPTS if p != "
 PROMPT_CASES = {
     "an unlabelled prompt's text (bike, in a shard with labelled ones)": (
         setter("prompts", "bike", "text", value="A blue bicycle"),
-        {"one job per prompt": chain_from("generate", ["bike"]),
-         "2 shards": chain_from("generate", [SHARD_2])},
+        {
+            "one job per prompt": chain_from("generate", ["bike"]),
+            "2 shards": chain_from("generate", [SHARD_2]),
+        },
     ),
     "an unlabelled prompt added (boat, to tree's shard)": (
         setter("prompts", "boat", value={"text": "A small boat", "n_images": 1}),
-        {"one job per prompt": chain_from("generate", ["boat"]),
-         "2 shards": chain_from("generate", [SHARD_1])},
+        {
+            "one job per prompt": chain_from("generate", ["boat"]),
+            "2 shards": chain_from("generate", [SHARD_1]),
+        },
     ),
     "an unlabelled prompt removed from a shard of others (bike)": (
         without("bike"),
@@ -664,10 +685,12 @@ PROMPT_CASES = {
     ),
     "a labelled prompt removed (harbor)": (
         without("harbor"),
-        {"one job per prompt": TRAINING_JOBS | REMAINING_PREDICTIONS,
-         "2 shards": chain_from("generate", [SHARD_2]) | TRAINING_JOBS | EVERY_PREDICTION[TWO]},
+        {
+            "one job per prompt": TRAINING_JOBS | REMAINING_PREDICTIONS,
+            "2 shards": chain_from("generate", [SHARD_2]) | TRAINING_JOBS | EVERY_PREDICTION[TWO],
+        },
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -33,9 +33,17 @@ pytestmark = pytest.mark.pipeline
 
 # written out here, not imported: the test holds the contract, the code must meet it
 FIXED_COLUMNS = [
-    "prompt_id", "image_id", "label", "split", "top_label", "top_probability", "correct",
-    "backend", "device", "safety_flagged",
-]  # fmt: skip
+    "prompt_id",
+    "image_id",
+    "label",
+    "split",
+    "top_label",
+    "top_probability",
+    "correct",
+    "backend",
+    "device",
+    "safety_flagged",
+]
 NOT_INSTALLED = "not installed"
 Key = tuple[str, str]  # (prompt id, image id)
 
@@ -97,9 +105,15 @@ def assert_row_matches_prediction(
             f" (its probabilities: {expected['probabilities']})"
         )
     for column in (
-        "top_label", "top_probability", "backend", "device",
-        "label", "split", "correct", "safety_flagged",
-    ):  # fmt: skip
+        "top_label",
+        "top_probability",
+        "backend",
+        "device",
+        "label",
+        "split",
+        "correct",
+        "safety_flagged",
+    ):
         assert row[column] == expected[column], (
             f"{where}: {column} is {row[column]!r}, the prediction file says {expected[column]!r}"
         )
@@ -286,8 +300,15 @@ def test_summary_page_shows_the_summary_tables_numbers(small_run: Path) -> None:
     assert len(page.tables) == 1, f"summary.html has {len(page.tables)} tables, expected 1"
     header, *body = page.tables[0]
     assert texts(header) == [
-        "prompt", "image", "meant", "split", "top label", "p(top)", "right", *labels
-    ], texts(header)  # fmt: skip
+        "prompt",
+        "image",
+        "meant",
+        "split",
+        "top label",
+        "p(top)",
+        "right",
+        *labels,
+    ], texts(header)
     assert len(body) == len(table["rows"]), (
         f"summary.html shows {len(body)} rows, summary.json has {len(table['rows'])}"
     )
@@ -309,8 +330,11 @@ def test_summary_page_shows_the_summary_tables_numbers(small_run: Path) -> None:
         assert [shown_prompt, *shown[1:]] == expected, (
             f"{where} shows {shown}, summary.json gives {expected} (probabilities to 3 places)"
         )
-        framed = [label for label, cell in zip(labels, cells[7:], strict=True) if
-                  "top" in cell.attrs.get("class", "").split()]  # fmt: skip
+        framed = [
+            label
+            for label, cell in zip(labels, cells[7:], strict=True)
+            if "top" in cell.attrs.get("class", "").split()
+        ]
         assert framed == [row["top_label"]], (
             f"{where} frames {framed} as the top label, summary.json says {row['top_label']}"
         )

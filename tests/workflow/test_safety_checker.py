@@ -30,12 +30,22 @@ def save_pipeline_with_checker(folder: Path, *, flag_everything: bool) -> Path:
     pipeline = build_demo_pipeline(seed=0)
     torch.manual_seed(0)
     config = CLIPConfig(
-        text_config={"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1,
-                     "num_attention_heads": 2},
-        vision_config={"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        text_config={
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
         projection_dim=8,
-    )  # fmt: skip
+    )
     checker = StableDiffusionSafetyChecker(config)
     # a score is cosine similarity (in [-1, 1]) less the weight: above 0 flags the image
     weight = -2.0 if flag_everything else 2.0
@@ -96,9 +106,15 @@ def test_a_checker_that_passes_records_passed(tmp_path: Path) -> None:
 
     folder = save_pipeline_with_checker(tmp_path / "model", flag_everything=False)
     settings = GenerationSettings(
-        steps=2, guidance_scale=7.5, height=64, width=64, scheduler="ddim", base_seed=1,
-        threads=1, precision="auto",
-    )  # fmt: skip
+        steps=2,
+        guidance_scale=7.5,
+        height=64,
+        width=64,
+        scheduler="ddim",
+        base_seed=1,
+        threads=1,
+        precision="auto",
+    )
     result = generate_shard(
         output_dir=tmp_path / "images",
         prompts=[PromptSpec("p", "a red circle", "", 1)],

@@ -83,8 +83,12 @@ def test_outputs_per_prompt_inside_their_shard(sharded_run: Path) -> None:
     for row in ROWS:
         prompt_id, shard = row["prompt_id"], SHARD_OF[row["prompt_id"]]
         stems = [f"{prompt_id}_{i:03d}" for i in range(row["n_images"])]
-        for kind, suffix in (("images", ".png"), ("tensors", ".npy"), ("previews", ".png"),
-                             ("charts", ".png")):  # fmt: skip
+        for kind, suffix in (
+            ("images", ".png"),
+            ("tensors", ".npy"),
+            ("previews", ".png"),
+            ("charts", ".png"),
+        ):
             found = sorted(p.name for p in (results / kind / shard / prompt_id).iterdir())
             assert found == [stem + suffix for stem in stems], f"{kind} of {prompt_id}: {found}"
         prediction = json.loads((results / "predictions" / shard / f"{prompt_id}.json").read_text())
@@ -153,12 +157,18 @@ def test_adding_a_prompt_touches_only_its_shard(run_copy: Path) -> None:
     # a new, unlabelled prompt in the shard of a labelled one (city): that shard re-runs
     where = SHARD_OF["city"]
     prompt_id = next(
-        f"added{i}" for i in range(1000)
+        f"added{i}"
+        for i in range(1000)
         if shard_name(shard_index(f"added{i}", SHARDED_CONFIG["shards"]), SHARDED_CONFIG["shards"])
         == where
-    )  # fmt: skip
-    added = {"prompt_id": prompt_id, "text": "one more", "negative_prompt": "", "n_images": 2,
-             "label": None}  # fmt: skip
+    )
+    added = {
+        "prompt_id": prompt_id,
+        "text": "one more",
+        "negative_prompt": "",
+        "n_images": 2,
+        "label": None,
+    }
     edit_sheet(run_copy, [*ROWS, added])
     jobs = planned(run_copy)
     for rule in PER_SHARD_RULES:

@@ -155,9 +155,13 @@ def slurm_run(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Slu
     job_log = tmp_path_factory.mktemp("slurm_jobs") / "jobs.jsonl"
     started = time.monotonic()
     result = run_snakemake(
-        workdir, *SLURM_ARGS, *job_log_arguments(job_log), timeout=PIPELINE_TIMEOUT,
-        env=cluster.env, pythonpath=[LOGGER_PLUGINS],
-    )  # fmt: skip
+        workdir,
+        *SLURM_ARGS,
+        *job_log_arguments(job_log),
+        timeout=PIPELINE_TIMEOUT,
+        env=cluster.env,
+        pythonpath=[LOGGER_PLUGINS],
+    )
     seconds = time.monotonic() - started
     return SlurmRun(workdir, result.stdout + result.stderr, seconds, read_job_plan(job_log))
 

@@ -91,9 +91,18 @@ def test_summary_covers_every_image(small_run: Path) -> None:
     expected = [stem for prompt_id in PROMPTS for stem in stems(prompt_id)]
     assert [row["image_id"] for row in rows] == expected
     assert list(rows[0]) == [
-        "prompt_id", "image_id", "label", "split", "top_label", "top_probability", "correct",
-        "backend", "device", "safety_flagged", *(f"p_{label}" for label in LABELS),
-    ]  # fmt: skip
+        "prompt_id",
+        "image_id",
+        "label",
+        "split",
+        "top_label",
+        "top_probability",
+        "correct",
+        "backend",
+        "device",
+        "safety_flagged",
+        *(f"p_{label}" for label in LABELS),
+    ]
     holdout_every = SMALL_CONFIG["training"]["holdout_every"]
     for row in rows:
         prompt_id = row["prompt_id"]

@@ -25,8 +25,12 @@ ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
 def cold(workdir: Path, *args: str) -> tuple[int, str, str]:
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
-        cwd=workdir, capture_output=True, text=True, env=ENV, timeout=300,
-    )  # fmt: skip
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
     return result.returncode, result.stdout, result.stderr
 
 
@@ -77,8 +81,12 @@ def test_a_logger_plugin_on_pythonpath_plans_what_the_cold_cli_plans(
         else:
             result = subprocess.run(
                 [sys.executable, "-m", "snakemake", *args],
-                cwd=workdir, capture_output=True, text=True, env=env, timeout=300,
-            )  # fmt: skip
+                cwd=workdir,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=300,
+            )
             code, err = result.returncode, result.stderr
         assert code == 0, err
         plans.append(read_job_plan(log))
@@ -95,8 +103,10 @@ def test_a_refused_config_fails_as_the_cold_cli_fails(warm: WarmSnakemake, tmp_p
     warm_code, _, warm_err = warm.run(workdir, ("--cores", "1"), ENV, 300)
     cold_code, _, cold_err = cold(workdir, "--cores", "1")
     assert warm_code == cold_code == 1
-    refused = [[line for line in err.splitlines() if "config key shards" in line]
-               for err in (warm_err, cold_err)]  # fmt: skip
+    refused = [
+        [line for line in err.splitlines() if "config key shards" in line]
+        for err in (warm_err, cold_err)
+    ]
     assert refused[0] and refused[0] == refused[1], (warm_err, cold_err)
     assert not (workdir / "results").exists()
 

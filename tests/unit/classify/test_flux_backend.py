@@ -32,8 +32,11 @@ def test_julia_versions_come_from_the_instantiate_stamp(tmp_path) -> None:  # no
         "  [a93c6f00] DataFrames v1.7.0\n"
     )
     assert versions_from_stamp(stamp.read_text()) == {
-        "julia": "1.10.4", "CUDA": "5.8.2", "Flux": "0.16.5", "NNlib": "0.9.36",
-    }  # fmt: skip
+        "julia": "1.10.4",
+        "CUDA": "5.8.2",
+        "Flux": "0.16.5",
+        "NNlib": "0.9.36",
+    }
     prediction = tmp_path / "p.json"
     prediction.write_text('{"backend": "flux"}')
     document = manifest_document([], [prediction], "hash", stamp, snakemake_version="9.0.0")

@@ -62,10 +62,17 @@ def predictions(tmp_path: Path, name: str, classifier: dict[str, Any]) -> dict[s
         seed, n_labels = classifier["weights_seed"], len(classifier["labels"])
         save_weights(weights, init_weights(seed, 1, 16, n_labels))
     document = predict_prompt(
-        backend="torch", prompt_id="p", tensor_dir=str(tensors), image_ids=["p_000", "p_001"],
-        weights_path=weights, labels=classifier["labels"],
-        output_path=str(tmp_path / f"{name}.json"), gpus=0, threads=1, julia_project=REPO / "julia",
-    )  # fmt: skip
+        backend="torch",
+        prompt_id="p",
+        tensor_dir=str(tensors),
+        image_ids=["p_000", "p_001"],
+        weights_path=weights,
+        labels=classifier["labels"],
+        output_path=str(tmp_path / f"{name}.json"),
+        gpus=0,
+        threads=1,
+        julia_project=REPO / "julia",
+    )
     return json.loads(json.dumps(document))
 
 

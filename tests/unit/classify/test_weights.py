@@ -156,15 +156,21 @@ def save_with_metadata(path: Path, description: str) -> Path:
     [
         ("{not json", r"weights file .*w\.safetensors: metadata is not JSON: "),
         ('{"format": "other"}', r"weights file .*w\.safetensors: format 'other', not 'sdcnn-cnn'"),
-        ('{"format": "sdcnn-cnn", "labels": "cat"}',
-         r"weights file .*w\.safetensors: metadata labels must be a list of strings"),
-        ('{"format": "sdcnn-cnn", "labels": [1, 2]}',
-         r"weights file .*w\.safetensors: metadata labels must be a list of strings"),
-        ('{"format": "sdcnn-cnn", "labels": ["a", "b", "c"]}',
-         r"weights file .*w\.safetensors: its metadata names 3 labels but dense\.weight has 2 "
-         r"outputs"),
+        (
+            '{"format": "sdcnn-cnn", "labels": "cat"}',
+            r"weights file .*w\.safetensors: metadata labels must be a list of strings",
+        ),
+        (
+            '{"format": "sdcnn-cnn", "labels": [1, 2]}',
+            r"weights file .*w\.safetensors: metadata labels must be a list of strings",
+        ),
+        (
+            '{"format": "sdcnn-cnn", "labels": ["a", "b", "c"]}',
+            r"weights file .*w\.safetensors: its metadata names 3 labels but dense\.weight has 2 "
+            r"outputs",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_weights_metadata_is_named_and_explained(
     tmp_path: Path, reader: Any, description: str, message: str
 ) -> None:
@@ -210,8 +216,11 @@ def test_a_file_that_is_not_safetensors_gets_the_readers_reason(
 def test_a_pickle_gets_the_hint_why_it_is_not_loaded(tmp_path: Path) -> None:
     path = tmp_path / "w.pt"
     path.write_bytes(b"\x80\x04\x95garbage")
-    with pytest.raises(StepError, match=r"unpickling can run code: save the tensors with "
-                       r"safetensors instead\): "):  # fmt: skip
+    with pytest.raises(
+        StepError,
+        match=r"unpickling can run code: save the tensors with "
+        r"safetensors instead\): ",
+    ):
         load_weights(path)
 
 

@@ -82,7 +82,10 @@ def test_city_config_reproduces_the_seed_project(monkeypatch: pytest.MonkeyPatch
 def test_defaults_are_filled_in() -> None:
     config = check_config({"prompts": {"p": {"text": "x"}}}, SCHEMA_PATH)
     assert config["prompts"]["p"] == {
-        "text": "x", "negative_prompt": "", "n_images": 1, "label": None
+        "text": "x",
+        "negative_prompt": "",
+        "n_images": 1,
+        "label": None,
     }
     assert config["generation"]["steps"] == 25
     assert config["classifier"]["backend"] == "torch"
@@ -99,52 +102,120 @@ def test_defaults_are_not_shared_between_configs() -> None:
 
 # (key path, bad value, the message: names the key and says what was expected)
 BAD_VALUES = [
-    (("generation", "stepz"), 3, r"^config key generation\.stepz: unknown key \(did you mean "
-     r"generation\.steps\?\); the keys of generation are steps, guidance_scale"),
+    (
+        ("generation", "stepz"),
+        3,
+        r"^config key generation\.stepz: unknown key \(did you mean "
+        r"generation\.steps\?\); the keys of generation are steps, guidance_scale",
+    ),
     (("promts",), {}, r"^config key promts: unknown key \(did you mean prompts\?\)"),
     (("prompts",), {}, r"^config key prompts: has 0 entries, expected at least 1"),
-    (("prompts",), None, r"^config key prompts: is empty \(null\), expected a mapping or a "
-     r"string \(at "
-     r"least one named prompt"),
+    (
+        ("prompts",),
+        None,
+        r"^config key prompts: is empty \(null\), expected a mapping or a "
+        r"string \(at "
+        r"least one named prompt",
+    ),
     (("prompts", "city", "text"), "", r"^config key prompts\.city\.text: '' is empty or blank"),
-    (("prompts", "city", "text"), " \t\n", r"^config key prompts\.city\.text: .* is empty or "
-     r"blank; expected the prompt text, not blank"),
-    (("prompts", "city", "n_images"), 0, r"^config key prompts\.city\.n_images: 0 is less than "
-     r"the minimum 1$"),
-    (("prompts", "city", "n_images"), "3", r"^config key prompts\.city\.n_images: '3' is a "
-     r"string, expected an integer \(number of images made from this prompt\)$"),
-    (("prompts", "city", "negative"), "x", r"^config key prompts\.city\.negative: unknown key "
-     r"\(did you mean prompts\.city\.negative_prompt\?\)"),
+    (
+        ("prompts", "city", "text"),
+        " \t\n",
+        r"^config key prompts\.city\.text: .* is empty or "
+        r"blank; expected the prompt text, not blank",
+    ),
+    (
+        ("prompts", "city", "n_images"),
+        0,
+        r"^config key prompts\.city\.n_images: 0 is less than "
+        r"the minimum 1$",
+    ),
+    (
+        ("prompts", "city", "n_images"),
+        "3",
+        r"^config key prompts\.city\.n_images: '3' is a "
+        r"string, expected an integer \(number of images made from this prompt\)$",
+    ),
+    (
+        ("prompts", "city", "negative"),
+        "x",
+        r"^config key prompts\.city\.negative: unknown key "
+        r"\(did you mean prompts\.city\.negative_prompt\?\)",
+    ),
     (("generation", "steps"), 0, r"^config key generation\.steps: 0 is less than the minimum 1$"),
-    (("generation", "guidance_scale"), -0.5, r"^config key generation\.guidance_scale: -0\.5 is "
-     r"less than the minimum 0$"),
-    (("generation", "height"), 100, r"^config key generation\.height: 100 is not a multiple "
-     r"of 8$"),
+    (
+        ("generation", "guidance_scale"),
+        -0.5,
+        r"^config key generation\.guidance_scale: -0\.5 is "
+        r"less than the minimum 0$",
+    ),
+    (
+        ("generation", "height"),
+        100,
+        r"^config key generation\.height: 100 is not a multiple "
+        r"of 8$",
+    ),
     (("generation", "width"), 0, r"^config key generation\.width: 0 is less than the minimum 8$"),
-    (("generation", "height"), -64, r"^config key generation\.height: -64 is less than the "
-     r"minimum 8$"),
-    (("generation", "width"), "64", r"^config key generation\.width: '64' is a string, "
-     r"expected an integer or null \(image width in pixels"),
-    (("generation", "scheduler"), "ddimm", r"^config key generation\.scheduler: 'ddimm' is not "
-     r"one of default, ddim, .* \(did you mean 'ddim'\?\)$"),
+    (
+        ("generation", "height"),
+        -64,
+        r"^config key generation\.height: -64 is less than the "
+        r"minimum 8$",
+    ),
+    (
+        ("generation", "width"),
+        "64",
+        r"^config key generation\.width: '64' is a string, "
+        r"expected an integer or null \(image width in pixels",
+    ),
+    (
+        ("generation", "scheduler"),
+        "ddimm",
+        r"^config key generation\.scheduler: 'ddimm' is not "
+        r"one of default, ddim, .* \(did you mean 'ddim'\?\)$",
+    ),
     (("generation",), None, r"^config key generation: is empty \(null\), expected a mapping$"),
     (("preprocess", "size"), 4, r"^config key preprocess\.size: 4 is less than the minimum 8$"),
     (("classifier", "backend"), "jax", r"^config key classifier\.backend: 'jax' is not one of "),
-    (("classifier", "labels"), [], r"^config key classifier\.labels: \[\] has 0 items, expected "
-     r"at least 1$"),
-    (("classifier", "labels"), ["cat", "cat"], r"^config key classifier\.labels: 'cat' appears "
-     r"more than once$"),
-    (("classifier", "labels"), ["cat", " "], r"^config key classifier\.labels\[1\]: ' ' is "
-     r"empty or blank"),
+    (
+        ("classifier", "labels"),
+        [],
+        r"^config key classifier\.labels: \[\] has 0 items, expected "
+        r"at least 1$",
+    ),
+    (
+        ("classifier", "labels"),
+        ["cat", "cat"],
+        r"^config key classifier\.labels: 'cat' appears "
+        r"more than once$",
+    ),
+    (
+        ("classifier", "labels"),
+        ["cat", " "],
+        r"^config key classifier\.labels\[1\]: ' ' is "
+        r"empty or blank",
+    ),
     (("classifier", "weights"), "", r"^config key classifier\.weights: '' is empty or blank"),
-    (("model", "source"), " demo", r"^config key model\.source: ' demo' is not allowed; expected "
-     r"'demo' \(the shapes model shipped with the package\), a local diffusers pipeline folder"),
-    (("model", "source"), "no such model", r"^config key model\.source: model\.source 'no such "
-     r"model' is neither 'demo', an existing local folder, nor a Hugging Face id"),
-    (("model", "source"), "./models/nowhere", r"^config key model\.source: model folder "
-     r"'\./models/nowhere' does not exist .*hf download <organisation/name> --local-dir "
-     r"\./models/nowhere"),
-]  # fmt: skip
+    (
+        ("model", "source"),
+        " demo",
+        r"^config key model\.source: ' demo' is not allowed; expected "
+        r"'demo' \(the shapes model shipped with the package\), a local diffusers pipeline folder",
+    ),
+    (
+        ("model", "source"),
+        "no such model",
+        r"^config key model\.source: model\.source 'no such "
+        r"model' is neither 'demo', an existing local folder, nor a Hugging Face id",
+    ),
+    (
+        ("model", "source"),
+        "./models/nowhere",
+        r"^config key model\.source: model folder "
+        r"'\./models/nowhere' does not exist .*hf download <organisation/name> --local-dir "
+        r"\./models/nowhere",
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -266,16 +337,32 @@ def test_fitting_weights_file_is_accepted(weights_file: Path) -> None:
 @pytest.mark.parametrize(
     "labels, preprocess, message",
     [
-        (["cat", "dog", "ship"], {}, r"^config key classifier\.labels: 3 labels, but weights file "
-         r".*cnn\.safetensors has 2 outputs$"),
-        (["dog", "cat"], {}, r"^config key classifier\.labels: \['dog', 'cat'\] do not match the "
-         r"labels recorded in weights file .*cnn\.safetensors: \['cat', 'dog'\]$"),
-        (["cat", "dog"], {"grayscale": False}, r"^config key preprocess\.grayscale: the tensors "
-         r"have 3 channel\(s\), but weights file .*cnn\.safetensors expects 1$"),
-        (["cat", "dog"], {"size": 32}, r"^config key preprocess\.size: 32 gives 2048 dense "
-         r"inputs, but weights file .*cnn\.safetensors has 512$"),
+        (
+            ["cat", "dog", "ship"],
+            {},
+            r"^config key classifier\.labels: 3 labels, but weights file "
+            r".*cnn\.safetensors has 2 outputs$",
+        ),
+        (
+            ["dog", "cat"],
+            {},
+            r"^config key classifier\.labels: \['dog', 'cat'\] do not match the "
+            r"labels recorded in weights file .*cnn\.safetensors: \['cat', 'dog'\]$",
+        ),
+        (
+            ["cat", "dog"],
+            {"grayscale": False},
+            r"^config key preprocess\.grayscale: the tensors "
+            r"have 3 channel\(s\), but weights file .*cnn\.safetensors expects 1$",
+        ),
+        (
+            ["cat", "dog"],
+            {"size": 32},
+            r"^config key preprocess\.size: 32 gives 2048 dense "
+            r"inputs, but weights file .*cnn\.safetensors has 512$",
+        ),
     ],
-)  # fmt: skip
+)
 def test_weights_file_that_does_not_fit_is_refused(
     weights_file: Path, labels: list[str], preprocess: dict[str, Any], message: str
 ) -> None:
@@ -294,11 +381,14 @@ def test_weights_file_without_recorded_labels_is_checked_by_shape(tmp_path: Path
     [
         (None, r"weights file .*missing\.safetensors does not exist"),
         (b"", r"is not a safetensors file"),
-        (pickle.dumps({"conv1.weight": [1.0]}), r"is not a safetensors file \(it looks like a "
-         r"pickle or torch\.save checkpoint, which is never loaded"),
+        (
+            pickle.dumps({"conv1.weight": [1.0]}),
+            r"is not a safetensors file \(it looks like a "
+            r"pickle or torch\.save checkpoint, which is never loaded",
+        ),
         (b"PK\x03\x04" + bytes(100), r"it looks like a pickle or torch\.save checkpoint"),
     ],
-)  # fmt: skip
+)
 def test_weights_file_that_is_not_safetensors_is_refused(
     tmp_path: Path, content: bytes | None, message: str
 ) -> None:
@@ -363,7 +453,10 @@ def test_nested_command_line_strings_become_what_the_schema_wants() -> None:
     assert config["generation"]["compile"] is True and config["generation"]["gpu"] == 1
     assert config["classifier"]["weights"] is None and config["shards"] is None  # null: glorot
     assert config["prompts"]["new"] == {
-        "text": "123", "n_images": 2, "negative_prompt": "", "label": None
+        "text": "123",
+        "n_images": 2,
+        "negative_prompt": "",
+        "label": None,
     }
     assert config["prompts"]["city"]["n_images"] == 3  # merged, not replaced
 
@@ -371,15 +464,24 @@ def test_nested_command_line_strings_become_what_the_schema_wants() -> None:
 @pytest.mark.parametrize(
     "given, message",
     [
-        ({"generation": {"steps": "many"}}, r"^config key generation\.steps: 'many' \(given with "
-         r"--config\) is not an integer$"),
-        ({"generation": {"compile": "maybe"}}, r"^config key generation\.compile: 'maybe' .*is "
-         r"not true or false"),
+        (
+            {"generation": {"steps": "many"}},
+            r"^config key generation\.steps: 'many' \(given with "
+            r"--config\) is not an integer$",
+        ),
+        (
+            {"generation": {"compile": "maybe"}},
+            r"^config key generation\.compile: 'maybe' .*is "
+            r"not true or false",
+        ),
         ({"shards": "two"}, r"^config key shards: 'two' .*is not an integer or null"),
-        ({"prompts": {"city": {"n_images": "3.5"}}}, r"^config key prompts\.city\.n_images: "
-         r"'3\.5' .*not an integer"),
+        (
+            {"prompts": {"city": {"n_images": "3.5"}}},
+            r"^config key prompts\.city\.n_images: "
+            r"'3\.5' .*not an integer",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_command_line_value_that_cannot_be_coerced_names_the_key(
     given: dict[str, Any], message: str
 ) -> None:
@@ -411,10 +513,8 @@ def raised_config_error(config: dict[str, Any]) -> ConfigError:
         (config_with(("prompts", "City"), {"text": "x"}), "prompts"),  # ids differing in case
         (config_with(("model", "source"), "./no/such/folder"), "model.source"),
     ],
-)  # fmt: skip
-def test_a_config_error_carries_the_key_its_message_names(
-    config: dict[str, Any], key: str
-) -> None:
+)
+def test_a_config_error_carries_the_key_its_message_names(config: dict[str, Any], key: str) -> None:
     error = raised_config_error(config)
     assert error.key == key
     assert str(error) == f"config key {key}: {error.problem}"
@@ -514,8 +614,10 @@ MESSAGES = [
     ({"t": 1.5}, "config key t: 1.5 is a number, expected a string or null"),
     ({"t": [1]}, "config key t: [1] is a list, expected a string or null"),
     ({"t": {}}, "config key t: {} is a mapping, expected a string or null"),
-    ({"t": datetime.date(2020, 1, 2)},
-     "config key t: datetime.date(2020, 1, 2) is date, expected a string or null"),
+    (
+        {"t": datetime.date(2020, 1, 2)},
+        "config key t: datetime.date(2020, 1, 2) is date, expected a string or null",
+    ),
     ({"o": {}}, "config key o: has 0 entries, expected at least 1; expected at least one entry"),
     ({"r": {}}, "config key r.k: missing, but required; expected the key"),
     ({"nn": 1}, f"config key nn: unknown key (did you mean n?); the keys are {KEYS}"),
@@ -526,7 +628,7 @@ MESSAGES = [
     ({"s2": "ab"}, "config key s2: 'ab' is too short"),
     ({"u": [2, 1, 1]}, "config key u: 1 appears more than once"),
     ({"z": {"a": 1}}, "config key z.a: unknown key; the keys of z are "),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("config, message", MESSAGES, ids=[m for _, m in MESSAGES])
@@ -540,8 +642,10 @@ def test_problems_at_the_top_level_say_so() -> None:
     with pytest.raises(ConfigError) as caught:
         validate_config([], SCHEMA)  # type: ignore[arg-type]
     assert str(caught.value) == "config key (top level): [] is a list, expected a mapping"
-    names = {"type": "object", "propertyNames": {"pattern": "^[a-z]+$",
-                                                 "description": "Lower-case names."}}  # fmt: skip
+    names = {
+        "type": "object",
+        "propertyNames": {"pattern": "^[a-z]+$", "description": "Lower-case names."},
+    }
     with pytest.raises(ConfigError) as caught:
         validate_config({"A": 1}, names)
     assert str(caught.value) == (
@@ -580,8 +684,11 @@ def test_config_files_named_twice_are_checked_once(tmp_path: Path) -> None:
 
 def test_a_key_given_twice_after_a_merge_key_is_found() -> None:
     text = "base: &b {x: 1}\nc:\n  <<: *b\n  y: 1\n  y: 2\n"
-    with pytest.raises(yaml.constructor.ConstructorError, match=r"key c\.y is given twice "
-                       r"\(lines 4 and 5\)"):  # fmt: skip
+    with pytest.raises(
+        yaml.constructor.ConstructorError,
+        match=r"key c\.y is given twice "
+        r"\(lines 4 and 5\)",
+    ):
         refuse_duplicate_keys(text)
 
 
@@ -602,8 +709,11 @@ def test_a_config_file_error_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=rf"^config file {re.escape(str(path))}: while parsing"):
         check_config_file(path)
     path.write_text('{"a": 1, "a": 2}', encoding="utf-8")
-    with pytest.raises(ConfigError, match=rf"^config file {re.escape(str(path))}: key 'a' is "
-                       "given twice; JSON would keep only the last one"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=rf"^config file {re.escape(str(path))}: key 'a' is "
+        "given twice; JSON would keep only the last one",
+    ):
         check_config_file(path)
     path.write_text('{"a": {"b": 1}, "c": [1, 2]}', encoding="utf-8")
     check_config_file(path)
@@ -732,12 +842,14 @@ def test_a_value_the_schema_does_not_describe_stays_as_given_and_the_rest_is_coe
 @pytest.mark.parametrize(
     "value, message",
     [
-        ({"c": "many"}, "config key s.c: 'many' (given with --config) is not an integer or "
-         "null; expected a count"),
-        ({"l": "many"}, "config key s.l: 'many' (given with --config) is not an integer or a "
-         "list"),
+        (
+            {"c": "many"},
+            "config key s.c: 'many' (given with --config) is not an integer or "
+            "null; expected a count",
+        ),
+        ({"l": "many"}, "config key s.l: 'many' (given with --config) is not an integer or a list"),
     ],
-)  # fmt: skip
+)
 def test_a_value_that_fits_none_of_the_types_lists_them_all(
     value: dict[str, Any], message: str
 ) -> None:
@@ -755,8 +867,11 @@ def labelled_config(**changes: object) -> dict:
 def test_a_label_not_in_the_labels_is_refused_naming_the_key() -> None:
     config = copy.deepcopy(SMALL_CONFIG)
     config["prompts"]["city"]["label"] = "shipp"
-    with pytest.raises(ConfigError, match=r"^config key prompts\.city\.label: 'shipp' is not one "
-                       r"of classifier\.labels \(cat, dog, ship\) \(did you mean 'ship'\?\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^config key prompts\.city\.label: 'shipp' is not one "
+        r"of classifier\.labels \(cat, dog, ship\) \(did you mean 'ship'\?\)$",
+    ):
         checked_prompts(check_config(config, SCHEMA_PATH), load_schema(SCHEMA_PATH))
 
 
@@ -764,8 +879,11 @@ def test_a_sheet_label_not_in_the_labels_names_row_and_column(tmp_path: Path, mo
     monkeypatch.chdir(tmp_path)
     Path("p.tsv").write_text("prompt_id\ttext\tlabel\na\tone\tship\nb\ttwo\tcow\nc\tthree\t\n")
     config = labelled_config(prompts="p.tsv")
-    with pytest.raises(ConfigError, match=r"^prompt sheet p\.tsv, row 3, column label: 'cow' is "
-                       r"not one of classifier\.labels"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^prompt sheet p\.tsv, row 3, column label: 'cow' is "
+        r"not one of classifier\.labels",
+    ):
         checked_prompts(config, load_schema(SCHEMA_PATH))
 
 
@@ -773,8 +891,11 @@ def test_trained_weights_need_labelled_prompts() -> None:
     config = copy.deepcopy(SMALL_CONFIG)
     for prompt in config["prompts"].values():
         del prompt["label"]
-    with pytest.raises(ConfigError, match=r"^config key classifier\.weights: trained needs "
-                       r"labelled prompts"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^config key classifier\.weights: trained needs "
+        r"labelled prompts",
+    ):
         checked_prompts(check_config(config, SCHEMA_PATH), load_schema(SCHEMA_PATH))
 
 

@@ -90,10 +90,16 @@ def test_training_learns_from_the_labelled_prompts_and_their_shards() -> None:
     plan = plan_of(shards=3)
     shard_of = {p: shard for shard, ids in plan.shards.items() for p in ids}
     assert plan.labelled_prompts == [
-        {"prompt_id": p, "label": PROMPTS[p]["label"], "n_images": PROMPTS[p]["n_images"],
-         "shard": shard_of[p]}
-        for shard in plan.shards for p in plan.shards[shard] if "label" in PROMPTS[p]
-    ]  # fmt: skip
+        {
+            "prompt_id": p,
+            "label": PROMPTS[p]["label"],
+            "n_images": PROMPTS[p]["n_images"],
+            "shard": shard_of[p],
+        }
+        for shard in plan.shards
+        for p in plan.shards[shard]
+        if "label" in PROMPTS[p]
+    ]
     assert plan.labelled_shards() == sorted({shard_of["city"], shard_of["tree"]})
     images = plan.training_images({"device": "cpu"}, {"source": "demo"})
     assert images["prompts"] == {"city": ["A city", ""], "tree": ["A tree", ""]}
@@ -103,9 +109,12 @@ def test_training_learns_from_the_labelled_prompts_and_their_shards() -> None:
 
 @pytest.mark.parametrize(
     ("weights", "mode", "path"),
-    [("trained", "trained", TRAINED_WEIGHTS_PATH), ("glorot", "glorot", INIT_WEIGHTS_PATH),
-     (None, "glorot", INIT_WEIGHTS_PATH)],
-)  # fmt: skip
+    [
+        ("trained", "trained", TRAINED_WEIGHTS_PATH),
+        ("glorot", "glorot", INIT_WEIGHTS_PATH),
+        (None, "glorot", INIT_WEIGHTS_PATH),
+    ],
+)
 def test_the_weights_predict_runs_with(weights: str | None, mode: str, path: str) -> None:
     plan = plan_of(classifier__weights=weights)
     assert plan.weights_mode == mode == weights_mode(weights)
@@ -133,8 +142,15 @@ def test_final_outputs_cover_every_kind() -> None:
     plan = plan_of(shards=2)
     outputs = plan.final_outputs()
     assert len(outputs) == len(set(outputs))
-    for kind in ("images", "tensors", "previews", "predictions", "charts", "contact_sheets",
-                 "dataset"):  # fmt: skip
+    for kind in (
+        "images",
+        "tensors",
+        "previews",
+        "predictions",
+        "charts",
+        "contact_sheets",
+        "dataset",
+    ):
         assert sum(f"results/{kind}/" in path for path in outputs) == len(plan.shards)
     assert {"results/manifest.json", "results/summary.html", "results/training/curve.png"} <= set(
         outputs
@@ -154,13 +170,9 @@ def test_the_wildcard_pattern_is_the_schemas_prompt_id() -> None:
 
     pattern = re.compile(prompt_id_pattern(load_schema(SCHEMA_PATH)))
     assert pattern.fullmatch("city_01") and pattern.fullmatch("03-of-16")
-    assert not pattern.fullmatch("a/b") and not pattern.fullmatch("..") and not pattern.fullmatch(
-        "_x"
+    assert (
+        not pattern.fullmatch("a/b") and not pattern.fullmatch("..") and not pattern.fullmatch("_x")
     )
-
-
-
-
 
 
 def test_generation_settings_are_the_rule_params() -> None:

@@ -30,11 +30,19 @@ def test_a_sheet_gives_the_mapping_with_defaults(tmp_path: Path) -> None:
         "harbor\tA quiet harbor, watercolor\tblurry\t\n",
     )
     assert read_prompt_sheet(path, RULES) == {
-        "city": {"text": "A futuristic city at sunset", "negative_prompt": "", "n_images": 3,
-                 "label": None},
-        "harbor": {"text": "A quiet harbor, watercolor", "negative_prompt": "blurry",
-                   "n_images": 1, "label": None},
-    }  # fmt: skip
+        "city": {
+            "text": "A futuristic city at sunset",
+            "negative_prompt": "",
+            "n_images": 3,
+            "label": None,
+        },
+        "harbor": {
+            "text": "A quiet harbor, watercolor",
+            "negative_prompt": "blurry",
+            "n_images": 1,
+            "label": None,
+        },
+    }
 
 
 def test_a_sheet_equals_the_mapping_the_schema_validates(tmp_path: Path) -> None:
@@ -54,9 +62,13 @@ def test_csv_quoting_keeps_commas_quotes_and_newlines(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("cell", "named"),
-    [("a\x00b", "U+0000 (NUL) at character 2"), ("\x1b[31mred", "U+001B (escape) at character 1"),
-     ("x\x7f", "U+007F (DEL) at character 2"), ("x\x85", "U+0085 at character 2")],
-)  # fmt: skip
+    [
+        ("a\x00b", "U+0000 (NUL) at character 2"),
+        ("\x1b[31mred", "U+001B (escape) at character 1"),
+        ("x\x7f", "U+007F (DEL) at character 2"),
+        ("x\x85", "U+0085 at character 2"),
+    ],
+)
 @pytest.mark.parametrize("column", ["text", "negative_prompt"])
 def test_a_control_character_in_a_cell_is_refused_by_row_and_column(
     tmp_path: Path, cell: str, named: str, column: str
@@ -79,7 +91,7 @@ def test_a_control_character_in_a_cell_is_refused_by_row_and_column(
 
 def test_a_control_character_in_a_label_cell_is_refused(tmp_path: Path) -> None:
     rules = PromptRules.from_schema(load_schema(SCHEMA_PATH), ["cat", "dog"])
-    path = sheet(tmp_path, "prompt_id,text,label\na,one,cat\nb,two,\"do\x00g\"\n", "l.csv")
+    path = sheet(tmp_path, 'prompt_id,text,label\na,one,cat\nb,two,"do\x00g"\n', "l.csv")
     with pytest.raises(SheetError, match=r"row 3, column label: .*U\+0000"):
         read_prompt_sheet(path, rules)
 
@@ -106,22 +118,43 @@ def test_blank_lines_and_a_byte_order_mark_are_fine(tmp_path: Path) -> None:
 
 # (sheet text, the message: names the file, the row (header = row 1) and the column)
 BAD_SHEETS = [
-    ("prompt_id\ttext\na\tone\na\ttwo\n", r"row 3, column prompt_id: 'a' is given twice \(rows 2 "
-     r"and 3\)"),
+    (
+        "prompt_id\ttext\na\tone\na\ttwo\n",
+        r"row 3, column prompt_id: 'a' is given twice \(rows 2 "
+        r"and 3\)",
+    ),
     ("prompt_id\ttext\na\t  \n", r"row 2, column text: '  ' is empty or blank"),
-    ("prompt_id\ttext\tn_images\na\tone\tmany\n", r"row 2, column n_images: 'many' is a string, "
-     r"expected an integer"),
-    ("prompt_id\ttext\tn_images\na\tone\t0\n", r"row 2, column n_images: 0 is less than the "
-     r"minimum 1"),
-    ("prompt_id\ttext\tn_images\na\tone\t1001\n", r"row 2, column n_images: 1001 is more than the "
-     r"maximum 1000"),
-    ("prompt_id\ttext\nbad id\tone\n", r"row 2, column prompt_id: 'bad id' is not allowed; "
-     r"expected a prompt id of 1 to 64"),
+    (
+        "prompt_id\ttext\tn_images\na\tone\tmany\n",
+        r"row 2, column n_images: 'many' is a string, "
+        r"expected an integer",
+    ),
+    (
+        "prompt_id\ttext\tn_images\na\tone\t0\n",
+        r"row 2, column n_images: 0 is less than the "
+        r"minimum 1",
+    ),
+    (
+        "prompt_id\ttext\tn_images\na\tone\t1001\n",
+        r"row 2, column n_images: 1001 is more than the "
+        r"maximum 1000",
+    ),
+    (
+        "prompt_id\ttext\nbad id\tone\n",
+        r"row 2, column prompt_id: 'bad id' is not allowed; "
+        r"expected a prompt id of 1 to 64",
+    ),
     ("prompt_id\ttext\n../x\tone\n", r"row 2, column prompt_id: '\.\./x' is not allowed"),
-    ("prompt_id\tprompt\na\tone\n", r"row 1: unknown column\(s\) prompt( \(did you mean .*\))?; "
-     r"the columns are prompt_id, text"),
-    ("prompt_id\ttext\tn_imgs\na\tone\t2\n", r"row 1: unknown column\(s\) n_imgs \(did you mean "
-     r"n_images\?\)"),
+    (
+        "prompt_id\tprompt\na\tone\n",
+        r"row 1: unknown column\(s\) prompt( \(did you mean .*\))?; "
+        r"the columns are prompt_id, text",
+    ),
+    (
+        "prompt_id\ttext\tn_imgs\na\tone\t2\n",
+        r"row 1: unknown column\(s\) n_imgs \(did you mean "
+        r"n_images\?\)",
+    ),
     ("id\ttext\na\tone\n", r"row 1: unknown column\(s\) id"),
     ("text\nsomething\n", r"row 1: missing column\(s\) prompt_id"),
     ("prompt_id\nonly\n", r"row 1: missing column\(s\) text"),
@@ -132,7 +165,7 @@ BAD_SHEETS = [
     ("", r"the file is empty"),
     ("prompt_id\ttext\nCity\tone\ncity\ttwo\n", r"the ids 'City' and 'city' differ only in case"),
     ('prompt_id\ttext\na\t"unclosed\n', r"line \d+: .*quoting"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("text, message", BAD_SHEETS, ids=[m[:30] for _, m in BAD_SHEETS])

@@ -117,11 +117,20 @@ def kill_mid_write(kind: str, target: Path, setup: Path) -> tuple[Path, int, int
     bytes that write was asked to write."""
     read_fd, write_fd = os.pipe()
     child = subprocess.Popen(
-        [sys.executable, str(Path(crash_writer.__file__)), kind, str(target), str(setup),
-         str(write_fd)],
-        pass_fds=(write_fd,), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            str(Path(crash_writer.__file__)),
+            kind,
+            str(target),
+            str(setup),
+            str(write_fd),
+        ],
+        pass_fds=(write_fd,),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"},
-    )  # fmt: skip
+    )
     os.close(write_fd)
     try:
         ready, _, _ = select.select([read_fd], [], [], READY_TIMEOUT_S)

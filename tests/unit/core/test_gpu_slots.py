@@ -98,9 +98,12 @@ def slot_env(locks: Path, devices: str = "0,1,2,3", **extra: str) -> dict[str, s
 def start_claimer(env: dict[str, str], count: int = 1) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", CLAIMER, str(count)],
-        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
 
 
 def claimed(process: subprocess.Popen[str]) -> dict:
@@ -167,8 +170,11 @@ def test_the_waiter_names_the_holder_then_gives_up(
     waiter = subprocess.run(
         [sys.executable, "-c", CLAIMER, "1"],
         env=slot_env(locks, devices="0", **{WAIT_VARIABLE: "1"}),
-        input="", capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert waiter.returncode != 0
     assert "waiting for 1 free GPU(s) of 0" in waiter.stderr
     assert f"GPU 0: pid {holder.pid} (" in waiter.stderr and "test claimer" in waiter.stderr
@@ -204,9 +210,12 @@ def test_two_jobs_a_gpu_when_asked(tmp_path: Path, claimers: list[subprocess.Pop
     assert got == ["0", "1", "0", "1"]
     fifth = subprocess.run(
         [sys.executable, "-c", CLAIMER, "1"],
-        env={**env, WAIT_VARIABLE: "0.3"}, input="", capture_output=True, text=True,
+        env={**env, WAIT_VARIABLE: "0.3"},
+        input="",
+        capture_output=True,
+        text=True,
         timeout=60,
-    )  # fmt: skip
+    )
     assert fifth.returncode != 0 and "no GPU free" in fifth.stderr
     names = sorted(path.name for path in (tmp_path / "locks").iterdir())
     assert names == ["gpu-0+1.lock", "gpu-0.lock", "gpu-1+1.lock", "gpu-1.lock"]

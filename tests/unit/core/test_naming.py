@@ -12,7 +12,6 @@ def test_image_ids_are_the_prompt_and_a_three_digit_index() -> None:
     assert image_ids("x", 0) == []
 
 
-
 def test_every_holdout_every_th_image_is_held_out() -> None:
     """README: with holdout_every 4, the 4th, 8th and 12th image (indices 3, 7, 11) of a
     labelled prompt are held out, the others train; the split is written as "train" or

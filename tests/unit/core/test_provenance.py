@@ -26,8 +26,19 @@ def test_config_hash_ignores_key_order_but_not_values() -> None:
 def test_env_file_versions_read_the_conda_pins_under_the_reported_names() -> None:
     from sdcnn.core.provenance import env_file_versions
 
-    env = {"dependencies": ["python =3.11", "pytorch =2.13.0", "pytorch-gpu =2.13.0",
-                            "diffusers ==0.42.1", "numpy", {"pip": ["x==1"]}]}  # fmt: skip
+    env = {
+        "dependencies": [
+            "python =3.11",
+            "pytorch =2.13.0",
+            "pytorch-gpu =2.13.0",
+            "diffusers ==0.42.1",
+            "numpy",
+            {"pip": ["x==1"]},
+        ]
+    }
     assert env_file_versions(env, ("torch", "diffusers", "transformers")) == {
-        "python": "3.11", "torch": "2.13.0", "diffusers": "0.42.1", "transformers": None,
-    }  # fmt: skip
+        "python": "3.11",
+        "torch": "2.13.0",
+        "diffusers": "0.42.1",
+        "transformers": None,
+    }

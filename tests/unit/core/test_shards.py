@@ -20,9 +20,10 @@ def test_shards_are_a_stable_function_of_the_id_alone() -> None:
     where_after = {p: name for name, members in more.items() for p in members}
     assert all(where_after[p] == where[p] for p in ids[50:])
     # the shard of an id is written down once and for all (a change would move every prompt)
-    assert shard_index("city", 4) == int.from_bytes(
-        __import__("hashlib").sha256(b"city").digest()[:8], "big"
-    ) % 4
+    assert (
+        shard_index("city", 4)
+        == int.from_bytes(__import__("hashlib").sha256(b"city").digest()[:8], "big") % 4
+    )
 
 
 def test_shard_names_sort_and_say_how_many() -> None:

@@ -87,9 +87,10 @@ def test_the_picture_is_the_shape_colour_and_background_only() -> None:
     rows, columns = np.nonzero(blended)  # anti-aliasing: only near the edge (OpenCV: 1-2 px)
     assert rows.min() >= 20 and rows.max() <= 43 and columns.min() >= 20 and columns.max() <= 43
     between = image[blended].astype(int)
-    assert ((between >= np.minimum(COLOURS["blue"], BACKGROUND)) & (
-        between <= np.maximum(COLOURS["blue"], BACKGROUND)
-    )).all()
+    assert (
+        (between >= np.minimum(COLOURS["blue"], BACKGROUND))
+        & (between <= np.maximum(COLOURS["blue"], BACKGROUND))
+    ).all()
 
 
 @pytest.mark.parametrize(("colour", "shape"), EVERY_PROMPT)

@@ -42,6 +42,7 @@ def test_committed_folder_is_a_complete_safetensors_pipeline() -> None:
 def test_training_is_reproducible_and_saves_a_loadable_pipeline(
     tmp_path: Path, torch_threads: None
 ) -> None:
+    # the command line as it is typed, an option and its value together
     tiny = [
         "--pictures", "48", "--vae-steps", "2", "--unet-steps", "2", "--vae-batch", "4",
         "--unet-batch", "4", "--warmup-steps", "1", "--log-every", "1", "--seed", "3",

@@ -42,13 +42,18 @@ def make_shard(root: Path) -> dict[str, Path]:
             p = float(rng.uniform(0.5, 1.0))
             probabilities = {"circle": p, "square": 1 - p}
             meant = MEANT[prompt_id]
-            entries.append({
-                "image_id": image_id, "label": meant,
-                "split": None if meant is None else ("holdout" if index == 2 else "train"),
-                "probabilities": probabilities, "top_label": "circle", "top_probability": p,
-                "correct": None if meant is None else meant == "circle",
-                "safety_flagged": None,
-            })  # fmt: skip
+            entries.append(
+                {
+                    "image_id": image_id,
+                    "label": meant,
+                    "split": None if meant is None else ("holdout" if index == 2 else "train"),
+                    "probabilities": probabilities,
+                    "top_label": "circle",
+                    "top_probability": p,
+                    "correct": None if meant is None else meant == "circle",
+                    "safety_flagged": None,
+                }
+            )
         path = predictions / f"{prompt_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         document = {"prompt_id": prompt_id, "labels": LABELS, "images": entries}

@@ -96,7 +96,7 @@ def test_only_the_arguments_the_call_takes_are_passed() -> None:
         "num_inference_steps": 2,
         "height": 64,
         "width": 64,
-    }  # fmt: skip (a **kwargs takes no setting)
+    }  # a **kwargs takes no setting
     with pytest.raises(StepError, match=r"'circle' has a negative_prompt"):
         call_arguments(NoGuidance(), dataclasses.replace(PROMPT, negative_prompt="x"), 1, settings)
 
@@ -127,10 +127,15 @@ def test_the_demo_call_is_what_it_was(tmp_path: Path) -> None:
     )
     (made,) = run_pipeline(pipeline, PROMPT, [5], settings)
     before = pipeline(
-        prompt=[PROMPT.text], negative_prompt=None, num_inference_steps=2, guidance_scale=4.0,
-        height=settings.height, width=settings.width,
-        generator=[torch.Generator(device="cpu").manual_seed(5)], output_type="pil",
-    ).images[0]  # fmt: skip
+        prompt=[PROMPT.text],
+        negative_prompt=None,
+        num_inference_steps=2,
+        guidance_scale=4.0,
+        height=settings.height,
+        width=settings.width,
+        generator=[torch.Generator(device="cpu").manual_seed(5)],
+        output_type="pil",
+    ).images[0]
     assert np.array_equal(np.asarray(made.image), np.asarray(before))
 
 
@@ -139,9 +144,15 @@ def test_the_demo_call_is_what_it_was(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "scheduler"),
-    [("sd3", "ddim"), ("flux-schnell", "ddim"), ("flux-dev", "euler"), ("sd1", "flow_euler"),
-     ("pixart-sigma", "flow_heun"), ("sana", "ddim")],
-)  # fmt: skip
+    [
+        ("sd3", "ddim"),
+        ("flux-schnell", "ddim"),
+        ("flux-dev", "euler"),
+        ("sd1", "flow_euler"),
+        ("pixart-sigma", "flow_heun"),
+        ("sana", "ddim"),
+    ],
+)
 def test_a_scheduler_of_the_other_kind_is_refused_before_loading(
     name: str, scheduler: str, family_folders: dict[str, Path]
 ) -> None:
@@ -167,9 +178,15 @@ def test_flux_refuses_flow_heun_for_its_sigmas(family_folders: dict[str, Path]) 
 
 @pytest.mark.parametrize(
     ("name", "scheduler"),
-    [("sd3", "flow_euler"), ("sd3", "flow_heun"), ("flux-dev", "flow_euler"),
-     ("sana", "flow_heun"), ("sana", "dpm_multistep"), ("pixart-sigma", "ddim")],
-)  # fmt: skip
+    [
+        ("sd3", "flow_euler"),
+        ("sd3", "flow_heun"),
+        ("flux-dev", "flow_euler"),
+        ("sana", "flow_heun"),
+        ("sana", "dpm_multistep"),
+        ("pixart-sigma", "ddim"),
+    ],
+)
 def test_a_fitting_scheduler_draws(
     name: str, scheduler: str, family_folders: dict[str, Path]
 ) -> None:
@@ -267,9 +284,13 @@ def test_vae_tiling_needs_a_vae_that_tiles() -> None:
 
 @pytest.mark.parametrize(
     ("offload", "device", "calls"),
-    [("none", "cuda", ["to ('cuda',)"]), ("model", "cuda", ["model offload"]),
-     ("sequential", "cuda", ["sequential offload"]), ("model", "cpu", ["to ('cpu',)"])],
-)  # fmt: skip
+    [
+        ("none", "cuda", ["to ('cuda',)"]),
+        ("model", "cuda", ["model offload"]),
+        ("sequential", "cuda", ["sequential offload"]),
+        ("model", "cpu", ["to ('cpu',)"]),
+    ],
+)
 def test_offload_calls_the_right_method(offload: str, device: str, calls: list[str]) -> None:
     pipeline = TransformerPipeline()
     assert place_on_device(pipeline, device, offload) is pipeline
@@ -314,8 +335,10 @@ def test_the_planned_runtime_follows_the_gpu_request() -> None:
 
     versions = {"torch": "2.13.0"}
     assert planned_runtime(gpus=0, precision="fp16", versions=versions) == {
-        "device": "cpu", "dtype": "float32", "versions": versions,
-    }  # fmt: skip
+        "device": "cpu",
+        "dtype": "float32",
+        "versions": versions,
+    }
     on_gpu = planned_runtime(gpus=1, precision="auto", versions=versions)
     assert (on_gpu["device"], on_gpu["dtype"]) == ("cuda", "float16")
     assert planned_runtime(gpus=1, precision="bf16", versions={})["dtype"] == "bfloat16"

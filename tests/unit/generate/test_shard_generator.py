@@ -41,6 +41,7 @@ def torch_threads_restored() -> Any:
     yield
     torch.set_num_threads(threads)
 
+
 # ---- generation: the image store key
 
 # settings that decide no image's pixels as they are written, and why
@@ -140,9 +141,15 @@ def test_the_store_makes_the_image_again_after_a_change(
 
     def run(settings: GenerationSettings, prompt: PromptSpec, name: str) -> ShardResult:
         return generate_shard(
-            output_dir=tmp_path / name, prompts=[prompt], layout=ShardLayout(False),
-            settings=settings, model=model, allow_download=False, gpus=0, store=store,
-        )  # fmt: skip
+            output_dir=tmp_path / name,
+            prompts=[prompt],
+            layout=ShardLayout(False),
+            settings=settings,
+            model=model,
+            allow_download=False,
+            gpus=0,
+            store=store,
+        )
 
     assert run(base_settings(), BASE_PROMPT, "first").counts == {"reused": 0, "generated": 2}
     assert run(base_settings(), BASE_PROMPT, "again").counts == {"reused": 2, "generated": 0}

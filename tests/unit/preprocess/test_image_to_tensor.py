@@ -102,9 +102,14 @@ def test_prompt_folder_round_trip(tmp_path: Path) -> None:
     images.mkdir()
     cv2.imwrite(str(images / "p_000.png"), quadrants((0, 255, 100, 50), side=8))
     preprocess_prompt(
-        images, tmp_path / "tensors", tmp_path / "previews", ["p_000"],
-        size=2, grayscale=True, interpolation="area",
-    )  # fmt: skip
+        images,
+        tmp_path / "tensors",
+        tmp_path / "previews",
+        ["p_000"],
+        size=2,
+        grayscale=True,
+        interpolation="area",
+    )
     tensor = np.load(tmp_path / "tensors" / "p_000.npy", allow_pickle=False)
     np.testing.assert_array_equal(tensor[0] * 255, [[0, 255], [100, 50]])
     preview = cv2.imread(str(tmp_path / "previews" / "p_000.png"), cv2.IMREAD_UNCHANGED)
@@ -126,9 +131,14 @@ def test_failed_prompt_leaves_no_output(tmp_path: Path) -> None:
     (images / "p_001.png").write_bytes(b"truncated")
     with pytest.raises(StepError, match="p_001.png"):
         preprocess_prompt(
-            images, tmp_path / "tensors", tmp_path / "previews", ["p_000", "p_001"],
-            size=2, grayscale=True, interpolation="area",
-        )  # fmt: skip
+            images,
+            tmp_path / "tensors",
+            tmp_path / "previews",
+            ["p_000", "p_001"],
+            size=2,
+            grayscale=True,
+            interpolation="area",
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]
 
 
@@ -150,8 +160,15 @@ def test_a_colour_preview_shows_the_images_own_colours(tmp_path: Path) -> None:
     import cv2
 
     stems = write_pngs(tmp_path / "images", 1)
-    preprocess_prompt(tmp_path / "images", tmp_path / "t", tmp_path / "v", stems, size=16,
-                      grayscale=False, interpolation="nearest")  # fmt: skip
+    preprocess_prompt(
+        tmp_path / "images",
+        tmp_path / "t",
+        tmp_path / "v",
+        stems,
+        size=16,
+        grayscale=False,
+        interpolation="nearest",
+    )
     original = cv2.imread(str(tmp_path / "images" / "p_000.png"), cv2.IMREAD_COLOR)
     preview = cv2.imread(str(tmp_path / "v" / "p_000.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(preview, original, err_msg="preview channels are swapped")
@@ -162,10 +179,21 @@ def test_threads_change_no_output(tmp_path: Path) -> None:
     outputs = {}
     for threads in (1, 2, 3):
         out = tmp_path / f"threads{threads}"
-        preprocess_prompt(tmp_path / "images", out / "t", out / "v", stems, size=8,
-                          grayscale=True, interpolation="area", threads=threads)  # fmt: skip
-        outputs[threads] = {p.relative_to(out).as_posix(): p.read_bytes()
-                            for p in sorted(out.rglob("*")) if p.is_file()}  # fmt: skip
+        preprocess_prompt(
+            tmp_path / "images",
+            out / "t",
+            out / "v",
+            stems,
+            size=8,
+            grayscale=True,
+            interpolation="area",
+            threads=threads,
+        )
+        outputs[threads] = {
+            p.relative_to(out).as_posix(): p.read_bytes()
+            for p in sorted(out.rglob("*"))
+            if p.is_file()
+        }
     assert len(outputs[1]) == 10, sorted(outputs[1])
     assert outputs[2] == outputs[1] and outputs[3] == outputs[1], "threads changed the outputs"
 
@@ -181,21 +209,30 @@ def test_a_sharded_shard_gets_each_prompts_images_in_its_own_folder(tmp_path: Pa
             flat = np.full((4, 4, 3), levels[stem], np.uint8)
             cv2.imwrite(str(tmp_path / "images" / prompt_id / f"{stem}.png"), flat)
     count = preprocess_shard(
-        tmp_path / "images", tmp_path / "tensors", tmp_path / "previews", stems_by_prompt,
-        ShardLayout(sharded=True), size=2, grayscale=True, interpolation="area",
-    )  # fmt: skip
+        tmp_path / "images",
+        tmp_path / "tensors",
+        tmp_path / "previews",
+        stems_by_prompt,
+        ShardLayout(sharded=True),
+        size=2,
+        grayscale=True,
+        interpolation="area",
+    )
     assert count == 3
     expected = sorted(f"{p}/{stem}" for p, stems in stems_by_prompt.items() for stem in stems)
     for kind, suffix in (("tensors", ".npy"), ("previews", ".png")):
-        files = sorted(path.relative_to(tmp_path / kind).as_posix().removesuffix(suffix)
-                       for path in (tmp_path / kind).rglob(f"*{suffix}"))  # fmt: skip
+        files = sorted(
+            path.relative_to(tmp_path / kind).as_posix().removesuffix(suffix)
+            for path in (tmp_path / kind).rglob(f"*{suffix}")
+        )
         assert files == expected, kind
     for prompt_id, stems in stems_by_prompt.items():
         for stem in stems:
             tensor = np.load(tmp_path / "tensors" / prompt_id / f"{stem}.npy", allow_pickle=False)
             np.testing.assert_array_equal(np.rint(tensor * 255), np.full((1, 2, 2), levels[stem]))
-            preview = cv2.imread(str(tmp_path / "previews" / prompt_id / f"{stem}.png"),
-                                 cv2.IMREAD_UNCHANGED)  # fmt: skip
+            preview = cv2.imread(
+                str(tmp_path / "previews" / prompt_id / f"{stem}.png"), cv2.IMREAD_UNCHANGED
+            )
             np.testing.assert_array_equal(preview, np.full((2, 2), levels[stem]))
 
 
@@ -224,8 +261,16 @@ def test_threads_images_are_made_at_once_but_never_more(
 
     monkeypatch.setattr(image_to_tensor, "preprocess_image", probe)
     cv2.setNumThreads(3)
-    preprocess_prompt(tmp_path / "images", tmp_path / "t", tmp_path / "v", stems, size=8,
-                      grayscale=True, interpolation="area", threads=2)  # fmt: skip
+    preprocess_prompt(
+        tmp_path / "images",
+        tmp_path / "t",
+        tmp_path / "v",
+        stems,
+        size=8,
+        grayscale=True,
+        interpolation="area",
+        threads=2,
+    )
     assert peak[0] == 2, f"{peak[0]} images were made at once with threads=2"
     assert cv2.getNumThreads() == 1, "OpenCV's own threads would come on top of the two"
     assert sorted(path.stem for path in (tmp_path / "t").iterdir()) == stems
@@ -582,8 +627,6 @@ def test_missing_image_names_the_file(tmp_path: Path) -> None:
         read_image(tmp_path / "p_009.png")
 
 
-
-
 # ---- preprocessing: the tensor
 
 NOT_IN_THE_TENSOR = {"preprocess.threads": "images are independent: any thread count, same bytes"}
@@ -606,9 +649,11 @@ def tensor_with(tmp_path: Path, name: str, **settings: Any) -> np.ndarray:
     defaults["size"] = 24  # 64 -> 24: no whole factor, where linear and area agree
     tensor_path = tmp_path / f"{name}.npy"
     preprocess_image(
-        noise_png(tmp_path / "noise.png"), tensor_path, tmp_path / f"{name}.png",
+        noise_png(tmp_path / "noise.png"),
+        tensor_path,
+        tmp_path / f"{name}.png",
         **{**defaults, **settings},
-    )  # fmt: skip
+    )
     return np.load(tensor_path, allow_pickle=False)
 
 
@@ -631,8 +676,14 @@ def test_preprocess_threads_keep_the_bytes(tmp_path: Path) -> None:
     for threads in (1, 2):
         folder = tmp_path / f"t{threads}"
         preprocess_prompt(
-            images, folder / "tensors", folder / "previews", stems,
-            size=32, grayscale=True, interpolation="auto", threads=threads,
-        )  # fmt: skip
+            images,
+            folder / "tensors",
+            folder / "previews",
+            stems,
+            size=32,
+            grayscale=True,
+            interpolation="auto",
+            threads=threads,
+        )
         outputs.append({p.name: p.read_bytes() for p in sorted(folder.rglob("*.*"))})
     assert outputs[0] == outputs[1]

@@ -70,6 +70,9 @@ def test_batch_of_mixed_shapes_is_refused(tmp_path: Path) -> None:
         load_batch([first, second])
 
 
+# ---- a pickle-based .npy
+
+
 def test_pickle_npy_is_refused_and_never_run(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     array = np.empty(1, dtype=object)

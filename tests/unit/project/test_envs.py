@@ -67,9 +67,7 @@ def chosen_env_files(name: str) -> list[str]:
     common = (REPO / "rules" / "common.smk").read_text()
     step = re.search(rf'^{name} = conda_env\(\s*"(\w+)"', common, re.MULTILINE)
     assert step, f"{name} is not a conda_env(...) of rules/common.smk"
-    return sorted(
-        {conda_env(step[1], gpus, backend) for gpus in (0, 1) for backend in BACKENDS}
-    )
+    return sorted({conda_env(step[1], gpus, backend) for gpus in (0, 1) for backend in BACKENDS})
 
 
 def workflow_rules() -> dict[str, dict]:

@@ -110,13 +110,19 @@ def tangled(tmp_path: Path) -> Path:
         write(tmp_path, f"pkg/{layer}/__init__.py", "")
     write(tmp_path, "pkg/__init__.py", "")
     write(tmp_path, "pkg/core/a.py", "import os\nfrom pkg.generate import b\n")
-    write(tmp_path, "pkg/generate/b.py",
-          "from pkg.core import a\n\ndef run():\n    from pkg.workflow.step import x\n"
-          "    import snakemake.io\n")  # fmt: skip
+    write(
+        tmp_path,
+        "pkg/generate/b.py",
+        "from pkg.core import a\n\ndef run():\n    from pkg.workflow.step import x\n"
+        "    import snakemake.io\n",
+    )
     write(tmp_path, "pkg/preprocess/c.py", "from ..classify import d\nfrom . import e\n")
-    write(tmp_path, "pkg/classify/d.py",
-          "from typing import TYPE_CHECKING\nfrom pkg.generate.b import run\n"
-          "if TYPE_CHECKING:\n    from pkg.reporting import f\n")  # fmt: skip
+    write(
+        tmp_path,
+        "pkg/classify/d.py",
+        "from typing import TYPE_CHECKING\nfrom pkg.generate.b import run\n"
+        "if TYPE_CHECKING:\n    from pkg.reporting import f\n",
+    )
     write(tmp_path, "pkg/workflow/step.py", "import snakemake\nfrom pkg.demo import g\n")
     return tmp_path
 

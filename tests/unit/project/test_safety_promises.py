@@ -25,12 +25,22 @@ PICKLE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib
 PICKLE_CALLS = {"load", "loads", "Unpickler"}
 SAFE_YAML_LOADERS = {"SafeLoader", "CSafeLoader", "BaseLoader", "CBaseLoader"}
 UNSAFE_YAML = {"unsafe_load", "unsafe_load_all", "full_load", "full_load_all"}
-UNSAFE_YAML_LOADERS = {"Loader", "CLoader", "UnsafeLoader", "CUnsafeLoader", "FullLoader",
-                       "CFullLoader"}  # fmt: skip
+UNSAFE_YAML_LOADERS = {
+    "Loader",
+    "CLoader",
+    "UnsafeLoader",
+    "CUnsafeLoader",
+    "FullLoader",
+    "CFullLoader",
+}
 SHELL_CALLS = {
-    "os.system", "os.popen", "subprocess.getoutput", "subprocess.getstatusoutput",
-    "asyncio.create_subprocess_shell", "pty.spawn",
-}  # fmt: skip
+    "os.system",
+    "os.popen",
+    "subprocess.getoutput",
+    "subprocess.getstatusoutput",
+    "asyncio.create_subprocess_shell",
+    "pty.spawn",
+}
 CODE_FROM_STRINGS = {"eval", "exec", "builtins.eval", "builtins.exec"}
 DYNAMIC_IMPORTS = {"__import__", "importlib.import_module"}
 
@@ -207,15 +217,20 @@ def snakemake_python(path: Path) -> tuple[str, dict[int, int]]:
             return open(source.get_path_or_uri(secret_free=True), encoding="utf-8")
 
     linemap: dict[int, int] = {}
-    compiled, _ = parse(LocalSourceFile(str(path)), types.SimpleNamespace(sourcecache=Sources()),
-                        linemap)  # fmt: skip
+    compiled, _ = parse(
+        LocalSourceFile(str(path)), types.SimpleNamespace(sourcecache=Sources()), linemap
+    )
     return compiled, linemap
 
 
 def scanned_files() -> list[Path]:
     files = [REPO / "Snakefile"]
-    for folder, pattern in (("sdcnn", "*.py"), ("scripts", "*.py"), ("benchmarks", "*.py"),
-                            ("rules", "*.smk")):  # fmt: skip
+    for folder, pattern in (
+        ("sdcnn", "*.py"),
+        ("scripts", "*.py"),
+        ("benchmarks", "*.py"),
+        ("rules", "*.smk"),
+    ):
         files += sorted((REPO / folder).rglob(pattern))
     return files
 

@@ -123,10 +123,16 @@ def labelled(doc: dict, *meant: str | None) -> dict:
 
 
 def test_the_images_most_worth_a_look_are_the_wrong_then_the_least_sure() -> None:
-    a = labelled(document("a", [probabilities(0.1, 0.7, 0.1, 0.1),
-                                probabilities(0.4, 0.2, 0.2, 0.2)]), "dog", None)  # fmt: skip
-    b = labelled(document("b", [probabilities(0.1, 0.1, 0.8, 0.0),
-                                probabilities(0.3, 0.3, 0.3, 0.1)]), "cat", None)  # fmt: skip
+    a = labelled(
+        document("a", [probabilities(0.1, 0.7, 0.1, 0.1), probabilities(0.4, 0.2, 0.2, 0.2)]),
+        "dog",
+        None,
+    )
+    b = labelled(
+        document("b", [probabilities(0.1, 0.1, 0.8, 0.0), probabilities(0.3, 0.3, 0.3, 0.1)]),
+        "cat",
+        None,
+    )
     worst = figures.worst_images([a, b], 2)  # b_000 is wrong; b_001 (0.3) is the least sure
     assert [image["image_id"] for _, image in worst] == ["b_000", "b_001"]
     assert [prompt for prompt, _ in figures.worst_images([a, b], 3)] == ["a", "b", "b"]
@@ -156,8 +162,9 @@ def write_shard(tmp_path: Path, prompts: dict[str, int]) -> dict:
             for index in range(n):
                 pixels = rng.integers(0, 256, shape, dtype=np.uint8)
                 Image.fromarray(pixels).save(folder / f"{prompt_id}_{index:03d}.png")
-        specs.append({"prompt_id": prompt_id, "text": prompt_id, "negative_prompt": "",
-                      "n_images": n})  # fmt: skip
+        specs.append(
+            {"prompt_id": prompt_id, "text": prompt_id, "negative_prompt": "", "n_images": n}
+        )
     return {"prompts": specs, **root}
 
 
@@ -166,11 +173,17 @@ def test_shard_figures_draw_within_the_limits(tmp_path: Path) -> None:
 
     shard = write_shard(tmp_path, {"p1": 3, "p2": 1, "p3": 2})
     lines = figures.write_shard_figures(
-        prompts=shard["prompts"], layout=ShardLayout(True), predictions=shard["predictions"],
-        image_dir=shard["images"], preview_dir=shard["previews"],
-        charts_dir=tmp_path / "charts", contact_sheets=tmp_path / "sheets",
-        charts=2, sheets=2, sheet_images=2,
-    )  # fmt: skip
+        prompts=shard["prompts"],
+        layout=ShardLayout(True),
+        predictions=shard["predictions"],
+        image_dir=shard["images"],
+        preview_dir=shard["previews"],
+        charts_dir=tmp_path / "charts",
+        contact_sheets=tmp_path / "sheets",
+        charts=2,
+        sheets=2,
+        sheet_images=2,
+    )
     documents = [json.loads((shard["predictions"] / f"p{k}.json").read_text()) for k in (1, 2, 3)]
     charted = sorted(p.stem for p in (tmp_path / "charts").rglob("*.png"))
     assert charted == sorted(image["image_id"] for _, image in figures.worst_images(documents, 2))

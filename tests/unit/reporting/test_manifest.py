@@ -66,7 +66,7 @@ def test_manifest_records_each_files_own_hash_and_size(
             "results/images/city/a.png",
             "results/images/city/sub/b.png",
             "results/summary.csv",
-        )  # fmt: skip
+        )
     ]
     assert document["files"] == expected, (
         f"manifest files {document['files']} are not the files' own hashes and sizes {expected}"
@@ -97,8 +97,14 @@ def test_write_manifest_writes_the_document(
     outputs = ["results/summary.csv"]
     stamp = tmp_path / "instantiated.txt"
     stamp.write_text("julia 1.11.2\n", encoding="utf-8")
-    write_manifest("results/manifest.json", outputs, [str(p) for p in predictions], "1" * 64,
-                   julia_stamp=stamp, snakemake_version="9.9.9")  # fmt: skip
+    write_manifest(
+        "results/manifest.json",
+        outputs,
+        [str(p) for p in predictions],
+        "1" * 64,
+        julia_stamp=stamp,
+        snakemake_version="9.9.9",
+    )
     written = json.loads(Path("results/manifest.json").read_text(encoding="utf-8"))
     assert written == manifest_document(outputs, predictions, "1" * 64, stamp, "9.9.9")
     assert (written["versions"]["julia"], written["versions"]["snakemake"]) == ("1.11.2", "9.9.9")
@@ -113,8 +119,12 @@ def test_streamed_manifest_is_the_documents_bytes_with_images_and_folders(
     from PIL import Image, PngImagePlugin
 
     monkeypatch.chdir(tmp_path)
-    for name, made_on in (("a/x.png", '{"cpu": 1}'), ("a-b/x.png", '{"cpu": 2}'),
-                          ("a/y.png", '{"cpu": 1}'), ("a/z.png", None)):  # fmt: skip
+    for name, made_on in (
+        ("a/x.png", '{"cpu": 1}'),
+        ("a-b/x.png", '{"cpu": 2}'),
+        ("a/y.png", '{"cpu": 1}'),
+        ("a/z.png", None),
+    ):
         path = Path("results/images") / name
         path.parent.mkdir(parents=True, exist_ok=True)
         info = PngImagePlugin.PngInfo()
@@ -128,9 +138,11 @@ def test_streamed_manifest_is_the_documents_bytes_with_images_and_folders(
     assert Path("results/manifest.json").read_text(encoding="utf-8") == expected
     document = json.loads(expected)
     assert [entry["path"] for entry in document["files"]] == [
-        "results/images/a/x.png", "results/images/a/y.png", "results/images/a/z.png",
+        "results/images/a/x.png",
+        "results/images/a/y.png",
+        "results/images/a/z.png",
         "results/images/a-b/x.png",
-    ]  # fmt: skip
+    ]
     assert [kernel["images"] for kernel in document["kernels"]["images"]] == [2, 1]
     write_manifest("results/empty.json", [], [], "2" * 64)
     assert Path("results/empty.json").read_text(encoding="utf-8") == dumps_json(
@@ -195,10 +207,14 @@ def test_kernels_count_the_generated_images_and_give_the_trainings(
     document = manifest_document(outputs, [], "4" * 64, training_metrics=metrics)
     assert document["kernels"] == {"images": images, "training": trained_on}
     assert [entry["path"] for entry in document["files"]] == [
-        "results/figures/chart.png", "results/images/a/x.png", "results/images/a/y.png",
-        "results/images/b/gif.png", "results/images/b/x.png", "results/images/b/z.png",
+        "results/figures/chart.png",
+        "results/images/a/x.png",
+        "results/images/a/y.png",
+        "results/images/b/gif.png",
+        "results/images/b/x.png",
+        "results/images/b/z.png",
         "results/training/metrics.json",
-    ]  # fmt: skip
+    ]
     write_manifest("results/manifest.json", outputs, [], "4" * 64, training_metrics=metrics)
     assert Path("results/manifest.json").read_text(encoding="utf-8") == dumps_json(document)
     untrained = manifest_document(outputs, [], "4" * 64)["kernels"]
@@ -223,8 +239,9 @@ def test_a_recorded_text_spelt_like_the_streaming_placeholder_changes_nothing(
     text = Path("results/manifest.json").read_text(encoding="utf-8")
     assert text == dumps_json(document)
     assert [entry["path"] for entry in json.loads(text)["files"]] == [
-        "results/images/a/x.png", "results/images/a/y.png",
-    ]  # fmt: skip
+        "results/images/a/x.png",
+        "results/images/a/y.png",
+    ]
 
 
 def test_outputs_merge_part_by_part_and_names_stay_unescaped(
@@ -239,9 +256,10 @@ def test_outputs_merge_part_by_part_and_names_stay_unescaped(
         Path(name).write_bytes(name.encode())
     outputs = ["results/shards/a-b", "results/données", "results/shards/a"]
     assert output_files(outputs) == [
-        Path("results/données/é.csv"), Path("results/shards/a/x.npy"),
+        Path("results/données/é.csv"),
+        Path("results/shards/a/x.npy"),
         Path("results/shards/a-b/x.npy"),
-    ]  # fmt: skip
+    ]
     write_manifest("results/manifest.json", outputs, [], "5" * 64)
     text = Path("results/manifest.json").read_text(encoding="utf-8")
     assert text == dumps_json(manifest_document(outputs, [], "5" * 64))

@@ -98,8 +98,13 @@ def test_unescaped_text_would_be_markup() -> None:
 
 
 # what train_classifier's captions read of its training plan (input.plan)
-PLAN_SETTINGS = {"epochs": 17, "batch_size": 4, "learning_rate": 0.002, "seed": 0,
-                 "holdout_every": 5}  # fmt: skip
+PLAN_SETTINGS = {
+    "epochs": 17,
+    "batch_size": 4,
+    "learning_rate": 0.002,
+    "seed": 0,
+    "holdout_every": 5,
+}
 
 
 def fake_job(text: str, plan: Path) -> SimpleNamespace:

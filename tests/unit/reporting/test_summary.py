@@ -24,9 +24,7 @@ from tests.support.predictions import DOCUMENTS, LABELS, prediction, write_docum
 
 def test_rows_hold_each_images_values_under_its_labels() -> None:
     rows = summary_rows(DOCUMENTS)
-    expected = [
-        (document, image) for document in DOCUMENTS for image in document["images"]
-    ]  # fmt: skip
+    expected = [(document, image) for document in DOCUMENTS for image in document["images"]]
     assert len(rows) == len(expected), f"{len(rows)} rows for {len(expected)} images"
     for row, (document, image) in zip(rows, expected, strict=True):
         assert list(row) == [*FIXED_COLUMNS, *(f"p_{label}" for label in LABELS)], list(row)
@@ -168,8 +166,10 @@ def test_correct_and_safety_flags_reach_the_row_and_the_csv_as_true_false(
         header, *cells = csv.reader(handle)
     at = header.index("correct"), header.index("safety_flagged")
     assert [(row[at[0]], row[at[1]]) for row in cells] == [
-        ("true", "false"), ("false", "true"), ("", ""),
-    ]  # fmt: skip
+        ("true", "false"),
+        ("false", "true"),
+        ("", ""),
+    ]
 
 
 def test_accuracy_line_counts_every_held_out_image(tmp_path: Path) -> None:

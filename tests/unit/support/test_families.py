@@ -19,9 +19,16 @@ from tests.support.families import FAMILIES, FAMILY_FACTS, build_family, build_p
 
 PROMPT = "a red circle"
 FACT_KEYS = {
-    "pipeline", "denoiser", "scheduler", "flow_matching", "native_size", "vae_scale_factor",
-    "guidance_embeds", "real_native_size", "checkpoint",
-}  # fmt: skip
+    "pipeline",
+    "denoiser",
+    "scheduler",
+    "flow_matching",
+    "native_size",
+    "vae_scale_factor",
+    "guidance_embeds",
+    "real_native_size",
+    "checkpoint",
+}
 TOKENIZERS = ("tokenizer", "tokenizer_2", "tokenizer_3")
 DENOISER_BY_CLASS = {facts["pipeline"]: facts["denoiser"] for facts in FAMILY_FACTS.values()}
 

@@ -21,9 +21,11 @@ def test_the_backend_is_decided_by_the_main_process_and_kept_by_its_jobs() -> No
     assert job == "flux"
     # a decision for another config is not taken
     other = {BACKEND_DECISION_VARIABLE: "flux=flux"}
-    assert backend_of_run(
-        "auto", main_process=False, environ=other, julia_found=False, julia_project=True
-    ) == "torch"
+    assert (
+        backend_of_run(
+            "auto", main_process=False, environ=other, julia_found=False, julia_project=True
+        )
+        == "torch"
+    )
     with pytest.raises(StepError):
-        backend_of_run("flux", main_process=True, environ={}, julia_found=False,
-                       julia_project=True)  # fmt: skip
+        backend_of_run("flux", main_process=True, environ={}, julia_found=False, julia_project=True)

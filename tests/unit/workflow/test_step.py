@@ -61,8 +61,11 @@ def test_a_cluster_job_with_fewer_cpus_than_threads_stops(caplog: pytest.LogCapt
 
 @pytest.mark.parametrize(
     "script, key",
-    [("generate.py", "generation.threads"), ("predict.py", "classifier.threads"),
-     ("train_classifier.py", "training.threads")],  # fmt: skip
+    [
+        ("generate.py", "generation.threads"),
+        ("predict.py", "classifier.threads"),
+        ("train_classifier.py", "training.threads"),
+    ],
 )
 def test_the_steps_that_pin_threads_compare_them_with_snakemakes(script: str, key: str) -> None:
     source = (REPO / "scripts" / script).read_text(encoding="utf-8")
