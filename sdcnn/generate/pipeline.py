@@ -38,7 +38,7 @@ class GenerationSettings:
     was made on is in the key as the device actually used.)
     """
 
-    # the defaults are config/schema.yaml's (tests/unit/test_notebook_use.py checks)
+    # the defaults are config/schema.yaml's (tests/unit/project/test_notebook_use.py checks)
     steps: int = 25
     guidance_scale: float = 7.5
     height: int | None = None  # None: the model's native size (resolved before anything is made)

@@ -13,7 +13,18 @@ import pytest
 from PIL import Image, ImageOps
 
 from sdcnn.core.shards import assign_shards
-from sdcnn.evaluate.real_images import RealImage, RealImageError, check_real_image, load_real_image, orient, preprocess_real_image, read_real_images, real_image_id, shard_real_images, write_real_image_tensor
+from sdcnn.evaluate.real_images import (
+    RealImage,
+    RealImageError,
+    check_real_image,
+    load_real_image,
+    orient,
+    preprocess_real_image,
+    read_real_images,
+    real_image_id,
+    shard_real_images,
+    write_real_image_tensor,
+)
 from sdcnn.preprocess.image_to_tensor import preprocess_image, read_image, to_tensor
 
 LABELS = ("cat", "dog")

@@ -18,7 +18,7 @@ import pytest
 from tests.support.workspace import REPO
 
 CORE = "core"
-STAGES = ("preprocess", "generate", "classify", "reporting", "export", "config", "demo")
+STAGES = ("preprocess", "generate", "classify", "evaluate", "reporting", "export", "config", "demo")
 WORKFLOW = "workflow"
 LAYERS = (CORE, *STAGES, WORKFLOW)  # each imports only those before it (and itself)
 SNAKEMAKE = "snakemake"
