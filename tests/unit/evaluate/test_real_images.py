@@ -277,8 +277,12 @@ def test_adding_an_image_changes_only_its_own_shard() -> None:
     changed = [name for name in after if after[name] != before.get(name)]
     added = real_set(41)[-1]
     assert changed == [name for name, images in after.items() if added in images]
-    assert all(shard_of[image.image_id] == name for name, images in after.items()
-               for image in images if image != added)  # fmt: skip
+    assert all(
+        shard_of[image.image_id] == name
+        for name, images in after.items()
+        for image in images
+        if image != added
+    )
     ids = [image.image_id for image in real_set(40)]
     assert {name: [image.image_id for image in images] for name, images in before.items()} == (
         assign_shards(ids, 8)
@@ -298,9 +302,13 @@ def image_folder(root: Path, files: dict[str, tuple[int, int, int]]) -> Path:
 def test_an_image_folder_gives_its_images_in_path_order(tmp_path: Path) -> None:
     root = image_folder(
         tmp_path / "real",
-        {"dog/b.jpg": (0, 0, 0), "cat/z.png": (1, 1, 1), "cat/a.PNG": (2, 2, 2),
-         "cat/deeper/c.webp": (3, 3, 3)},
-    )  # fmt: skip
+        {
+            "dog/b.jpg": (0, 0, 0),
+            "cat/z.png": (1, 1, 1),
+            "cat/a.PNG": (2, 2, 2),
+            "cat/deeper/c.webp": (3, 3, 3),
+        },
+    )
     (root / ".DS_Store").write_text("hidden files are skipped")
     (root / "cat" / ".hidden.png").touch()
     images = read_real_images(root, LABELS)
