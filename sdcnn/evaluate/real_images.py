@@ -53,12 +53,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from sdcnn.core.errors import StepError
 from sdcnn.core.shards import assign_shards
-from sdcnn.preprocess.image_to_tensor import (
-    preview_png_bytes,
-    resize_8bit,
-    tensor_from_8bit,
-    to_tensor,
-)
+from sdcnn.preprocess.image_to_tensor import to_tensor
 
 # file-name extensions of a real image (lower case), and the PIL formats they may hold
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -336,22 +331,6 @@ def preprocess_real_image(
     ``to_tensor`` of :func:`load_real_image`, the same as a synthetic PNG of the same
     pixels gives."""
     return to_tensor(load_real_image(path), size, grayscale, interpolation)
-
-
-def write_real_image_tensor(
-    path: str | Path,
-    tensor_path: Path,
-    preview_path: Path,
-    *,
-    size: int,
-    grayscale: bool,
-    interpolation: str,
-) -> None:
-    """One real image -> its ``.npy`` tensor and its preview PNG, as the preprocess step
-    writes a synthetic one's (``preprocess_image``)."""
-    resized = resize_8bit(load_real_image(path), size, grayscale, interpolation)
-    np.save(tensor_path, tensor_from_8bit(resized), allow_pickle=False)
-    preview_path.write_bytes(preview_png_bytes(resized))
 
 
 # ---- a set

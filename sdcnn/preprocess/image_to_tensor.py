@@ -8,7 +8,7 @@ Tensor layout (the contract with both prediction backends): a C-order float32
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -80,9 +80,12 @@ def preprocess_image(
     size: int,
     grayscale: bool,
     interpolation: str,
+    read: Callable[[Path], np.ndarray] = read_image,
 ) -> None:
-    """One PNG -> its ``.npy`` tensor and its preview PNG."""
-    resized = resize_8bit(read_image(image_path), size, grayscale, interpolation)
+    """One image file -> its ``.npy`` tensor and its preview PNG; ``read`` decodes it to 8-bit
+    BGR (a generated PNG: OpenCV's ``read_image``; a real image of any kind:
+    ``sdcnn.evaluate.real_images.load_real_image``)."""
+    resized = resize_8bit(read(image_path), size, grayscale, interpolation)
     np.save(tensor_path, tensor_from_8bit(resized), allow_pickle=False)
     preview_path.write_bytes(preview_png_bytes(resized))
 

@@ -23,7 +23,6 @@ from sdcnn.evaluate.real_images import (
     read_real_images,
     real_image_id,
     shard_real_images,
-    write_real_image_tensor,
 )
 from sdcnn.preprocess.image_to_tensor import preprocess_image, read_image, to_tensor
 
@@ -246,7 +245,9 @@ def test_a_real_image_gives_the_synthetic_paths_tensor(
 def test_the_written_tensor_and_preview_are_the_preprocess_steps(tmp_path: Path) -> None:
     path = save(tmp_path / "picture.png", Image.fromarray(rgb_picture(40, 50)))
     settings = {"size": 16, "grayscale": False, "interpolation": "area"}
-    write_real_image_tensor(path, tmp_path / "real.npy", tmp_path / "real.png", **settings)
+    preprocess_image(
+        path, tmp_path / "real.npy", tmp_path / "real.png", **settings, read=load_real_image
+    )
     preprocess_image(path, tmp_path / "synthetic.npy", tmp_path / "synthetic.png", **settings)
     for suffix in (".npy", ".png"):
         real, synthetic = (tmp_path / f"{name}{suffix}" for name in ("real", "synthetic"))
