@@ -15,11 +15,17 @@ that the machine's load hits both alike:
     diffusers``, ``DiffusionPipeline.from_pretrained(folder)``, the same steps, guidance, size,
     threads and batches, one ``torch.Generator`` an image seeded with the workflow's seeds,
     each image saved as a PNG; its whole process wall time (imports, load, images).
+(c) the generate job's script (Snakemake's preamble + scripts/generate.py, kept with
+    ``--skip-script-cleanup``) run again by hand without Snakemake: what Snakemake's handling
+    of the job adds.
 Both made the same images: their pixels are compared (the step's PNGs hold text chunks too).
-Prints the time per image of each and their ratio, best (min) and median over the repeats,
-then where the step's extra time goes: the generate job's log (timestamps a line), the start
-of a Python that imports torch and diffusers with and without the step's sdcnn modules and
-Snakemake's script preamble, and writing the PNGs with and without their text chunks.
+Prints the time per image of each and their ratios, best (min) and median over the repeats,
+and the CPU time (user + system, which the machine's load moves less than wall time) of the
+step (the ``snakemake`` command's less that of one with nothing to do), of the script and of
+the plain loop; then where the step's extra time goes: the generate job's log (timestamps a
+line), the start of a Python that imports torch and diffusers with and without the step's
+sdcnn modules and Snakemake's script preamble, and the PNGs written with and without their
+text chunks.
 """
 
 from __future__ import annotations
