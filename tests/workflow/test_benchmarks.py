@@ -492,3 +492,36 @@ def test_run_scale(tmp_path: Path) -> None:
     assert_consistent(share, other / generate * 100, "share of generate")
     assert re.search(r"^snakemake --report, .*; [\d.]+ MB \(goal < 10 s\)$", output, re.M)
     assert re.search(r"^files under results/: \d+: .*dataset 2", output, re.M), output
+
+
+def test_family_generate() -> None:
+    output = run_benchmark(
+        "family_generate.py", "--families", "sd1", "--images", "2", "--steps", "1",
+        "--repeats", "1", "--samples", "1",
+    )  # fmt: skip
+    assert "same pixels as the plain loop: yes" in output
+    row = one(
+        r"^sd1 +64 +" + r" +".join([r"{n} \({n}\)"] * 4) + r" +{n}x \({n}x\) +{n}x +{n}x +{n}x$",
+        output,
+        "sd1's row",
+    )
+    (step, step_median, command, _, script, _, plain, plain_median) = row[:8]
+    (ratio, median_ratio, script_ratio, cpu_step, cpu_script) = row[8:]
+    for figure, what in ((step, "step"), (script, "script"), (plain, "plain")):
+        assert_positive(figure, f"{what} s/image")
+    assert command.high >= step.low, "the snakemake command is shorter than its generate job"
+    assert_consistent(ratio, step / plain, "step/plain = best step / best plain")
+    assert_consistent(median_ratio, step_median / plain_median, "the medians' ratio")
+    assert_consistent(script_ratio, script / plain, "script/plain")
+    assert_positive(cpu_step, "CPU step/plain")
+    assert_positive(cpu_script, "CPU script/plain")
+    (job, before, to_loaded, images, calls, _) = one(
+        r"^  sd1 +step +{n} = +{n} \+ +{n} \+ +{n} \(calls +{n}\); plain +{n} ",
+        output,
+        "where the time goes",
+    )
+    assert_consistent(job, step * 2, "the job's seconds = 2 images x its seconds an image")
+    assert (before + to_loaded + images).low <= job.high * (1 + SLACK), "phases > the job"
+    assert calls.low <= images.high, "the pipeline calls took longer than the images"
+    starts = figures(r"^  [+\w].+? +{n} s$", output, "start-up lines")
+    assert len(starts) == 4, starts
