@@ -102,10 +102,16 @@ def step_config(folder: Path, images: int, args: argparse.Namespace) -> dict[str
     config["prompts"] = {PROMPT_ID: {"text": PROMPT_TEXT, "n_images": images, "label": "circle"}}
     config["shards"] = None
     config["generation"].update(
-        steps=args.steps, guidance_scale=args.guidance, height=None, width=None,
-        scheduler="default", base_seed=BASE_SEED, threads=args.threads,
-        batch_size=args.batch_size, gpu=0,
-    )  # fmt: skip
+        steps=args.steps,
+        guidance_scale=args.guidance,
+        height=None,
+        width=None,
+        scheduler="default",
+        base_seed=BASE_SEED,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        gpu=0,
+    )
     config["model"] = {"source": str(folder), "allow_download": False}
     config["store"] = {"enabled": False}
     return config
@@ -163,10 +169,19 @@ def run_plain(folder: Path, out: Path, side: int, seeds: list[int], args: argpar
     """(the plain loop's process wall and CPU seconds, its own line: imports, load, images)."""
     out.mkdir(parents=True)
     command = [
-        sys.executable, "-c", PLAIN_LOOP, str(folder), str(out), str(args.steps),
-        str(args.guidance), str(side), str(args.batch_size), str(args.threads), PROMPT_TEXT,
+        sys.executable,
+        "-c",
+        PLAIN_LOOP,
+        str(folder),
+        str(out),
+        str(args.steps),
+        str(args.guidance),
+        str(side),
+        str(args.batch_size),
+        str(args.threads),
+        PROMPT_TEXT,
         *map(str, seeds),
-    ]  # fmt: skip
+    ]
     cpu, started = child_cpu(), time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - started, child_cpu() - cpu
@@ -321,11 +336,14 @@ def main() -> None:  # noqa: PLR0915
                 ):
                     sys.exit(f"{name}: the step and the plain loop made different images")
                 shutil.rmtree(out)
-                print(f"{name} repeat {repeat + 1}: step {seconds:.2f} s (snakemake "
-                      f"{command_wall:.2f} s, CPU {command_cpu:.2f}), its script alone "
-                      f"{script_wall:.2f} s (CPU {script_cpu:.2f}), plain {wall:.2f} s "
-                      f"(CPU {cpu:.2f}) [{line}]",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    f"{name} repeat {repeat + 1}: step {seconds:.2f} s (snakemake "
+                    f"{command_wall:.2f} s, CPU {command_cpu:.2f}), its script alone "
+                    f"{script_wall:.2f} s (CPU {script_cpu:.2f}), plain {wall:.2f} s "
+                    f"(CPU {cpu:.2f}) [{line}]",
+                    file=sys.stderr,
+                    flush=True,
+                )
             idle_cpu = min(run_snakemake(workdir)[1] for _ in range(2))  # nothing to do
             best = scratch / name / f"step{min(range(args.repeats), key=step.__getitem__)}"
             details[name] = {
@@ -335,26 +353,35 @@ def main() -> None:  # noqa: PLR0915
             }
             times = {"step": step, "snakemake": command, "script": script, "plain": plain}
             cpus = {"snakemake": step_cpu, "script": script_cpus, "plain": plain_cpu}
-            rows.append({"name": name, "side": side, "times": times, "cpus": cpus,
-                         "idle_cpu": idle_cpu})  # fmt: skip
+            rows.append(
+                {"name": name, "side": side, "times": times, "cpus": cpus, "idle_cpu": idle_cpu}
+            )
     imports = {label: import_seconds(code, args.samples) for label, code in IMPORTS.items()}
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())
 
     n = args.images
     print(machine())
     print(f"CPU: {cpu_model()}; {versions()}")
-    print(f"started {started_at:%Y-%m-%d %H:%M} UTC; load average (1, 5, 15 min) at the start "
-          f"{load_at_start}, at the end {load}")  # fmt: skip
-    print(f"1 prompt x {n} images a family, {args.steps} steps, guidance {args.guidance}, "
-          f"batch size {args.batch_size}, {args.threads} torch thread(s), native size, the "
-          f"model's own scheduler, image store off; {args.repeats} repeats interleaved; "
-          "same pixels as the plain loop: yes")  # fmt: skip
-    print("s/image, best (median) of the repeats: step = the generate job (its benchmark TSV); "
-          "snakemake = the whole command; script = the job's script run again without "
-          "Snakemake; plain = the plain loop's whole process")  # fmt: skip
-    print("ratios of the best runs (median runs); CPU = user + system seconds: the snakemake "
-          "command's less those of one with nothing to do, the script's, against the plain "
-          "loop's")  # fmt: skip
+    print(
+        f"started {started_at:%Y-%m-%d %H:%M} UTC; load average (1, 5, 15 min) at the start "
+        f"{load_at_start}, at the end {load}"
+    )
+    print(
+        f"1 prompt x {n} images a family, {args.steps} steps, guidance {args.guidance}, "
+        f"batch size {args.batch_size}, {args.threads} torch thread(s), native size, the "
+        f"model's own scheduler, image store off; {args.repeats} repeats interleaved; "
+        "same pixels as the plain loop: yes"
+    )
+    print(
+        "s/image, best (median) of the repeats: step = the generate job (its benchmark TSV); "
+        "snakemake = the whole command; script = the job's script run again without "
+        "Snakemake; plain = the plain loop's whole process"
+    )
+    print(
+        "ratios of the best runs (median runs); CPU = user + system seconds: the snakemake "
+        "command's less those of one with nothing to do, the script's, against the plain "
+        "loop's"
+    )
     columns = ("step", "snakemake", "script", "plain")
     header = f"{'family':12s} {'size':>4s} " + " ".join(f"{c:>13s}" for c in columns)
     print(f"{header} {'step/plain':>15s} {'script/plain':>12s} {'CPU step, script':>16s}")
@@ -370,20 +397,26 @@ def main() -> None:  # noqa: PLR0915
         median = statistics.median(times["step"]) / statistics.median(times["plain"])
         cpu_step = (min(cpus["snakemake"]) - row["idle_cpu"]) / min(cpus["plain"])
         cpu_script = min(cpus["script"]) / min(cpus["plain"])
-        print(f"{row['name']:12s} {row['side']:4d} {cells} {ratio('step'):6.2f}x ({median:.2f}x) "
-              f"{ratio('script'):11.2f}x {cpu_step:9.2f}x {cpu_script:5.2f}x")  # fmt: skip
-    print("where the time goes, best runs (s): the step = before its log's first line (Python, "
-          "Snakemake's preamble, torch) + to the loaded pipeline (diffusers, load) + images "
-          "(pipeline calls + PNGs); the plain loop = imports + load (diffusers' lazy "
-          "imports included) + images; the step's PNGs written without -> with text "
-          "chunks")  # fmt: skip
+        print(
+            f"{row['name']:12s} {row['side']:4d} {cells} {ratio('step'):6.2f}x ({median:.2f}x) "
+            f"{ratio('script'):11.2f}x {cpu_step:9.2f}x {cpu_script:5.2f}x"
+        )
+    print(
+        "where the time goes, best runs (s): the step = before its log's first line (Python, "
+        "Snakemake's preamble, torch) + to the loaded pipeline (diffusers, load) + images "
+        "(pipeline calls + PNGs); the plain loop = imports + load (diffusers' lazy "
+        "imports included) + images; the step's PNGs written without -> with text "
+        "chunks"
+    )
     for row in rows:
         name, step, plain = row["name"], min(row["times"]["step"]), min(row["times"]["plain"])
         before, to_loaded, images, calls = phases(details[name]["log"], step)
         png_plain, png_text = details[name]["png"]
-        print(f"  {name:12s} step {step:6.2f} = {before:5.2f} + {to_loaded:5.2f} + "
-              f"{images:5.2f} (calls {calls:5.2f}); plain {plain:6.2f} "
-              f"[{details[name]['plain']}]; PNGs {png_plain:.2f} -> {png_text:.2f}")  # fmt: skip
+        print(
+            f"  {name:12s} step {step:6.2f} = {before:5.2f} + {to_loaded:5.2f} + "
+            f"{images:5.2f} (calls {calls:5.2f}); plain {plain:6.2f} "
+            f"[{details[name]['plain']}]; PNGs {png_plain:.2f} -> {png_text:.2f}"
+        )
     print(f"start-up of a fresh Python (best of {args.samples}; the step's imports, cumulative):")
     for label, value in imports.items():
         print(f"  {label:32s} {value:5.2f} s")
