@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 import pickle
 import re
 from pathlib import Path
@@ -22,7 +23,9 @@ from sdcnn.config.check import (
     check_config,
     check_config_file,
     check_prompt_ids,
+    check_scheduler_fits,
     load_schema,
+    pipeline_passes_sigmas,
     refuse_duplicate_keys,
     validate_config,
 )
@@ -967,3 +970,99 @@ def test_a_sheet_path_must_end_in_tsv_or_csv_in_the_schema() -> None:
     with pytest.raises(ConfigError, match=r"^config key prompts: 'prompts\.xlsx' is not allowed"):
         check_config({"prompts": "prompts.xlsx"}, SCHEMA_PATH)
     assert check_config({"prompts": "my prompts.TSV"}, SCHEMA_PATH)["prompts"] == "my prompts.TSV"
+
+
+# ---- generation.scheduler against a local model's kind, from its configs alone
+
+
+def model_folder_with(
+    folder: Path, pipeline: str, scheduler: str, denoiser: str = "transformer", **config: Any
+) -> Path:
+    """A diffusers folder's configs, no weights: what the config check reads."""
+    (folder / "scheduler").mkdir(parents=True)
+    index = {"_class_name": pipeline, denoiser: ["diffusers", "Model"]}
+    (folder / "model_index.json").write_text(json.dumps(index), encoding="utf-8")
+    scheduler_config = {"_class_name": scheduler, **config}
+    (folder / "scheduler" / "scheduler_config.json").write_text(
+        json.dumps(scheduler_config), encoding="utf-8"
+    )
+    return folder
+
+
+FLOW = "FlowMatchEulerDiscreteScheduler"
+
+
+def scheduler_refusal(source: str | Path, scheduler: str) -> str:
+    with pytest.raises(ConfigError) as error:
+        check_scheduler_fits(str(source), scheduler)
+    assert error.value.key == "generation.scheduler"
+    return str(error.value)
+
+
+def test_a_flow_model_refuses_a_noise_scheduler_naming_what_fits(tmp_path: Path) -> None:
+    sd3 = model_folder_with(tmp_path / "sd3", "StableDiffusion3Pipeline", FLOW)
+    assert scheduler_refusal(sd3, "ddim") == (
+        f"config key generation.scheduler: 'ddim' does not fit this model, whose scheduler is "
+        f"{FLOW}: 'ddim' is an ε/v-prediction scheduler; the model is flow-matching. Choices "
+        f"that fit: default, flow_euler, flow_heun (model.source '{sd3}')"
+    )
+    for fitting in ("default", "flow_euler", "flow_heun"):
+        check_scheduler_fits(str(sd3), fitting)
+
+
+def test_flux_names_only_the_flow_schedulers_that_take_its_sigmas(tmp_path: Path) -> None:
+    flux = model_folder_with(tmp_path / "flux", "FluxPipeline", FLOW)
+    assert scheduler_refusal(flux, "ddim").endswith(
+        f"Choices that fit: default, flow_euler (model.source '{flux}')"
+    )
+    refusal = scheduler_refusal(flux, "flow_heun")
+    assert "FlowMatchHeunDiscreteScheduler takes no custom sigmas" in refusal
+    assert refusal.endswith(f"Choices that fit: default, flow_euler (model.source '{flux}')")
+    check_scheduler_fits(str(flux), "flow_euler")
+
+
+def test_a_noise_model_refuses_a_flow_scheduler(tmp_path: Path) -> None:
+    refusal = scheduler_refusal("demo", "flow_euler")
+    assert "'flow_euler' is a flow-matching scheduler; the model predicts noise" in refusal
+    assert "whose scheduler is DDIMScheduler" in refusal and "(model.source 'demo')" in refusal
+    assert "Choices that fit: default, ddim, pndm, euler," in refusal
+    check_scheduler_fits("demo", "ddim")
+    sd1 = model_folder_with(tmp_path / "sd1", "StableDiffusionPipeline", "PNDMScheduler", "unet")
+    assert "whose scheduler is PNDMScheduler" in scheduler_refusal(sd1, "flow_heun")
+
+
+def test_flow_sigmas_let_a_flow_model_take_dpm_and_unipc(tmp_path: Path) -> None:
+    sana = model_folder_with(
+        tmp_path / "sana", "SanaPipeline", "DPMSolverMultistepScheduler", use_flow_sigmas=True
+    )
+    for fitting in ("dpm_multistep", "unipc", "flow_euler"):
+        check_scheduler_fits(str(sana), fitting)
+    assert "'ddim' is an ε/v-prediction scheduler" in scheduler_refusal(sana, "ddim")
+
+
+def test_the_scheduler_is_not_checked_where_nothing_can_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flux = model_folder_with(tmp_path / "flux", "FluxPipeline", FLOW)
+    check_scheduler_fits(str(flux), "default")  # the model's own always fits
+    check_scheduler_fits("black-forest-labs/FLUX.1-schnell", "ddim")  # a Hub id: in the job
+    check_scheduler_fits(str(tmp_path / "missing"), "ddim")  # the model check says so
+    no_scheduler = tmp_path / "no-scheduler"
+    no_scheduler.mkdir()
+    index = {"_class_name": "FluxPipeline", "transformer": ["diffusers", "Model"]}
+    (no_scheduler / "model_index.json").write_text(json.dumps(index), encoding="utf-8")
+    check_scheduler_fits(str(no_scheduler), "ddim")
+
+
+def test_a_home_relative_model_folder_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model_folder_with(tmp_path / "models" / "sd3", "StableDiffusion3Pipeline", FLOW)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert "(model.source '~/models/sd3')" in scheduler_refusal("~/models/sd3", "ddim")
+
+
+def test_which_pipelines_always_pass_custom_sigmas() -> None:
+    assert pipeline_passes_sigmas("FluxPipeline")
+    assert not pipeline_passes_sigmas("StableDiffusion3Pipeline")
+    assert not pipeline_passes_sigmas("NoSuchPipeline")
