@@ -436,7 +436,7 @@ def check_scheduler_fits(source: str, scheduler: str) -> None:
     from sdcnn.generate.families import NO_SIGMAS, read_layout, scheduler_problem
     from sdcnn.generate.model_source import DEMO, DEMO_PIPELINE_DIR, looks_like_path
 
-    if scheduler == "default" or (source != DEMO and not looks_like_path(source)):
+    if source != DEMO and not looks_like_path(source):
         return
     folder = DEMO_PIPELINE_DIR if source == DEMO else os.path.expanduser(source)
     layout = read_layout(folder)
