@@ -11,15 +11,8 @@ from sdcnn.generate.model_source import ModelSource
 from sdcnn.generate.pipeline import GenerationSettings, load_pipeline
 
 SETTINGS = GenerationSettings(
-    steps=2,
-    guidance_scale=4.0,
-    height=None,
-    width=None,
-    scheduler="default",
-    base_seed=1,
-    threads=1,
-    precision="auto",
-)
+    steps=2, guidance_scale=4.0, base_seed=1
+)  # native size, own scheduler
 
 
 def model(folder: Path) -> ModelSource:

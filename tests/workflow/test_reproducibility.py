@@ -187,16 +187,7 @@ def demo_generator(store: ImageStore, kernels: dict[str, Any] | None = None) -> 
     from sdcnn.generate.pipeline import GenerationSettings
 
     settings = GenerationSettings(
-        steps=2,
-        guidance_scale=6.0,
-        height=64,
-        width=64,
-        scheduler="ddim",
-        base_seed=1,
-        threads=1,
-        precision="auto",
-        batch_size=1,
-        compile=False,
+        steps=2, guidance_scale=6.0, height=64, width=64, scheduler="ddim", base_seed=1
     )
     generator = ShardGenerator(
         settings=settings,

@@ -106,14 +106,7 @@ def test_a_checker_that_passes_records_passed(tmp_path: Path) -> None:
 
     folder = save_pipeline_with_checker(tmp_path / "model", flag_everything=False)
     settings = GenerationSettings(
-        steps=2,
-        guidance_scale=7.5,
-        height=64,
-        width=64,
-        scheduler="ddim",
-        base_seed=1,
-        threads=1,
-        precision="auto",
+        steps=2, guidance_scale=7.5, height=64, width=64, scheduler="ddim", base_seed=1
     )
     result = generate_shard(
         output_dir=tmp_path / "images",
