@@ -109,9 +109,11 @@ def figure(width_in: float, height_in: float) -> Any:
     return Figure(figsize=(width_in, height_in), dpi=DPI, facecolor="white")
 
 
-def png_bytes(fig: Any, dpi: float = DPI) -> bytes:
+def png_bytes(fig: Any, dpi: float = DPI, *, fit: bool = False) -> bytes:
+    """``fig`` as a PNG; ``fit``: cropped or grown to what is drawn (labels of any length)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, facecolor=fig.get_facecolor())
+    fitted = {"bbox_inches": "tight", "pad_inches": 0.08} if fit else {}
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor=fig.get_facecolor(), **fitted)
     return buffer.getvalue()
 
 
@@ -441,7 +443,7 @@ def confusion_matrix_png(holdout: dict[str, Any]) -> bytes:
             color="white" if dark else TEXT_COLOUR,
         )
     title = f"held-out images: {holdout['n_images']}, accuracy {_score(holdout['accuracy'])}"
-    return _titled_png(fig, title, fontsize=10)
+    return _titled_png(fig, title, fontsize=10, fit=True)  # rotated labels of any length
 
 
 def write_training_figures(
@@ -459,7 +461,7 @@ def _score(accuracy: float | None) -> str:
     return "n/a" if accuracy is None else f"{accuracy:.3f}"
 
 
-def _titled_png(fig: Any, title: str, fontsize: float) -> bytes:
+def _titled_png(fig: Any, title: str, fontsize: float, fit: bool = False) -> bytes:
     """A training figure with its bold title at the top left, as a PNG."""
     fig.suptitle(title, x=0.02, ha="left", fontsize=fontsize, fontweight="bold", color=TEXT_COLOUR)
-    return png_bytes(fig)
+    return png_bytes(fig, fit=fit)

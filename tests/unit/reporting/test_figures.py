@@ -190,3 +190,18 @@ def test_shard_figures_draw_within_the_limits(tmp_path: Path) -> None:
     sheets = sorted(p.stem for p in (tmp_path / "sheets").glob("*.png"))
     assert sheets == sorted(figures.worst_prompts(documents, 2))
     assert len(lines) == 3 and sum("no contact sheet" in line for line in lines) == 1
+
+
+@pytest.mark.parametrize("labels", [["circle", "square", "triangle"], ["a", "automobile-truck"]])
+def test_the_confusion_matrix_shows_its_axis_labels_whole(labels: list[str]) -> None:
+    """Nothing is cut at the picture's edges: the rotated labels and "predicted" fit."""
+    counts = [[3 if row == column else 0 for column in labels] for row in labels]
+    holdout = {
+        "n_images": 3 * len(labels),
+        "accuracy": 1.0,
+        "confusion_matrix": {"labels": labels, "counts": counts},
+    }
+    with Image.open(io.BytesIO(figures.confusion_matrix_png(holdout))) as image:
+        pixels = np.asarray(image.convert("L"), dtype=float)
+    for name, edge in [("bottom", pixels[-2:]), ("top", pixels[:2]), ("left", pixels[:, :2])]:
+        assert edge.min() > 200, f"something drawn reaches the {name} edge: it is cut there"
