@@ -22,9 +22,11 @@ $(VENV)/.dev-deps: requirements-dev.txt requirements.txt | $(BIN)/python
 	touch $@ $(VENV)/.run-deps
 
 # sdcnn.workflow.locks: the lock of a killed run goes, when its holder is known to be dead
+# and the last line: held-out synthetic accuracy, real accuracy and their gap
 run: $(VENV)/.run-deps
 	$(BIN)/python -m sdcnn.workflow.locks
 	$(BIN)/snakemake --cores $(CORES)
+	@$(BIN)/python -m sdcnn.reporting.summary results/summary.json
 
 # three pytest workers on 2 cores: much of the suite waits (the SLURM tests are 1/4 CPU,
 # 3/4 waiting on the queue); each test file runs on one worker, so its module fixtures

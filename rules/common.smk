@@ -31,12 +31,17 @@ else:
             raise WorkflowError(problem)
 
 import sdcnn
-from sdcnn.config.check import ConfigError, check_config, load_schema
+from sdcnn.config.check import ConfigError, check_config, checked_real_images, load_schema
 from sdcnn.config.plan import (
     DATASET_TAR,
+    DIVERSITY_JSON,
+    EVALUATION_CONFUSION,
+    EVALUATION_JSON,
     INIT_WEIGHTS_PATH,
     JULIA_ENV_STAMP,
     MANIFEST,
+    REAL_PREDICTIONS,
+    REAL_TENSORS,
     RESULTS,
     RUN_INFO_HTML,
     SUMMARY_CSV,
@@ -65,12 +70,36 @@ PACKAGE_DIR = Path(sdcnn.__file__).parent  # the code the steps run, and whose d
 SCHEMA_PATH = Path(workflow.source_path("../config/schema.yaml"))
 SCHEMA = load_schema(SCHEMA_PATH)
 
+
+def real_set_source(value):
+    """evaluation.real as a path: the demo's real-like set is the package's folder (relative
+    to the working directory where it is inside it, so that moving a clone re-runs nothing)."""
+    from sdcnn.demo.real_set import DEMO_REAL, demo_real_folder
+
+    if value != DEMO_REAL:
+        return value
+    folder = demo_real_folder()
+    return os.path.relpath(folder) if folder.is_relative_to(Path.cwd()) else str(folder)
+
+
 # Before any job: the config files Snakemake read, then the merged config against the
 # schema (defaults filled in), then what a schema cannot check (model folder, weights),
 # and the prompts: the mapping, or the rows of the prompt sheet it names.
 try:
     check_config(config, SCHEMA_PATH, workflow.configfiles, workflow.config_settings.config)
     PROMPTS = checked_prompts(config, SCHEMA)
+    # the real images (evaluation.real): each file checked (decoded, by default) in the main
+    # process, before any job; a job's own parse only lists them
+    REAL_SOURCE = real_set_source(config["evaluation"]["real"])
+    REAL_IMAGES = (
+        checked_real_images(
+            REAL_SOURCE,
+            config["classifier"]["labels"],
+            config["evaluation"]["check"] if workflow.is_main_process else "none",
+        )
+        if REAL_SOURCE
+        else []
+    )
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
@@ -81,7 +110,7 @@ TRAINING = config["training"]
 FIGURES = config["figures"]
 # The unit of work of generate, preprocess, predict and figures: a shard of prompts
 # (config `shards`), or, without shards, each prompt on its own (named after it).
-PLAN = RunPlan(config, PROMPTS)
+PLAN = RunPlan(config, PROMPTS, REAL_IMAGES)
 SHARDED = PLAN.sharded
 SHARDS = PLAN.shards
 JULIA_DIR = WORKFLOW_DIR / "julia" if WORKFLOW_DIR else None  # not in a remote module
@@ -92,6 +121,7 @@ REPORT_CSV_MAX_ROWS = 10_000  # a larger summary.csv is left out of the report
 # benchmarks/RESULTS.md §5; an unknown name is reported when a job asks for its prompts.)
 wildcard_constraints:
     shard=prompt_id_pattern(SCHEMA),
+    real_shard=r"\d+-of-\d+",
 
 
 def package_code(script):
@@ -111,6 +141,18 @@ def of_shard(plan_method):
     def of_wildcards(wildcards):
         try:
             return plan_method(wildcards.shard)
+        except UnknownShard as error:
+            raise WorkflowError(str(error)) from None
+
+    return of_wildcards
+
+
+def of_real_shard(plan_method):
+    """An input/params function of the {real_shard} wildcard, from a RunPlan method."""
+
+    def of_wildcards(wildcards):
+        try:
+            return plan_method(wildcards.real_shard)
         except UnknownShard as error:
             raise WorkflowError(str(error)) from None
 

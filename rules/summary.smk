@@ -4,9 +4,13 @@ from sdcnn.workflow.report import ReportParam
 rule summary:
     input:
         predictions=PLAN.prediction_outputs(),
+        diversity=PLAN.per_shard(DIVERSITY_JSON),
+        real=PLAN.real_prediction_outputs(),  # evaluation.real's, if any
     output:
+        **({"evaluation": EVALUATION_JSON} if PLAN.evaluates else {}),
         csv=summary_csv_output(),
         json=SUMMARY_JSON,
+        # the real images' scores against the held-out ones (a real set only)
     log:
         f"{RESULTS}/logs/summary.log",
     benchmark:

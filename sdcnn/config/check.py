@@ -13,7 +13,9 @@
    multiple of 8") instead of a dump of the schema;
 4. checks what a schema cannot: prompt ids that differ only in case, a local
    model folder that is missing or is not a diffusers pipeline, and a given
-   weights file whose header does not fit the labels and tensor shape.
+   weights file whose header does not fit the labels and tensor shape;
+5. reads and checks the real set (``checked_real_images``): every file named, labelled
+   and readable, or one message naming the file.
 
 Nothing here imports torch or diffusers, so a bad config fails in a second.
 """
@@ -26,11 +28,14 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import yaml
 
 from sdcnn.config.values import WEIGHTS_FILE, image_channels, weights_mode
+
+if TYPE_CHECKING:
+    from sdcnn.evaluate.real_images import RealImage
 
 MAX_SHOWN_CHARS = 60
 MAX_OTHER_PROBLEMS = 5
@@ -480,6 +485,19 @@ def check_weights_file(path: str, labels: Sequence[str], channels: int, size: in
         check_compatible(header, path, labels, (channels, size, size))
     except IncompatibleWeights as error:
         raise ConfigError.of_key(error.key, error.problem) from None
+
+
+def checked_real_images(
+    source: str | os.PathLike[str], labels: Sequence[str], check: str
+) -> list[RealImage]:
+    """The real set at ``source`` (``evaluation.real``, the demo's resolved to its folder),
+    checked as ``check`` says (``read_real_images``); a problem names the key and file."""
+    from sdcnn.evaluate.real_images import RealImageError, read_real_images
+
+    try:
+        return read_real_images(Path(source).expanduser(), labels, check=check)
+    except RealImageError as error:
+        raise ConfigError.of_key("evaluation.real", str(error)) from None
 
 
 def config_problems_beyond_schema(config: dict[str, Any]) -> None:

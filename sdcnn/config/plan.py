@@ -9,10 +9,10 @@ Snakemake; the rules wrap these values in ``directory()``, ``report()`` and ``an
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdcnn.config.values import (
     WEIGHTS_FILE,
@@ -22,6 +22,9 @@ from sdcnn.config.values import (
     weights_mode,
 )
 from sdcnn.core.shards import ShardLayout, assign_shards, quota, shard_name
+
+if TYPE_CHECKING:
+    from sdcnn.evaluate.real_images import RealImage
 
 RESULTS = "results"
 SHARD = "{shard}"  # the wildcard of every per-shard path
@@ -41,6 +44,16 @@ SUMMARY_CSV, SUMMARY_JSON, SUMMARY_HTML = (
 RUN_INFO_HTML = f"{RESULTS}/run_info.html"
 MANIFEST = f"{RESULTS}/manifest.json"
 DATASET_TAR = f"{RESULTS}/dataset/{SHARD}.tar"
+DIVERSITY_JSON = f"{RESULTS}/diversity/{SHARD}.json"  # a shard's prompts (sdcnn-diversity/1)
+
+# the real images (evaluation.real): their own shards, under results/real/
+REAL_SHARD = "{real_shard}"  # the wildcard of every per-real-shard path
+REAL_TENSORS = f"{RESULTS}/real/tensors/{REAL_SHARD}"
+REAL_PREDICTIONS = f"{RESULTS}/real/predictions/{REAL_SHARD}.json"
+EVALUATION_DIR = f"{RESULTS}/evaluation"
+EVALUATION_JSON, EVALUATION_CONFUSION = (
+    f"{EVALUATION_DIR}/{name}" for name in ("metrics.json", "confusion_matrix.png")
+)
 
 PROMPT_ID_DEFINITION = ("properties", "prompts", "propertyNames")  # in config/schema.yaml
 
@@ -61,9 +74,18 @@ class UnknownShard(LookupError):
 class RunPlan:
     """The plan of one checked config and its prompts (``checked_prompts``)."""
 
-    def __init__(self, config: Mapping[str, Any], prompts: Mapping[str, Mapping[str, Any]]):
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        prompts: Mapping[str, Mapping[str, Any]],
+        real_images: Sequence[RealImage] = (),
+    ):
+        """``real_images``: the checked real set (``read_real_images``), none without one."""
+        from sdcnn.evaluate.real_images import shard_real_images
+
         self.config = config
         self.prompts = prompts
+        self.real_shards = shard_real_images(real_images, config["evaluation"]["shards"])
         self.n_shards: int | None = config["shards"]
         # shard name -> its prompt ids in the config's order; without `shards`, each
         # prompt is its own shard, named after it
@@ -129,6 +151,46 @@ class RunPlan:
 
     def image_count(self) -> int:
         return sum(prompt["n_images"] for prompt in self.prompts.values())
+
+    # ---- real images (evaluation.real): shards of their own
+
+    @property
+    def evaluates(self) -> bool:
+        """The config names a real set."""
+        return bool(self.real_shards)
+
+    def real_shard_images(self, shard: str) -> list[RealImage]:
+        if shard not in self.real_shards:
+            raise UnknownShard(f"{shard!r} is not a shard of the real images")
+        return self.real_shards[shard]
+
+    def real_shard_files(self, shard: str) -> list[str]:
+        """The shard's image files: preprocess_real's inputs (a file edited re-runs it)."""
+        return [str(image.path) for image in self.real_shard_images(shard)]
+
+    def real_shard_paths(self, shard: str) -> dict[str, str]:
+        """Image id -> its path in the real set: what decides the shard's tensors, besides
+        the files themselves (a params: value: an image added or removed re-runs its shard)."""
+        return {image.image_id: image.relative for image in self.real_shard_images(shard)}
+
+    def real_shard_labels(self, shard: str) -> dict[str, str | None]:
+        """Image id -> its label (None: predict only): what predict_real records."""
+        return {image.image_id: image.label for image in self.real_shard_images(shard)}
+
+    def real_prediction_outputs(self) -> list[str]:
+        return [REAL_PREDICTIONS.replace(REAL_SHARD, shard) for shard in self.real_shards]
+
+    def evaluation_outputs(self) -> list[str]:
+        """The real set's scores, if any (the summary writes them)."""
+        return [EVALUATION_JSON] if self.evaluates else []
+
+    def evaluation_figures(self) -> list[str]:
+        return [EVALUATION_CONFUSION] if self.evaluates else []
+
+    def diversity_settings(self) -> dict[str, Any]:
+        diversity = self.config["evaluation"]["diversity"]
+        keys = ("hash", "max_hamming", "min_mean_distance", "max_duplicate_share")
+        return {key: diversity[key] for key in keys}
 
     # ---- settings, as the steps take them
 
@@ -249,8 +311,12 @@ class RunPlan:
         return [
             *built.get(self.weights_mode, []),
             *self.per_shard(*folders, self.shard_file("predictions", ".json")),
+            *self.per_shard(DIVERSITY_JSON),
+            *[REAL_TENSORS.replace(REAL_SHARD, shard) for shard in self.real_shards],
+            *self.real_prediction_outputs(),
             SUMMARY_CSV,
             SUMMARY_JSON,
+            *self.evaluation_outputs(),
         ]
 
     def training_outputs(self) -> list[str]:
@@ -263,6 +329,7 @@ class RunPlan:
         sheets, probability charts, the summary table and the run's info as pages."""
         return [
             *self.training_outputs(),
+            *self.evaluation_figures(),
             *self.per_shard(self.shard_file("contact_sheets", ".png")),
             *self.per_shard(self.shard_folder("charts")),
             SUMMARY_HTML,

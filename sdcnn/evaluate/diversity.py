@@ -41,8 +41,8 @@ of one kind a pixel apart): of the demo's "a red circle" pictures (seeds drawn i
 24, 8 of 50, 19 of 100 and 208 of 400 are in a pair at 4 bits; ``max_duplicate_share`` is the
 knob for such prompts (the demo's default config draws 12 images a prompt).
 
-Use, per prompt (a shard writes ``diversity_document`` of its prompts; ``merge_documents``
-joins shards)::
+Use, per prompt (a shard writes ``diversity_document`` of its prompts;
+``sdcnn.evaluate.diversity_results.merge_documents`` joins shards)::
 
     result = prompt_diversity("p1", image_ids, tensors)          # tensors: (N, C, S, S)
     result = files_diversity("p1", tensor_paths)                  # or .npy files, streamed
@@ -61,9 +61,10 @@ import cv2
 import numpy as np
 
 from sdcnn.core.errors import StepError
+from sdcnn.core.shards import ShardLayout, shard_batches
+from sdcnn.evaluate.diversity_results import SCHEMA
 from sdcnn.preprocess.tensors import load_tensor
 
-SCHEMA = "sdcnn-diversity/1"
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as PIL's "L" and OpenCV
 HASH_BITS = 8  # a hash is HASH_BITS x HASH_BITS = 64 bits
 PHASH_SIZE = 32  # pHash's DCT input side (imagehash: hash_size * highfreq_factor)
@@ -347,42 +348,16 @@ def diversity_document(
     }
 
 
-def merge_documents(
-    documents: Iterable[Mapping[str, Any]], prompt_order: Sequence[str] | None = None
+def shard_diversity(
+    tensor_dir: str | Path,
+    images: Mapping[str, int],
+    layout: ShardLayout,
+    settings: DiversitySettings | None = None,
 ) -> dict[str, Any]:
-    """Shards' documents as one, in ``prompt_order`` (every prompt must be there) or as
-    found; they must share their settings and name each prompt once."""
-    settings = None
-    by_id: dict[str, Mapping[str, Any]] = {}
-    for document in documents:
-        if document.get("schema") != SCHEMA:
-            raise StepError(f"not a {SCHEMA} document: schema {document.get('schema')!r}")
-        if settings is not None and document["settings"] != settings:
-            raise StepError(f"diversity documents of other settings: {settings}, {document}")
-        settings = document["settings"]
-        for result in document["prompts"]:
-            if result["prompt_id"] in by_id:
-                raise StepError(f"prompt {result['prompt_id']} in two diversity documents")
-            by_id[result["prompt_id"]] = result
-    order = list(by_id) if prompt_order is None else list(prompt_order)
-    missing = [prompt_id for prompt_id in order if prompt_id not in by_id]
-    if missing:
-        raise StepError(f"no diversity for the prompt(s) {', '.join(missing[:10])}")
-    return {
-        "schema": SCHEMA,
-        "settings": settings or asdict(DiversitySettings()),
-        "prompts": [dict(by_id[prompt_id]) for prompt_id in order],
-    }
-
-
-def least_diverse(results: Iterable[Mapping[str, Any]], count: int) -> list[Mapping[str, Any]]:
-    """The ``count`` least diverse prompts: flagged first, then the larger share of images
-    with a near duplicate, then the smaller mean distance (prompts of < 2 images last)."""
-
-    def key(result: Mapping[str, Any]) -> tuple[bool, bool, float, float]:
-        n = result["n_images"]
-        share = result["n_with_near_duplicate"] / n if n else 0.0
-        distance = result["mean_distance"]
-        return (not result["flag"], distance is None, -share, distance or 0.0)
-
-    return sorted(results, key=key)[:count]
+    """The document of a shard's prompts (``images``: prompt id -> number of images), from
+    their tensors in ``tensor_dir`` (the preprocess step's output, ``layout`` as it wrote it)."""
+    results = [
+        files_diversity(batch.prompt_id, batch.tensor_paths, batch.image_ids, settings)
+        for batch in shard_batches(tensor_dir, images, layout)
+    ]
+    return diversity_document(results, settings)

@@ -99,12 +99,14 @@ class RealImageError(StepError):
 
 @dataclass(frozen=True)
 class RealImage:
-    """One image of a real set: its id (a file-name stem), its file, and its label (None:
-    predict only)."""
+    """One image of a real set: its id (a file-name stem), its file, its label (None:
+    predict only), and its path relative to the folder or sheet (POSIX; what its id is
+    made of, and what the outputs record)."""
 
     image_id: str
     path: Path
     label: str | None
+    relative: str = ""
 
 
 # ---- ids and shards
@@ -416,7 +418,7 @@ def _read_folder(root: Path, labels: Sequence[str], check: str) -> list[RealImag
             _check_extension(path)
             if name not in labels:
                 raise RealImageError(_label_problem(name, labels), path=path)
-            images.append(RealImage(real_image_id(relative), path, name))
+            images.append(RealImage(real_image_id(relative), path, name, relative))
     if not images:
         raise RealImageError("no images; a real-image folder holds <label>/<file>", path=root)
     for image in images:
@@ -469,7 +471,7 @@ def _read_sheet(sheet: Path, labels: Sequence[str], check: str) -> list[RealImag
             raise RealImageError(
                 _label_problem(label, labels), path=path, sheet=sheet, row=row, column=LABEL_COLUMN
             )
-        images.append(RealImage(real_image_id(normal), path, label))
+        images.append(RealImage(real_image_id(normal), path, label, normal))
     if not images:
         raise RealImageError("no images (at least one row after the header)", sheet=sheet)
     for (row, _, _), image in zip(rows, images, strict=True):

@@ -419,8 +419,11 @@ def training_curve_png(curve: Sequence[dict[str, Any]]) -> bytes:
     return _titled_png(fig, title, fontsize=11)
 
 
-def confusion_matrix_png(holdout: dict[str, Any]) -> bytes:
-    """The held-out confusion matrix (rows: meant, columns: predicted) as a PNG."""
+def confusion_matrix_png(
+    holdout: dict[str, Any], *, title: str | None = None, meant: str = "meant (prompt label)"
+) -> bytes:
+    """A confusion matrix (``classification_metrics``'; rows: meant, columns: predicted) as
+    a PNG; by default the held-out images' title."""
     labels = holdout["confusion_matrix"]["labels"]
     counts = np.array(holdout["confusion_matrix"]["counts"])
     side = 1.2 + 0.55 * len(labels)
@@ -430,7 +433,7 @@ def confusion_matrix_png(holdout: dict[str, Any]) -> bytes:
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_xlabel("predicted", color=TEXT_COLOUR)
-    ax.set_ylabel("meant (prompt label)", color=TEXT_COLOUR)
+    ax.set_ylabel(meant, color=TEXT_COLOUR)
     for (row, column), count in np.ndenumerate(counts):
         dark = count > counts.max() / 2
         ax.text(
@@ -442,8 +445,29 @@ def confusion_matrix_png(holdout: dict[str, Any]) -> bytes:
             fontsize=9,
             color="white" if dark else TEXT_COLOUR,
         )
-    title = f"held-out images: {holdout['n_images']}, accuracy {_score(holdout['accuracy'])}"
+    if title is None:
+        title = f"held-out images: {holdout['n_images']}, accuracy {_score(holdout['accuracy'])}"
     return _titled_png(fig, title, fontsize=10, fit=True)  # rotated labels of any length
+
+
+def evaluation_title(evaluation: dict[str, Any]) -> str:
+    """The real images' figure title: their accuracy beside the held-out one, and the gap."""
+    held = evaluation["holdout_accuracy"]
+    gap = "n/a" if evaluation["gap"] is None else f"{evaluation['gap']:+.3f}"
+    return (
+        f"real images: {evaluation['n_labelled']}, accuracy {_score(evaluation['real_accuracy'])}"
+        f"\nheld-out synthetic {_score(held)}, gap {gap}"
+    )
+
+
+def write_evaluation_figure(evaluation: dict[str, Any], output: str | Path) -> None:
+    """The real images' confusion matrix (``sdcnn-evaluation/1``'s ``real``) as a PNG."""
+    from sdcnn.core.fileio import write_bytes_atomic
+
+    png = confusion_matrix_png(
+        evaluation["real"], title=evaluation_title(evaluation), meant="meant (real label)"
+    )
+    write_bytes_atomic(output, png)
 
 
 def write_training_figures(

@@ -1,4 +1,5 @@
-"""One table over every prompt's predictions, as CSV and JSON."""
+"""One table over every prompt's predictions, as CSV and JSON; the JSON also holds the
+classifier's metrics, each prompt's diversity and the scores on real images."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import csv
 import io
 import json
 import shutil
+import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sdcnn.core.errors import StepError
 from sdcnn.core.fileio import atomic_path, dumps_json, dumps_json_around
+from sdcnn.evaluate.scores import RealCounts, evaluation_metrics
 
 SPLITS = ("holdout", "train")
 FIXED_COLUMNS = (
@@ -145,12 +148,19 @@ def write_summary(
     csv_path: str,
     json_path: str,
     prompt_order: Sequence[str] | None = None,
+    *,
+    diversity: Mapping[str, Any] | None = None,
+    real: RealCounts | None = None,
 ) -> dict[str, Any]:
-    """Write the table as CSV and JSON; returns its metrics (see ``split_metrics``).
+    """Write the table as CSV and JSON; returns the JSON less its rows: ``metrics`` (see
+    ``split_metrics``), ``diversity`` (the prompts' merged ``sdcnn-diversity/1`` document,
+    as given) and ``evaluation`` (``evaluation_metrics`` of the ``real`` images' counts
+    against the held-out ones; None without real images).
 
     Streamed: one prediction file in memory at a time, the rows written as they come,
     so time and memory stay linear with a small constant at a million rows.  The JSON is
-    byte for byte what ``write_json_atomic`` writes of {"columns", "rows", "metrics"}."""
+    byte for byte what ``write_json_atomic`` writes of {"columns", "rows", "metrics",
+    "diversity", "evaluation"}."""
     counter = SplitCounter()
     labels: list[str] | None = None
     columns: list[str] = list(FIXED_COLUMNS)
@@ -176,17 +186,22 @@ def write_summary(
             if writer is None:
                 csv.DictWriter(csv_file, fieldnames=columns, lineterminator="\n").writeheader()
         metrics = counter.metrics(labels or [])
+        sections = {
+            "metrics": metrics,
+            "diversity": None if diversity is None else dict(diversity),
+            "evaluation": None if real is None else evaluation_metrics(real, metrics["holdout"]),
+        }
         with open(json_tmp, "w", encoding="utf-8") as json_file:
+            document = {"columns": columns, "rows": [], **sections}
             if not n_rows:
-                json_file.write(dumps_json({"columns": columns, "rows": [], "metrics": metrics}))
+                json_file.write(dumps_json(document))
             else:
-                document = {"columns": columns, "rows": [], "metrics": metrics}
                 head, tail = dumps_json_around(document, "rows")
                 json_file.write(head)
                 rows_tmp.seek(0)
                 shutil.copyfileobj(rows_tmp, json_file, 1 << 20)
                 json_file.write(tail)
-    return metrics
+    return sections
 
 
 def accuracy_line(metrics: dict[str, Any]) -> str | None:
@@ -210,3 +225,37 @@ def split_metrics(rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict
             [row["label"] for row in chosen], [row["top_label"] for row in chosen], labels
         )
     return metrics
+
+
+def run_line(sections: Mapping[str, Any]) -> str | None:
+    """The run's closing line from the summary JSON's sections: the scores on real images
+    beside the held-out ones (``evaluation_line``), else the held-out accuracy; None
+    without either."""
+    from sdcnn.evaluate.scores import evaluation_line
+
+    if sections.get("evaluation"):
+        return evaluation_line(sections["evaluation"])
+    return accuracy_line(sections["metrics"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m sdcnn.reporting.summary [results/summary.json]``: print the run's
+    closing line (``make run`` ends with it)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("summary", nargs="?", default="results/summary.json")
+    path = Path(parser.parse_args(argv).summary)
+    try:
+        sections = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        print(f"no summary to report: {path}: {error}", file=sys.stderr)
+        return 1
+    line = run_line(sections)
+    if line:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,13 +26,12 @@ from sdcnn.evaluate.diversity import (
     files_diversity,
     hamming,
     hash_hex,
-    least_diverse,
-    merge_documents,
     near_duplicates,
     pack_bits,
     phash,
     prompt_diversity,
 )
+from sdcnn.evaluate.diversity_results import least_diverse, merge_documents
 
 
 def tensor(rgb: np.ndarray) -> np.ndarray:

@@ -317,6 +317,7 @@ def test_an_image_folder_gives_its_images_in_path_order(tmp_path: Path) -> None:
     assert [image.path for image in images] == [root / path for path in relative]
     assert [image.label for image in images] == ["cat", "cat", "cat", "dog"]
     assert [image.image_id for image in images] == [real_image_id(path) for path in relative]
+    assert [image.relative for image in images] == relative
     assert read_real_images(root, LABELS) == images
     assert read_real_images(root, LABELS, check="decode") == images
 
@@ -395,8 +396,10 @@ def test_a_sheet_gives_its_images_in_row_order(tmp_path: Path, name: str, delimi
     sheet = write_sheet(tmp_path / "data" / name, rows, delimiter)
     images = read_real_images(sheet, LABELS)
     assert images == [
-        RealImage(real_image_id("b.jpg"), tmp_path / "data" / "b.jpg", None),
-        RealImage(real_image_id("cat/a.png"), tmp_path / "data" / "cat" / "a.png", "cat"),
+        RealImage(real_image_id("b.jpg"), tmp_path / "data" / "b.jpg", None, "b.jpg"),
+        RealImage(
+            real_image_id("cat/a.png"), tmp_path / "data" / "cat" / "a.png", "cat", "cat/a.png"
+        ),
     ]
 
 

@@ -109,7 +109,9 @@ def test_streamed_summary_is_the_tables_bytes(tmp_path: Path) -> None:
         image.update(label=label, split=split, correct=label == image["top_label"])
     write_documents(tmp_path, documents)
     order = ["p2", "ünï", "p0"]
-    metrics = write_summary([tmp_path], str(tmp_path / "s.csv"), str(tmp_path / "s.json"), order)
+    metrics = write_summary([tmp_path], str(tmp_path / "s.csv"), str(tmp_path / "s.json"), order)[
+        "metrics"
+    ]
     by_id = {document["prompt_id"]: document for document in documents}
     rows = summary_rows([by_id[prompt_id] for prompt_id in order])
     columns = [*FIXED_COLUMNS, *(f"p_{label}" for label in LABELS)]
@@ -182,11 +184,13 @@ def test_accuracy_line_counts_every_held_out_image(tmp_path: Path) -> None:
     taught = prediction("taught", [[0.6, 0.3, 0.1]] * 3)
     labelled(taught, ["cat"] * 3, "train")
     paths = write_documents(tmp_path, [held, taught])
-    metrics = write_summary(paths, str(tmp_path / "s.csv"), str(tmp_path / "s.json"))
+    metrics = write_summary(paths, str(tmp_path / "s.csv"), str(tmp_path / "s.json"))["metrics"]
     assert (metrics["holdout"]["n_images"], metrics["train"]["n_images"]) == (24, 3)
     assert metrics["holdout"]["accuracy"] == 23 / 24 and metrics["train"]["accuracy"] == 1.0
     assert accuracy_line(metrics) == "held-out accuracy 0.958 (23 of 24 images right)"
-    only_train = write_summary(paths[1:], str(tmp_path / "t.csv"), str(tmp_path / "t.json"))
+    only_train = write_summary(paths[1:], str(tmp_path / "t.csv"), str(tmp_path / "t.json"))[
+        "metrics"
+    ]
     assert accuracy_line(only_train) is None, "no held-out image, yet an accuracy line"
 
 
@@ -216,7 +220,7 @@ def test_labels_of_any_text_keep_both_files_exact(tmp_path: Path) -> None:
     ]
     labelled(documents[0], ["@@sdcnn-rows@@", 'ship, "big"'], "holdout")
     paths = write_documents(tmp_path, documents)
-    metrics = write_summary(paths, str(tmp_path / "s.csv"), str(tmp_path / "s.json"))
+    metrics = write_summary(paths, str(tmp_path / "s.csv"), str(tmp_path / "s.json"))["metrics"]
     rows = summary_rows(documents)
     columns = [*FIXED_COLUMNS, *(f"p_{label}" for label in labels)]
     table = {"columns": columns, "rows": rows, "metrics": split_metrics(rows, labels)}
