@@ -12,7 +12,7 @@ smk = snakemake  # noqa: F821
 params = smk.params
 # gpus: claims a free GPU of the machine's, if any
 with snakemake_step(smk, threads=params.threads, gpus=gpus_requested(smk.resources)) as step:
-    from sdcnn.evaluate.real_shard import predict_real_shard
+    from sdcnn.evaluate.real_prediction import predict_real_shard
 
     warn_if_threads_differ("classifier.threads", params.threads, smk.threads, step)
     predict_real_shard(

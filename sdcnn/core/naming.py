@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def image_id(prompt_id: str, index: int) -> str:
     """``city`` and 0 give ``city_000``; the stem of the PNG, ``.npy`` and preview."""
@@ -10,6 +12,11 @@ def image_id(prompt_id: str, index: int) -> str:
 
 def image_ids(prompt_id: str, n_images: int) -> list[str]:
     return [image_id(prompt_id, index) for index in range(n_images)]
+
+
+def tensor_path(folder: str | Path, image_id: str) -> Path:
+    """An image's ``.npy`` tensor in a folder of them (a prompt's, or a real shard's)."""
+    return Path(folder) / f"{image_id}.npy"
 
 
 TRAIN, HOLDOUT = "train", "holdout"

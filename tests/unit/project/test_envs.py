@@ -177,16 +177,19 @@ def test_env_pins_match_requirements_txt(path: Path) -> None:
         )
 
 
+PREDICT_RULES = ("predict", "predict_real")  # their env follows classifier.backend
+
+
 def test_each_env_holds_what_its_step_imports() -> None:
     """Every module a step's script may import, anywhere in the files it uses, is in its env.
 
     A rule whose env follows the config checks every env it may get (generate: CPU or
-    CUDA build), except predict, whose backends (classifier.backend) import different
-    modules, which this file-level reading cannot tell apart.
+    CUDA build), except predict and predict_real, whose backends (classifier.backend)
+    import different modules, which this file-level reading cannot tell apart.
     """
     checked = []
     for name, rule in workflow_rules().items():
-        if name == "predict" or rule["script"] is None or rule["script"].suffix != ".py":
+        if name in PREDICT_RULES or rule["script"] is None or rule["script"].suffix != ".py":
             continue
         for env in rule["envs"]:
             provided = set(pins(env))
@@ -197,7 +200,9 @@ def test_each_env_holds_what_its_step_imports() -> None:
                     f"rule {name} imports {module}, but {env.name} has no {package}"
                 )
         checked.append(name)
-    assert {"generate", "preprocess", "init_weights"} <= set(checked)
+    assert {"generate", "preprocess", "preprocess_real", "diversity", "init_weights"} <= set(
+        checked
+    )
 
 
 CUDA_ENVS = sorted(ENVS.glob("*-cuda.yaml"))

@@ -27,6 +27,8 @@ from docutils import nodes
 from docutils.core import publish_doctree, publish_parts
 from snakemake.utils import validate
 
+from sdcnn.core.fileio import write_json_atomic
+from sdcnn.evaluate.scores import RealCounts, evaluation_metrics
 from sdcnn.reporting.rst import JINJA_FILTERS, rst_literal, rst_text
 from tests.support.workspace import REPO
 
@@ -107,11 +109,11 @@ PLAN_SETTINGS = {
 }
 
 
-def fake_job(text: str, plan: Path) -> SimpleNamespace:
+def fake_job(text: str, plan: Path, metrics: Path | None = None) -> SimpleNamespace:
     """What a caption template reads of ``snakemake``, every string set to ``text``;
-    ``plan``: a training plan file."""
+    ``plan``: a training plan file; ``metrics``: an evaluation metrics file."""
     return SimpleNamespace(
-        input={"plan": str(plan)},
+        input={"plan": str(plan), "metrics": str(metrics)},
         wildcards={"shard": "p_-1", "image": "p_-1_000"},  # without shards: shard = prompt
         params={
             "prompts": [
@@ -176,10 +178,15 @@ def test_caption_template_shows_user_text_verbatim(
     write_finished_summary(tmp_path, text)
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"settings": PLAN_SETTINGS}), encoding="utf-8")
+    metrics = tmp_path / "metrics.json"
+    write_json_atomic(
+        metrics, evaluation_metrics(RealCounts.from_records(evaluated(text), [text, "other"]))
+    )
     environment = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
     environment.filters.update(JINJA_FILTERS)
     source = (REPO / "report" / template).read_text(encoding="utf-8")
-    rendered = environment.from_string(source + LINKS).render(snakemake=fake_job(text, plan))
+    job = fake_job(text, plan, metrics)
+    rendered = environment.from_string(source + LINKS).render(snakemake=job)
     body = docutils_html(rendered, report_level=2)  # the link targets are unused: info
     assert "system-message" not in body and "problematic" not in body, rendered
     if "snakemake.params.prompt" in source or "config.prompts" in source:
@@ -189,6 +196,19 @@ def test_caption_template_shows_user_text_verbatim(
     if "snakemake.input.plan" in source:
         shown = " ".join(shown_text(body).split()).lower()
         assert f"every {PLAN_SETTINGS['holdout_every']}th image" in shown
+    if "snakemake.input.metrics" in source:
+        shown = " ".join(shown_text(body).split())
+        assert "Real accuracy 0.500 (1 of 2; 1 more without a label)" in shown
+
+
+def evaluated(label: str) -> list[dict[str, str | None]]:
+    """What evaluation.rst is shown: two real images of ``label``, one of them right, and
+    one image without a label."""
+    return [
+        {"label": label, "top_label": label},
+        {"label": label, "top_label": "other"},
+        {"label": None, "top_label": label},
+    ]
 
 
 TEMPLATE = (REPO / "report" / "workflow.rst").read_text(encoding="utf-8")

@@ -118,6 +118,7 @@ def test_streamed_summary_is_the_tables_bytes(tmp_path: Path) -> None:
     assert metrics == split_metrics(rows, LABELS)
     assert metrics["holdout"]["n_images"] == 1 and metrics["train"]["accuracy"] == 0.0
     table = {"columns": columns, "rows": rows, "metrics": metrics}
+    table |= {"diversity": None, "evaluation": None}  # given neither
     assert (tmp_path / "s.json").read_text(encoding="utf-8") == dumps_json(table)
     assert (tmp_path / "s.csv").read_text(encoding="utf-8") == csv_text(rows, columns)
 
@@ -224,6 +225,7 @@ def test_labels_of_any_text_keep_both_files_exact(tmp_path: Path) -> None:
     rows = summary_rows(documents)
     columns = [*FIXED_COLUMNS, *(f"p_{label}" for label in labels)]
     table = {"columns": columns, "rows": rows, "metrics": split_metrics(rows, labels)}
+    table |= {"diversity": None, "evaluation": None}
     assert metrics == table["metrics"]
     assert (tmp_path / "s.json").read_text(encoding="utf-8") == dumps_json(table)
     with open(tmp_path / "s.csv", encoding="utf-8", newline="") as handle:
