@@ -2,8 +2,9 @@
 
 Every leaf key of the schema declares the rules whose jobs run again when its value
 changes (``x-reruns``), and may say more (``x-reruns-note``).  A per-shard rule
-(generate, preprocess, predict, figures, dataset) means every shard's job, and ``rule@shard`` only
-the job of the changed prompt's shard.  The README's "you change / what runs again"
+(generate, preprocess, diversity, predict, figures, dataset) means every shard's job, and
+``rule@shard`` only the job of the changed prompt's shard; a per-real-shard rule
+(preprocess_real, predict_real) every shard of the real images (evaluation.real) there is.  The README's "you change / what runs again"
 table is made from these declarations (``python -m sdcnn.config.reruns`` prints it), and
 tests/workflow/test_reruns.py checks every one of them with a real dry run, so the table,
 the schema and the workflow cannot drift apart.
@@ -27,13 +28,18 @@ RULE_ORDER = (
     "instantiate_julia",
     "generate",
     "preprocess",
+    "diversity",
+    "preprocess_real",
     "training_plan",
     "train_classifier",
     "predict",
+    "predict_real",
     "figures",
     "dataset",
 )
-SHARD_RULES = ("generate", "preprocess", "predict", "figures", "dataset")  # one job per shard
+# one job per shard of the prompts
+SHARD_RULES = ("generate", "preprocess", "diversity", "predict", "figures", "dataset")
+REAL_SHARD_RULES = ("preprocess_real", "predict_real")  # one job per shard of the real images
 ITS_SHARD = "@shard"  # "generate@shard": only the changed prompt's shard
 
 
@@ -60,10 +66,9 @@ def leaf_keys(schema: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], dict
     ``prompts`` is a leaf itself (a sheet's path) and the parent of each prompt's keys.
     """
     for name, spec in schema["properties"].items():
-        nested = spec.get("properties")
-        if nested and spec.get("type") == "object":
-            for child, child_spec in nested.items():
-                yield (name, child), child_spec
+        if spec.get("properties") and spec.get("type") == "object":
+            for key, child_spec in leaf_keys(spec):  # a section (evaluation.diversity.hash)
+                yield (name, *key), child_spec
             continue
         yield (name,), spec
         item = spec.get("additionalProperties")
@@ -101,6 +106,8 @@ def declared_effects(schema: Mapping[str, Any]) -> list[Effect]:
 
 
 def _scope(declared: str) -> str:
+    if _rule(declared) in REAL_SHARD_RULES:
+        return " of every real shard"
     if _rule(declared) not in SHARD_RULES:
         return ""
     return " of its shard" if declared.endswith(ITS_SHARD) else " of every shard"

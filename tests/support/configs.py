@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.support.real_sets import SMALL_REAL
+
 # Small enough to run in seconds, large enough to exercise everything:
 # two prompts (one with a negative prompt), several images, shrinking resize.
 SMALL_CONFIG: dict[str, Any] = {
@@ -29,6 +31,8 @@ SMALL_CONFIG: dict[str, Any] = {
     # trained on the two prompts' images, as the default config is (in 2 quick epochs)
     "classifier": {"labels": ["cat", "dog", "ship"], "weights": "trained", "weights_seed": 3},
     "training": {"epochs": 2, "batch_size": 2, "holdout_every": 3},
+    # four real pictures in two real shards (tests/support/real_sets.py)
+    "evaluation": {"real": SMALL_REAL, "shards": 2},
 }
 
 

@@ -41,6 +41,10 @@ def copy_workflow(destination: Path, config: dict[str, Any] | None = None) -> Pa
             shutil.copy2(source, destination / part)
     if config is not None:
         write_config(destination, config)
+        from tests.support.real_sets import SMALL_REAL, write_small_real_set  # (OpenCV)
+
+        if (config.get("evaluation") or {}).get("real") == SMALL_REAL:
+            write_small_real_set(destination)
     return destination
 
 

@@ -26,6 +26,7 @@ from sdcnn.config.prompts import PromptRules, load_prompts
 from sdcnn.config.reruns import (
     ALL_PROMPTS,
     ITS_SHARD,
+    REAL_SHARD_RULES,
     SHARD_RULES,
     Effect,
     UndeclaredEffect,
@@ -36,6 +37,7 @@ from sdcnn.config.reruns import (
 from sdcnn.core.shards import assign_shards, quota, shard_name
 from tests.support.configs import SMALL_CONFIG
 from tests.support.job_plan import JobPlan, dry_run
+from tests.support.real_sets import SMALL_REAL_FILES, SMALL_REAL_SHARDS, write_real_picture
 from tests.support.runs import run_snakemake
 from tests.support.workspace import REPO, write_config
 
@@ -46,9 +48,12 @@ PROMPT_IDS = list(SMALL_CONFIG["prompts"])
 # the per-prompt chain, in order: a change at one stage re-runs it and every later stage,
 # and then the prompt's pictures for people (probability charts and contact sheet) and its
 # records in the data set export
-CHAIN = ["generate", "preprocess", "predict"]
+CHAIN = ["generate", "preprocess", "diversity", "predict"]
 PICTURES = ["figures", "dataset"]
-AGGREGATES = {"summary", "manifest", "all", "summary_page", "run_info"}
+AGGREGATES = {"summary", "manifest", "all", "summary_page", "run_info", "evaluation_figure"}
+# the small run's real images (SMALL_CONFIG's evaluation.real), in their two shards
+REAL_SHARDS = list(SMALL_REAL_SHARDS)
+REAL_PREDICTIONS = {f"predict_real[{shard}]" for shard in REAL_SHARDS}
 
 
 def chain_from(stage: str, prompts: Iterable[str]) -> set[str]:
@@ -61,12 +66,13 @@ def pictures(*rules: str) -> set[str]:
 
 
 def job_names(plan: JobPlan) -> set[str]:
-    """A plan's jobs as ``rule`` or ``rule[shard]``, aggregates left out."""
-    return {
-        f"{rule}[{wildcards['shard']}]" if "shard" in wildcards else rule
-        for rule, wildcards in plan.jobs
-        if rule not in AGGREGATES
-    }
+    """A plan's jobs as ``rule`` or ``rule[shard]`` (a real shard's too), aggregates left out."""
+    names = set()
+    for rule, wildcards in plan.jobs:
+        shard = wildcards.get("shard", wildcards.get("real_shard"))
+        if rule not in AGGREGATES:
+            names.add(rule if shard is None else f"{rule}[{shard}]")
+    return names
 
 
 def planned_jobs(workdir: Path, *args: str, env: dict[str, str] | None = None) -> set[str]:
@@ -271,12 +277,35 @@ def renamed_labels(workdir: Path, config: dict[str, Any]) -> None:
             prompt["label"] = names[prompt["label"]]
 
 
+def real_shards(workdir: Path, config: dict[str, Any]) -> list[str]:
+    """The shards of a checked config's real images (none without a real set)."""
+    from sdcnn.evaluate.real_images import read_real_images, shard_real_images
+
+    source = config["evaluation"]["real"]
+    if source is None:
+        return []
+    images = read_real_images(workdir / source, config["classifier"]["labels"], check="none")
+    return list(shard_real_images(images, config["evaluation"]["shards"]))
+
+
+ANOTHER_REAL_SET = "real-2"
+
+
+def another_real_set(workdir: Path, config: dict[str, Any]) -> None:
+    """A real set of other pictures under another name: every real shard's two jobs."""
+    folder = workdir / ANOTHER_REAL_SET
+    for index, relative in enumerate(["ship/x.png", "ship/y.png", "dog/z.png"]):
+        write_real_picture(folder / relative, 2_000_000 + index)
+    config["evaluation"]["real"] = ANOTHER_REAL_SET
+
+
 # keys whose new value needs more than the schema can say
 SPECIAL_CHANGES: dict[str, Callable[[Path, dict[str, Any]], None]] = {
     "prompts": use_an_equivalent_sheet,
     "model.source": copy_of_the_demo_model,
     "classifier.weights": copy_of_the_weights,
     "classifier.labels": renamed_labels,
+    "evaluation.real": another_real_set,
 }
 SPECIAL_VALUES = {
     "classifier.backend": "auto",  # torch here: flux needs julia (tests/contract/test_backend.py)
@@ -309,6 +338,9 @@ def expected_jobs(effect: Effect, config: dict[str, Any], workdir: Path) -> set[
     jobs = set()
     for declared in effect.rules:
         rule = declared.removesuffix(ITS_SHARD)
+        if rule in REAL_SHARD_RULES:
+            jobs |= {f"{rule}[{shard}]" for shard in real_shards(workdir, checked)}
+            continue
         if rule not in SHARD_RULES:
             jobs.add(rule)
             continue
@@ -394,7 +426,7 @@ STATES = {
     "glorot": "finished_glorot",  # classifier.weights: glorot
     "own weights": "finished_own_weights",  # classifier.weights: a file
 }
-FOUR_PREDICTIONS = chain_from("predict", FOUR_PROMPTS)
+FOUR_PREDICTIONS = chain_from("predict", FOUR_PROMPTS) | REAL_PREDICTIONS
 THE_KEY_TEST = "tests/workflow/test_reruns.py::test_each_config_key_reruns_what_the_schema_declares"
 
 
@@ -472,7 +504,36 @@ def unlabelled(key: str, value: Any) -> dict[str, Branch]:
     }
 
 
-WITH_NEW_TENSORS = chain_from("preprocess", FOUR_PROMPTS) | {"init_weights"}
+# the real set's edits (SMALL_REAL_SHARDS: dog/a, dog/b, ship/b in 1-of-2, ship/a in 2-of-2)
+ADDED_REAL = Path("real/dog/d.png")  # in 1-of-2, by the hash of its path
+REMOVED_REAL, EDITED_REAL = Path("real/dog/b.png"), Path("real/dog/a.png")
+REAL_ASIDE = Path("real-aside.png")
+
+
+def add_real_image(workdir: Path, config: dict[str, Any]) -> None:
+    write_real_picture(workdir / ADDED_REAL, 3_000_000)
+
+
+def remove_added_image(workdir: Path) -> None:
+    (workdir / ADDED_REAL).unlink()
+
+
+def remove_real_image(workdir: Path, config: dict[str, Any]) -> None:
+    (workdir / REMOVED_REAL).rename(workdir / REAL_ASIDE)
+
+
+def edit_real_image(workdir: Path, config: dict[str, Any]) -> None:
+    shutil.copy2(workdir / EDITED_REAL, workdir / REAL_ASIDE)  # its bytes and mtime
+    write_real_picture(workdir / EDITED_REAL, 3_000_001)
+
+
+def put_back(path: Path) -> Callable[[Path], None]:
+    """Undo: the image set aside at REAL_ASIDE back at ``path`` (bytes and mtime)."""
+    return lambda workdir: (workdir / REAL_ASIDE).replace(workdir / path)
+
+
+WITH_NEW_TENSORS = chain_from("preprocess", FOUR_PROMPTS) | {"init_weights"} | REAL_PREDICTIONS
+WITH_NEW_TENSORS |= {f"preprocess_real[{shard}]" for shard in REAL_SHARDS}
 NOTE_BRANCHES: dict[str, dict[str, Branch | HeldBy]] = {
     "prompts": {
         "a mapping to a sheet": HeldBy(THE_KEY_TEST),
@@ -563,6 +624,31 @@ NOTE_BRANCHES: dict[str, dict[str, Branch | HeldBy]] = {
         ),
     },
     "classifier.gpu": {"any": HeldBy(THE_KEY_TEST)},
+    "evaluation.real": {
+        "another set": HeldBy(THE_KEY_TEST),
+        "an image added": Branch(
+            "trained",
+            add_real_image,
+            {"preprocess_real[1-of-2]", "predict_real[1-of-2]"},
+            remove_added_image,
+        ),
+        "an image removed": Branch(
+            "trained",
+            remove_real_image,
+            {"preprocess_real[1-of-2]", "predict_real[1-of-2]"},
+            put_back(REMOVED_REAL),
+        ),
+        "an image edited": Branch(
+            "trained",
+            edit_real_image,
+            {"preprocess_real[1-of-2]", "predict_real[1-of-2]"},
+            put_back(EDITED_REAL),
+        ),
+        "an image relabelled": HeldBy(
+            "tests/workflow/test_reruns.py::test_a_relabelled_real_image_repredicts_its_shard"
+        ),
+    },
+    "evaluation.check": {"any": HeldBy(THE_KEY_TEST)},
     "figures.charts": {"with shards, and without": HeldBy(THE_KEY_TEST)},
     "figures.contact_sheets": {"with shards, and without": HeldBy(THE_KEY_TEST)},
     "store.enabled": {"any": HeldBy(THE_KEY_TEST)},
@@ -628,9 +714,30 @@ def glorot_with_two_labels(config: dict[str, Any]) -> None:
 
 
 CONFIG_CASES = {
-    "glorot, label count": (glorot_with_two_labels, NEW_WEIGHTS | FROM_PREDICT),
+    "glorot, label count": (glorot_with_two_labels, NEW_WEIGHTS | FROM_PREDICT | REAL_PREDICTIONS),
     "store off": (setter("store", "enabled", value=False), set()),
 }
+
+
+def test_a_relabelled_real_image_repredicts_its_shard(finished: Path) -> None:
+    """The small real set as a sheet in its folder re-runs nothing (the same paths, the same
+    ids); a label changed in the sheet, or emptied (predict only), re-runs predict_real of
+    that image's shard only: its tensors stay."""
+    sheet = finished / "real" / "real.tsv"
+    rows = [f"{path}\t{path.split('/')[0]}" for path in SMALL_REAL_FILES]
+    as_sheet = setter("evaluation", "real", value="real/real.tsv")
+    try:
+        sheet.write_text("path\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
+        with config_change(finished, as_sheet):
+            assert planned_jobs(finished) == set()
+            relabelled = [row.replace("ship/a.png\tship", "ship/a.png\tdog") for row in rows]
+            sheet.write_text("path\tlabel\n" + "\n".join(relabelled) + "\n", encoding="utf-8")
+            assert planned_jobs(finished) == {"predict_real[2-of-2]"}
+            unlabelled = [row.replace("dog/b.png\tdog", "dog/b.png\t") for row in rows]
+            sheet.write_text("path\tlabel\n" + "\n".join(unlabelled) + "\n", encoding="utf-8")
+            assert planned_jobs(finished) == {"predict_real[1-of-2]"}
+    finally:
+        sheet.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize("case", CONFIG_CASES)
