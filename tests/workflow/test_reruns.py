@@ -54,6 +54,7 @@ AGGREGATES = {"summary", "manifest", "all", "summary_page", "run_info", "evaluat
 # the small run's real images (SMALL_CONFIG's evaluation.real), in their two shards
 REAL_SHARDS = list(SMALL_REAL_SHARDS)
 REAL_PREDICTIONS = {f"predict_real[{shard}]" for shard in REAL_SHARDS}
+REAL_CHAIN = REAL_PREDICTIONS | {f"preprocess_real[{shard}]" for shard in REAL_SHARDS}
 
 
 def chain_from(stage: str, prompts: Iterable[str]) -> set[str]:
@@ -206,7 +207,7 @@ FROM_GENERATE = chain_from("generate", ALL)
 FROM_PREPROCESS = chain_from("preprocess", ALL)
 FROM_PREDICT = chain_from("predict", ALL)
 NEW_WEIGHTS = {"init_weights"}
-TRAINING_JOBS = {"training_plan", "train_classifier"}
+TRAINING_JOBS = {"training_plan", "train_classifier"} | REAL_PREDICTIONS  # new weights
 SHARD_2, SHARD_1 = "2-of-2", "1-of-2"  # city, harbor, bike | tree
 
 # ---- every leaf key of config/schema.yaml, with the effect it declares (x-reruns)
@@ -268,13 +269,26 @@ def copy_of_the_weights(workdir: Path, config: dict[str, Any]) -> None:
     config["classifier"]["weights"] = "my-weights.safetensors"
 
 
+RENAMED_SHEET = Path("real/renamed.tsv")  # the real set, its labels renamed
+
+
 def renamed_labels(workdir: Path, config: dict[str, Any]) -> None:
-    """Other names, as many (x-reruns-note), and the prompts' labels renamed with them."""
+    """Other names, as many (x-reruns-note), and the prompts' labels renamed with them, and
+    the real images' (as a sheet beside them: the same paths, so the same images)."""
     names = dict(zip(config["classifier"]["labels"], ["a", "b", "c"], strict=True))
     config["classifier"]["labels"] = list(names.values())
     for prompt in config["prompts"].values():
         if prompt.get("label") is not None:
             prompt["label"] = names[prompt["label"]]
+    if config.get("evaluation", {}).get("real") is not None:
+        rows = [f"{path}\t{names[path.split('/')[0]]}" for path in SMALL_REAL_FILES]
+        text = "path\tlabel\n" + "\n".join(rows) + "\n"
+        (workdir / RENAMED_SHEET).write_text(text, encoding="utf-8")
+        config["evaluation"]["real"] = str(RENAMED_SHEET)
+
+
+def remove_renamed_sheet(workdir: Path) -> None:
+    (workdir / RENAMED_SHEET).unlink(missing_ok=True)
 
 
 def real_shards(workdir: Path, config: dict[str, Any]) -> list[str]:
@@ -307,6 +321,8 @@ SPECIAL_CHANGES: dict[str, Callable[[Path, dict[str, Any]], None]] = {
     "classifier.labels": renamed_labels,
     "evaluation.real": another_real_set,
 }
+# what undoes a special change beyond the config
+SPECIAL_UNDOS: dict[str, Callable[[Path], None]] = {"classifier.labels": remove_renamed_sheet}
 SPECIAL_VALUES = {
     "classifier.backend": "auto",  # torch here: flux needs julia (tests/contract/test_backend.py)
     "prompts.*.label": "cat",  # another of classifier.labels
@@ -377,13 +393,15 @@ def test_each_config_key_reruns_what_the_schema_declares(
     path = finished / "config" / "config.yaml"
     original = path.read_bytes()
     config = yaml.safe_load(original)
-    apply_key_change(finished, config, name)
-    write_config(finished, config)
     try:
+        apply_key_change(finished, config, name)
+        write_config(finished, config)
         planned = planned_jobs(finished)
+        expected = expected_jobs(effect, config, finished)
     finally:
         path.write_bytes(original)
-    expected = expected_jobs(effect, config, finished)
+        if name in SPECIAL_UNDOS:
+            SPECIAL_UNDOS[name](finished)
     if name in SHARED_OUT and config["shards"]:  # x-reruns-note: "of those whose share changes"
         expected = shares_changed(name, yaml.safe_load(original), config)
     assert planned == expected, (
@@ -708,13 +726,15 @@ def test_each_branch_of_a_note_reruns_what_it_says(
 
 
 def glorot_with_two_labels(config: dict[str, Any]) -> None:
+    """Two other labels, and no real set (whose labels they are not)."""
     config["classifier"].update(weights="glorot", labels=["a", "b"])
     for prompt in config["prompts"].values():
         prompt.pop("label", None)
+    config["evaluation"]["real"] = None
 
 
 CONFIG_CASES = {
-    "glorot, label count": (glorot_with_two_labels, NEW_WEIGHTS | FROM_PREDICT | REAL_PREDICTIONS),
+    "glorot, label count": (glorot_with_two_labels, NEW_WEIGHTS | FROM_PREDICT),
     "store off": (setter("store", "enabled", value=False), set()),
 }
 
@@ -819,9 +839,7 @@ def test_removed_prompt_recomputes_no_image_and_leaves_the_summary(finished: Pat
         del config["prompts"]["harbor"]
 
     with config_change(finished, remove_harbor):
-        assert planned_jobs(finished) == {"training_plan", "train_classifier"} | chain_from(
-            "predict", ["city"]
-        )
+        assert planned_jobs(finished) == TRAINING_JOBS | chain_from("predict", ["city"])
         run_snakemake(finished)
         summary = (finished / "results" / "summary.csv").read_text()
         assert "city_000" in summary and "harbor" not in summary
@@ -831,12 +849,20 @@ def test_removed_prompt_recomputes_no_image_and_leaves_the_summary(finished: Pat
 
 # training (the small run trains its classifier): its plan holds the code of the steps that
 # make its tensors, and new weights re-run every prediction
-TRAIN = {"training_plan", "train_classifier"} | FROM_PREDICT
+TRAIN = TRAINING_JOBS | FROM_PREDICT
 CODE_CASES = {
     "scripts/generate.py": FROM_GENERATE | TRAIN,
     "sdcnn/generate/pipeline.py": FROM_GENERATE | TRAIN,
     "scripts/preprocess.py": FROM_PREPROCESS | TRAIN,
-    "sdcnn/preprocess/image_to_tensor.py": FROM_PREPROCESS | TRAIN,
+    # the real images' preprocess_real runs its functions too
+    "sdcnn/preprocess/image_to_tensor.py": FROM_PREPROCESS | TRAIN | REAL_CHAIN,
+    "scripts/preprocess_real.py": REAL_CHAIN,
+    "sdcnn/evaluate/real_images.py": REAL_CHAIN,
+    "scripts/predict_real.py": REAL_PREDICTIONS,
+    "sdcnn/evaluate/real_prediction.py": REAL_PREDICTIONS,
+    "scripts/diversity.py": pictures("diversity"),
+    "sdcnn/evaluate/diversity.py": pictures("diversity"),
+    "sdcnn/evaluate/scores.py": set(),  # the summary's: aggregates only
     "scripts/predict.py": FROM_PREDICT,
     "sdcnn/classify/cnn.py": TRAIN,  # the network the predict step runs and training trains
     "sdcnn/classify/weights.py": TRAIN,
@@ -916,7 +942,7 @@ def test_nothing_changed_means_nothing_to_do(finished: Path) -> None:
 # (sdcnn/workflow/codedeps.py)
 
 # they all import sdcnn.workflow.step (the small run trains its weights: no init_weights job)
-EVERY_STEP = {"training_plan", "train_classifier"} | FROM_GENERATE
+EVERY_STEP = {"training_plan", "train_classifier"} | FROM_GENERATE | REAL_CHAIN
 NOT_CODE = {
     "a comment": lambda code: code + COMMENT_EDIT,
     "a docstring": lambda code: code.replace(b'"""', b'"""Reworded. ', 1),
