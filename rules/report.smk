@@ -8,6 +8,7 @@ rule figures:
         images=shard_folder("images"),
         previews=shard_folder("previews"),
         predictions=shard_file("predictions", ".json"),
+        diversity=DIVERSITY_JSON,  # its low-diversity prompts get their contact sheets first
     output:
         charts=report(
             directory(shard_folder("charts")),

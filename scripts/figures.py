@@ -12,6 +12,7 @@ MAX_CONSOLE_LINES = 10  # per shard; the rest are in the job's log
 
 smk = snakemake  # noqa: F821
 with snakemake_step(smk, threads=smk.threads) as step:
+    import json
     import logging
 
     from sdcnn.core.shards import ShardLayout
@@ -28,6 +29,7 @@ with snakemake_step(smk, threads=smk.threads) as step:
         charts=smk.params.charts,
         sheets=smk.params.sheets,
         sheet_images=smk.params.sheet_images,
+        diversity=json.loads(Path(smk.input.diversity).read_text(encoding="utf-8")),
     )
     for line in lines:
         logging.getLogger("sdcnn").info("%s", line)

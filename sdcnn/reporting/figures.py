@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -306,6 +306,27 @@ def worst_prompts(documents: Sequence[dict[str, Any]], limit: int | None) -> lis
     return [documents[i]["prompt_id"] for i in most_doubtful(worst, limit)]
 
 
+def sheet_prompts(
+    documents: Sequence[dict[str, Any]],
+    limit: int | None,
+    diversity: Mapping[str, Any] | None = None,
+) -> set[str]:
+    """The prompts that get a contact sheet: those ``diversity`` flags (the least diverse
+    first), then those whose worst image is most worth a look, ``limit`` in all (None:
+    every prompt)."""
+    from sdcnn.evaluate.diversity_results import least_diverse
+
+    flagged = [
+        result["prompt_id"]
+        for result in least_diverse(diversity["prompts"] if diversity else [], len(documents))
+        if result["flag"]
+    ]
+    chosen = flagged if limit is None else flagged[:limit]
+    room = None if limit is None else limit - len(chosen)
+    others = [document for document in documents if document["prompt_id"] not in chosen]
+    return {*chosen, *worst_prompts(others, room)}
+
+
 def sheet_document(document: dict[str, Any], limit: int | None) -> dict[str, Any]:
     """``document`` with at most ``limit`` images, those most worth a look, in their order
     (``shown_of`` says how many it had); the document itself when they all fit."""
@@ -328,14 +349,16 @@ def write_shard_figures(
     charts: int | None = None,
     sheets: int | None = None,
     sheet_images: int | None = None,
+    diversity: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """A shard's charts and contact sheets (one matplotlib for all): both outputs appear
     once every picture is drawn.  What is drawn grows with what a person can look at, not
     with the number of images: probability charts for the ``charts`` images most worth a
     look (``doubt``), contact sheets for the ``sheets`` prompts whose worst image is, each
     with at most ``sheet_images`` images (None: no limit).  Without shards (``layout`` not
-    sharded) the shard is one prompt, whose contact sheet is always drawn.  Returns one
-    console line per prompt."""
+    sharded) the shard is one prompt, whose contact sheet is always drawn.  Prompts that
+    ``diversity`` (the shard's ``sdcnn-diversity/1`` document) flags as of low diversity get
+    theirs first.  Returns one console line per prompt."""
     documents = [
         read_checked_predictions(
             layout.file(predictions, prompt["prompt_id"], ".json"),
@@ -343,7 +366,7 @@ def write_shard_figures(
         )
         for prompt in prompts
     ]
-    drawn = set(worst_prompts(documents, sheets if layout.sharded else None))
+    drawn = sheet_prompts(documents, sheets if layout.sharded else None, diversity)
     lines = []
     with (
         atomic_directory(charts_dir) as charts_tmp,

@@ -16,9 +16,11 @@ from typing import Any
 
 from sdcnn.core.errors import StepError
 from sdcnn.core.fileio import atomic_path, dumps_json, dumps_json_around
+from sdcnn.evaluate.diversity_results import least_diverse
 from sdcnn.evaluate.scores import RealCounts, evaluation_metrics
 
 SPLITS = ("holdout", "train")
+LEAST_DIVERSE = 5  # prompts the report's front page names for their diversity
 FIXED_COLUMNS = (
     "prompt_id",
     "image_id",
@@ -188,7 +190,7 @@ def write_summary(
         metrics = counter.metrics(labels or [])
         sections = {
             "metrics": metrics,
-            "diversity": None if diversity is None else dict(diversity),
+            "diversity": None if diversity is None else with_least_diverse(diversity),
             "evaluation": None if real is None else evaluation_metrics(real, metrics["holdout"]),
         }
         with open(json_tmp, "w", encoding="utf-8") as json_file:
@@ -202,6 +204,14 @@ def write_summary(
                 shutil.copyfileobj(rows_tmp, json_file, 1 << 20)
                 json_file.write(tail)
     return sections
+
+
+def with_least_diverse(diversity: Mapping[str, Any]) -> dict[str, Any]:
+    """The merged diversity document with ``least_diverse``: the ids of the LEAST_DIVERSE
+    prompts most worth a look for their diversity (``least_diverse``'s order), which the
+    report's front page names."""
+    shown = least_diverse(diversity["prompts"], LEAST_DIVERSE)
+    return {**diversity, "least_diverse": [result["prompt_id"] for result in shown]}
 
 
 def accuracy_line(metrics: dict[str, Any]) -> str | None:

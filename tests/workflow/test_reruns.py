@@ -860,8 +860,9 @@ CODE_CASES = {
     "sdcnn/evaluate/real_images.py": REAL_CHAIN,
     "scripts/predict_real.py": REAL_PREDICTIONS,
     "sdcnn/evaluate/real_prediction.py": REAL_PREDICTIONS,
-    "scripts/diversity.py": pictures("diversity"),
-    "sdcnn/evaluate/diversity.py": pictures("diversity"),
+    # the figures draw the contact sheets of the prompts it flags first
+    "scripts/diversity.py": pictures("diversity", "figures"),
+    "sdcnn/evaluate/diversity.py": pictures("diversity", "figures"),
     "sdcnn/evaluate/scores.py": set(),  # the summary's: aggregates only
     "scripts/predict.py": FROM_PREDICT,
     "sdcnn/classify/cnn.py": TRAIN,  # the network the predict step runs and training trains

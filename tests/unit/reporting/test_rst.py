@@ -224,13 +224,17 @@ FIGURES = {
     "figures-set": {"charts": 1, "contact_sheets": 8, "sheet_images": 16},
 }
 HELD_OUT = ("held-out", "no-held-out")
-COMBINATIONS = list(itertools.product(WEIGHTS, MODELS, PROMPTS, SHARDS, FIGURES, HELD_OUT))
+REAL = {"real": "demo", "no-real": None}  # evaluation.real
+COMBINATIONS = list(itertools.product(WEIGHTS, MODELS, PROMPTS, SHARDS, FIGURES, HELD_OUT, REAL))
 
 
-def combination_config(weights: str, model: str, prompts: str, shards: str, figures: str) -> dict:
+def combination_config(
+    weights: str, model: str, prompts: str, shards: str, figures: str, real: str = "real"
+) -> dict:
     """The default config with the named branches taken, its defaults filled in as the
     Snakefile's validation fills them."""
     config = copy.deepcopy(DEFAULT_CONFIG)
+    config["evaluation"]["real"] = REAL[real]
     config["classifier"]["weights"] = WEIGHTS[weights]
     config["model"]["source"] = MODELS[model]
     if prompts == "sheet":
@@ -241,8 +245,9 @@ def combination_config(weights: str, model: str, prompts: str, shards: str, figu
     return config
 
 
-def write_summary(folder: Path, held_out: bool, labels: list[str]) -> None:
-    """results/summary.json as the summary rule writes it, with or without held-out images."""
+def write_summary(folder: Path, held_out: bool, labels: list[str], real: bool = False) -> None:
+    """results/summary.json as the summary rule writes it, with or without held-out images,
+    each prompt's diversity (one flagged), and with real images their scores."""
     n_images = 6 if held_out else 0
     scores = {"precision": 0.5 if held_out else None, "recall": None, "support": 2}
     holdout = {
@@ -253,7 +258,38 @@ def write_summary(folder: Path, held_out: bool, labels: list[str]) -> None:
     summary = folder / "results" / "summary.json"
     summary.parent.mkdir(parents=True, exist_ok=True)
     document = {"columns": [], "rows": [], "metrics": {"holdout": holdout, "train": holdout}}
+    document["diversity"] = DIVERSITY
+    if real:
+        records = [
+            {"label": labels[0], "top_label": labels[0]},
+            {"label": None, "top_label": labels[1]},
+        ]
+        counts = RealCounts.from_records(records, labels)
+        holdout_scores = {**holdout, "confusion_matrix": {"counts": [[3, 0], [0, 0]]}}
+        document["evaluation"] = evaluation_metrics(counts, holdout_scores if held_out else None)
     summary.write_text(json.dumps(document), encoding="utf-8")
+
+
+# what the summary says of the prompts' diversity (shown on the front page)
+DIVERSITY = {
+    "prompts": [
+        {
+            "prompt_id": "p_-1",
+            "n_images": 4,
+            "mean_distance": 0.01,
+            "flag": True,
+            "n_with_near_duplicate": 4,
+        },
+        {
+            "prompt_id": "quiet",
+            "n_images": 1,
+            "mean_distance": None,
+            "flag": False,
+            "n_with_near_duplicate": 0,
+        },
+    ],
+    "least_diverse": ["p_-1", "quiet"],
+}
 
 
 def link_targets(config: dict) -> str:
@@ -262,6 +298,8 @@ def link_targets(config: dict) -> str:
     categories = ["Contact sheets", "Probabilities", "Summary", "Run info"]
     if config["classifier"]["weights"] == "trained":
         categories.append("Training")
+    if config["evaluation"]["real"] is not None:
+        categories.append("Evaluation")
     names = ["Workflow", "Statistics", *sorted(categories)]
     return "\n\n" + "\n".join(f".. _{name}: javascript:void(0)" for name in names) + "\n"
 
@@ -294,7 +332,7 @@ def docutils_problems(source: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("weights", "model", "prompts", "shards", "figures", "held_out"),
+    ("weights", "model", "prompts", "shards", "figures", "held_out", "real"),
     COMBINATIONS,
     ids=["-".join(combination) for combination in COMBINATIONS],
 )
@@ -305,18 +343,24 @@ def test_description_renders_cleanly(
     shards: str,
     figures: str,
     held_out: str,
+    real: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config = combination_config(weights, model, prompts, shards, figures)
+    config = combination_config(weights, model, prompts, shards, figures, real)
     monkeypatch.chdir(tmp_path)  # the template reads results/summary.json from the run's folder
-    write_summary(tmp_path, held_out == "held-out", config["classifier"]["labels"])
+    labels = config["classifier"]["labels"]
+    write_summary(tmp_path, held_out == "held-out", labels, real == "real")
     source = rendered_description(config)
     combination = (
-        f"weights {weights}, model {model}, prompts as {prompts}, {shards}, {figures}, {held_out}"
+        f"weights {weights}, model {model}, prompts as {prompts}, {shards}, {figures}, "
+        f"{held_out}, {real}"
     )
     problems = docutils_problems(source)
     assert not problems, f"{combination}:\n" + "\n".join(problems) + "\n---\n" + source
+    shown = " ".join(shown_text(docutils_html(source, report_level=2)).split())
+    assert ("Real accuracy 1.000: 1 of 1 real images" in shown) == (real == "real"), shown
+    assert "p_-1 (flagged): 4 of 4 images in a near-duplicate pair, mean distance 0.010" in shown
 
 
 def test_where_to_look_lists_every_category_of_a_trained_run(
