@@ -4,10 +4,11 @@ Every leaf key of the schema declares the rules whose jobs run again when its va
 changes (``x-reruns``), and may say more (``x-reruns-note``).  A per-shard rule
 (generate, preprocess, diversity, predict, figures, dataset) means every shard's job, and
 ``rule@shard`` only the job of the changed prompt's shard; a per-real-shard rule
-(preprocess_real, predict_real) every shard of the real images (evaluation.real) there is.  The README's "you change / what runs again"
-table is made from these declarations (``python -m sdcnn.config.reruns`` prints it), and
-tests/workflow/test_reruns.py checks every one of them with a real dry run, so the table,
-the schema and the workflow cannot drift apart.
+(preprocess_real, predict_real) every shard of the real images (evaluation.real) there is.
+The README's "you change / what runs again" table is made from these declarations
+(``python -m sdcnn.config.reruns`` prints it), and tests/workflow/test_reruns.py checks
+every one of them with a real dry run, so the table, the schema and the workflow cannot
+drift apart.
 """
 
 from __future__ import annotations
