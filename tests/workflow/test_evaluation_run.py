@@ -241,7 +241,7 @@ def test_odd_files_are_read_as_documented_and_predicted(tmp_path: Path) -> None:
 
 
 REFUSED = {
-    "a zero-byte file": ("circle/empty.png", b"", "empty"),
+    "a zero-byte file": ("circle/empty.png", b"", "zero-byte"),
     "a truncated PNG": ("circle/cut.png", None, "cut short|truncated|broken|corrupt"),
     "a label outside classifier.labels": ("star/x.png", "plain", "not one of the classifier"),
     "a file in the root": ("loose.png", "plain", "has no label"),

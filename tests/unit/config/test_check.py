@@ -1066,3 +1066,19 @@ def test_which_pipelines_always_pass_custom_sigmas() -> None:
     assert pipeline_passes_sigmas("FluxPipeline")
     assert not pipeline_passes_sigmas("StableDiffusion3Pipeline")
     assert not pipeline_passes_sigmas("NoSuchPipeline")
+
+
+def test_a_refused_real_set_names_the_key_and_the_file(tmp_path: Path) -> None:
+    from sdcnn.config.check import checked_real_images
+
+    (tmp_path / "set" / "cat").mkdir(parents=True)
+    (tmp_path / "set" / "cat" / "a.png").write_bytes(b"")
+    with pytest.raises(ConfigError) as error:
+        checked_real_images(tmp_path / "set", ["cat"], "header")
+    assert error.value.key == "evaluation.real"
+    assert str(error.value).startswith("config key evaluation.real: ")
+    assert "cat/a.png: a zero-byte file" in str(error.value)
+    # listing only ("none", a job's own parse) reads no file
+    assert [image.relative for image in checked_real_images(tmp_path / "set", ["cat"], "none")] == [
+        "cat/a.png"
+    ]

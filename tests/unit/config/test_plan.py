@@ -184,3 +184,52 @@ def test_generation_settings_are_the_rule_params() -> None:
     assert plan.generation_settings() == asdict(expected)
     settings = GenerationSettings.from_config(DEFAULTS["generation"])
     assert set(asdict(settings)) <= set(DEFAULTS["generation"])
+
+
+def real_set(n: int) -> list:
+    from sdcnn.evaluate.real_images import RealImage, real_image_id
+
+    paths = [f"{'cat' if i % 2 else 'dog'}/{i}.png" for i in range(n)]
+    return [
+        RealImage(real_image_id(p), Path("set") / p, None if i == 0 else p[:3], p)
+        for i, p in enumerate(paths)
+    ]
+
+
+def test_real_images_have_shards_of_their_own() -> None:
+    from sdcnn.config.plan import EVALUATION_CONFUSION, EVALUATION_JSON, REAL_PREDICTIONS
+
+    plan = plan_of()
+    assert not plan.evaluates and plan.evaluation_outputs() == plan.evaluation_figures() == []
+    assert plan.real_prediction_outputs() == []
+    images = real_set(9)
+    config = {**plan.config, "evaluation": {**plan.config["evaluation"], "shards": 3}}
+    plan = RunPlan(config, plan.prompts, images)
+    shards = assign_shards([image.image_id for image in images], 3)
+    assert list(plan.real_shards) == list(shards) and plan.evaluates
+    for shard, ids in shards.items():
+        assert list(plan.real_shard_paths(shard)) == ids
+        by_id = {image.image_id: image for image in images}
+        assert plan.real_shard_files(shard) == [str(by_id[i].path) for i in ids]
+        assert plan.real_shard_paths(shard) == {i: by_id[i].relative for i in ids}
+        assert plan.real_shard_labels(shard) == {i: by_id[i].label for i in ids}
+    assert plan.real_prediction_outputs() == [
+        REAL_PREDICTIONS.replace("{real_shard}", shard) for shard in shards
+    ]
+    assert plan.evaluation_outputs() == [EVALUATION_JSON]
+    assert plan.evaluation_figures() == [EVALUATION_CONFUSION]
+    assert EVALUATION_JSON in plan.data_outputs()
+    assert EVALUATION_CONFUSION in plan.report_outputs()
+    assert all(path in plan.data_outputs() for path in plan.real_prediction_outputs())
+    with pytest.raises(UnknownShard, match="real images"):
+        plan.real_shard_images("9-of-9")
+
+
+def test_the_diversity_settings_are_the_configs() -> None:
+    plan = plan_of(evaluation={"diversity": {"max_hamming": 2, "hash": "dhash"}})
+    assert plan.diversity_settings() == {
+        "hash": "dhash",
+        "max_hamming": 2,
+        "min_mean_distance": 0.05,
+        "max_duplicate_share": 0.0,
+    }

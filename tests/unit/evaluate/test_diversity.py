@@ -298,3 +298,32 @@ def test_the_cost_benchmark_runs_on_tiny_inputs() -> None:
         # seconds print to 0.1 ms: per image, within half of that a third, plus rounding
         assert float(per_image) == pytest.approx(float(seconds) / 3 * 1000, abs=0.05 / 3 + 1e-3)
         assert float(percent) == pytest.approx(float(per_image) / 47.5 * 100, abs=2e-3)
+
+
+def test_a_shard_of_duplicates_is_flagged_and_a_diverse_prompt_is_not(tmp_path: Path) -> None:
+    """A shard's document from the preprocess step's folders: the prompt whose images are
+    copies of one picture is flagged (both measures), the prompt of different pictures not."""
+    from sdcnn.core.shards import ShardLayout
+    from sdcnn.demo.pictures import draw_picture
+    from sdcnn.evaluate.diversity import shard_diversity
+    from sdcnn.evaluate.diversity_results import read_documents
+    from sdcnn.preprocess.image_to_tensor import to_tensor
+
+    def write(prompt_id: str, seeds: list[int]) -> None:
+        folder = tmp_path / prompt_id
+        folder.mkdir()
+        for index, seed in enumerate(seeds):
+            bgr = np.ascontiguousarray(draw_picture(seed)[0][..., ::-1])
+            np.save(folder / f"{prompt_id}_{index:03d}.npy", to_tensor(bgr, 32, True, "auto"))
+
+    write("copies", [5] * 6)
+    write("diverse", [10, 11, 12, 13, 14, 15])
+    document = shard_diversity(tmp_path, {"copies": 6, "diverse": 6}, ShardLayout(sharded=True))
+    results = {result["prompt_id"]: result for result in document["prompts"]}
+    assert results["copies"]["flag"] and results["copies"]["mean_distance"] == 0
+    assert set(results["copies"]["reasons"]) == {"near_duplicates", "low_mean_distance"}
+    assert results["copies"]["n_near_duplicates"] == 15  # 6 * 5 / 2 pairs
+    assert not results["diverse"]["flag"] and results["diverse"]["mean_distance"] > 0.1
+    path = tmp_path / "diversity.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    assert list(read_documents([path])) == [document]

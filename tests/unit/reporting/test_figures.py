@@ -205,3 +205,32 @@ def test_the_confusion_matrix_shows_its_axis_labels_whole(labels: list[str]) -> 
         pixels = np.asarray(image.convert("L"), dtype=float)
     for name, edge in [("bottom", pixels[-2:]), ("top", pixels[:2]), ("left", pixels[:, :2])]:
         assert edge.min() > 200, f"something drawn reaches the {name} edge: it is cut there"
+
+
+def flagged(*prompt_ids: str, distance: float = 0.01) -> dict:
+    """A shard's diversity document in which ``prompt_ids`` are flagged."""
+    return {
+        "prompts": [
+            {
+                "prompt_id": p,
+                "n_images": 2,
+                "mean_distance": distance,
+                "flag": True,
+                "n_with_near_duplicate": 2,
+            }
+            for p in prompt_ids
+        ]
+    }
+
+
+def test_the_prompts_flagged_for_low_diversity_get_their_sheets_first() -> None:
+    a = document("a", [probabilities(0.1, 0.7, 0.1, 0.1)])
+    b = labelled(document("b", [probabilities(0.1, 0.1, 0.8, 0.0)]), "cat")  # wrong: worst
+    c = document("c", [probabilities(0.9, 0.1, 0.0, 0.0)])
+    assert figures.sheet_prompts([a, b, c], 1) == {"b"}
+    assert figures.sheet_prompts([a, b, c], 1, flagged("c")) == {"c"}
+    assert figures.sheet_prompts([a, b, c], 2, flagged("c")) == {"b", "c"}
+    assert figures.sheet_prompts([a, b, c], 0, flagged("c")) == set()
+    assert figures.sheet_prompts([a, b, c], None, flagged("c")) == {"a", "b", "c"}
+    unflagged = {"prompts": [{**flagged("a")["prompts"][0], "flag": False}]}
+    assert figures.sheet_prompts([a, b, c], 1, unflagged) == {"b"}

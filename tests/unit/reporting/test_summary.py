@@ -235,3 +235,46 @@ def test_labels_of_any_text_keep_both_files_exact(tmp_path: Path) -> None:
     assert [[float(row[f"p_{label}"]) for label in labels] for row in read] == [
         [row[f"p_{label}"] for label in labels] for row in rows
     ]
+
+
+def test_the_summary_holds_the_diversity_and_the_real_scores(tmp_path: Path) -> None:
+    """The JSON's two sections: the merged diversity with its least diverse prompts named,
+    and the real images' scores against the held-out ones; the closing line says both."""
+    from sdcnn.evaluate.scores import RealCounts, evaluation_metrics
+    from sdcnn.reporting.summary import LEAST_DIVERSE, accuracy_line, main, run_line
+
+    held = prediction("held", [[0.6, 0.3, 0.1]])
+    labelled(held, ["cat"], "holdout")
+    paths = write_documents(tmp_path, [held])
+    results = [
+        {
+            "prompt_id": f"q{i}",
+            "n_images": 4,
+            "mean_distance": 0.3 - i / 100,
+            "flag": i == 3,
+            "n_with_near_duplicate": 2 if i == 3 else 0,
+        }
+        for i in range(7)
+    ]
+    real = RealCounts.from_records(
+        [{"label": "cat", "top_label": "cat"}, {"label": "dog", "top_label": "cat"}], LABELS
+    )
+    sections = write_summary(
+        paths,
+        str(tmp_path / "s.csv"),
+        str(tmp_path / "s.json"),
+        diversity={"schema": "sdcnn-diversity/1", "settings": {}, "prompts": results},
+        real=real,
+    )
+    written = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
+    assert {key: written[key] for key in sections} == sections
+    least = sections["diversity"]["least_diverse"]
+    assert len(least) == LEAST_DIVERSE and least[:3] == ["q3", "q6", "q5"]
+    assert sections["evaluation"] == evaluation_metrics(real, sections["metrics"]["holdout"])
+    line = run_line(sections)
+    assert line == (
+        "held-out synthetic accuracy 1.000 (1 of 1), real accuracy 0.500 (1 of 2), gap +0.500"
+    )
+    assert run_line({**sections, "evaluation": None}) == accuracy_line(sections["metrics"])
+    assert main([str(tmp_path / "s.json")]) == 0
+    assert main([str(tmp_path / "missing.json")]) == 1
