@@ -47,3 +47,29 @@ def test_generation_settings_default_to_the_configs_defaults() -> None:
     keys = schema["properties"]["generation"]["properties"]
     for field in dataclasses.fields(GenerationSettings):
         assert field.default == keys[field.name]["default"], field.name
+
+
+def test_a_real_set_scored_from_python(tmp_path: Path) -> None:
+    """The README's lines for a real set: the demo's real-like pictures (one circle moved
+    to square/) through a weights file that records its labels, scored as the workflow
+    scores them."""
+    import shutil
+
+    from sdcnn.demo.real_set import demo_real_folder
+    from sdcnn.evaluate.real_set import evaluate_real_set
+    from sdcnn.evaluate.scores import evaluation_line
+
+    folder = tmp_path / "real"
+    shutil.copytree(demo_real_folder(), folder)
+    moved = sorted((folder / "circle").iterdir())[0]
+    moved.rename(folder / "square" / moved.name)  # a circle labelled square
+    path = tmp_path / "weights.safetensors"
+    tensors = init_weights(seed=3, in_channels=1, image_size=32, n_labels=3).tensors
+    save_weights(path, CNNWeights(tensors, ["circle", "square", "triangle"]))
+    metrics = evaluate_real_set(folder, path, size=32)
+    assert (metrics["n_images"], metrics["n_labelled"]) == (36, 36)
+    assert metrics["real"]["per_label"]["square"]["support"] == 13
+    assert metrics["gap"] is None and metrics["holdout"] is None
+    right = metrics["counts"]["right"]
+    assert metrics["real_accuracy"] == right / 36
+    assert evaluation_line(metrics).endswith(f"({right} of 36), gap n/a")
