@@ -123,19 +123,17 @@ def test_a_backend_that_reorders_the_images_is_an_error() -> None:
         real_prediction_document(backend_document(["b", "a"], [0, 0]), "s", images)
 
 
-def test_a_shard_is_predicted_with_torch_in_one_file(
-    tmp_path: Path, files: dict[str, Path]
-) -> None:
+def predicted(tmp_path: Path, files: dict[str, Path], label: str | None, weights_size: int) -> dict:
+    """The files' shard preprocessed (8 x 8) and predicted with torch through Glorot weights
+    for ``weights_size`` images, every image given ``label``; ``tmp_path/out/1-of-1.json``."""
     tensors = tmp_path / "tensors"
     preprocess_real_shard(files, tensors, **SETTINGS)
     weights = tmp_path / "w.safetensors"
-    save_weights(weights, init_weights(7, 1, 8, len(LABELS)))
-    images = {image_id: {"path": f"{image_id}.png", "label": "dog"} for image_id in files}
-    output = tmp_path / "out" / "1-of-1.json"
-    document = predict_real_shard(
-        images,
+    save_weights(weights, init_weights(7, 1, weights_size, len(LABELS)))
+    return predict_real_shard(
+        {image_id: {"path": f"{image_id}.png", "label": label} for image_id in files},
         tensors,
-        output,
+        tmp_path / "out" / "1-of-1.json",
         shard="1-of-1",
         backend="torch",
         weights_path=str(weights),
@@ -144,6 +142,13 @@ def test_a_shard_is_predicted_with_torch_in_one_file(
         threads=1,
         julia_project=tmp_path / "no-julia",
     )
+
+
+def test_a_shard_is_predicted_with_torch_in_one_file(
+    tmp_path: Path, files: dict[str, Path]
+) -> None:
+    document = predicted(tmp_path, files, "dog", weights_size=8)
+    output = tmp_path / "out" / "1-of-1.json"
     assert json.loads(output.read_text(encoding="utf-8")) == document
     assert [image["image_id"] for image in document["images"]] == list(files)
     assert document["backend"] == "torch" and document["source"] == "real"
@@ -154,23 +159,6 @@ def test_a_shard_is_predicted_with_torch_in_one_file(
 
 
 def test_a_failed_prediction_writes_no_file(tmp_path: Path, files: dict[str, Path]) -> None:
-    tensors = tmp_path / "tensors"
-    preprocess_real_shard(files, tensors, **SETTINGS)
-    weights = tmp_path / "w.safetensors"
-    save_weights(weights, init_weights(7, 1, 16, len(LABELS)))  # for 16 x 16 tensors: refused
-    images = {image_id: {"path": "x", "label": None} for image_id in files}
-    output = tmp_path / "out" / "1-of-1.json"
     with pytest.raises(StepError):
-        predict_real_shard(
-            images,
-            tensors,
-            output,
-            shard="1-of-1",
-            backend="torch",
-            weights_path=str(weights),
-            labels=LABELS,
-            gpus=0,
-            threads=1,
-            julia_project=tmp_path,
-        )
-    assert list(output.parent.iterdir()) == []
+        predicted(tmp_path, files, None, weights_size=16)  # weights for 16 x 16: refused
+    assert list((tmp_path / "out").iterdir()) == []
