@@ -278,6 +278,7 @@ def test_switching_to_flux_plans_only_the_julia_setup_and_predict(
     assert {rule: n for rule, n in plan.counts.items() if rule not in AGGREGATES} == {
         "instantiate_julia": 1,
         "predict": 2,
+        "predict_real": 2,  # the small run's two real shards, through the same backend
         "figures": 2,  # each prompt's pictures follow its predictions
         "dataset": 2,  # and its records in the data set
     }
@@ -307,6 +308,7 @@ def test_a_job_parsing_the_workflow_again_takes_the_runs_decision(
 
 # made from every prediction (or the whole config): may re-run
 AGGREGATES = {"summary", "manifest", "all", "total", "summary_page", "run_info"}
+AGGREGATES |= {"evaluation_figure"}  # made from the summary's scores of the real images
 
 
 def printed_job_stats(dry_run_output: str) -> dict[str, int]:
