@@ -525,3 +525,69 @@ def test_family_generate() -> None:
     assert calls.low <= images.high, "the pipeline calls took longer than the images"
     starts = figures(r"^  [+\w].+? +{n} s$", output, "start-up lines")
     assert len(starts) == 4, starts
+
+
+def test_evaluation_cost() -> None:
+    output = run_benchmark(
+        "evaluation_cost.py",
+        *("--counts", "20", "40", "--big-sizes", "512", "--big-count", "5"),
+        *("--repeats", "1", "--run-images", "20"),
+    )
+    stages = figures(
+        r"^  (?:read, check=(?:none|header|decode)|preprocess_real|predict_real \(torch\)|score)"
+        r" +\d+ (?:png|jpeg) \d+ +{n} +{n} +{n} +{n}$",
+        output,
+        "library stages",
+    )
+    assert len(stages) == 2 * 6 + 4, output  # 6 stages of each PNG set, 4 of the JPEGs
+    for images, seconds, per_image, _ in stages:
+        assert images.value in (5, 20, 40)
+        assert_consistent(per_image, seconds * (1000 / images.value), "ms an image")
+    jobs = figures(
+        r"^  (?:preprocess_real|predict_real) +\d+-of-2 +{n} +{n} +{n} +{n} +{n}$",
+        output,
+        "jobs of the real run",
+    )
+    assert len(jobs) == 4 and sum(job[0].value for job in jobs) == 40, output  # 20 images, twice
+    for images, job, library, overhead, per_image in jobs:
+        assert_positive(job, "job seconds")
+        assert_consistent(overhead, job - library, "job - library")
+        assert_consistent(per_image, job * (1000 / images.value), "job ms an image")
+
+
+def test_dry_run_real() -> None:
+    output = run_benchmark("dry_run_real.py", "--images", "300", "--shards", "4")
+    (baseline,) = figures(
+        r"^  baseline \(no real set\) +0 +{n} +0 +{n} +0\.00 +- +{n} +{n}$", output, "baseline"
+    )
+    checked = figures(
+        r"^  check: (?:header|decode) +{n} +{n} +{n} +{n} +{n} +{n} +{n} +{n}$", output, "checks"
+    )
+    assert len(checked) == 2, output
+    for images, jobs, real_jobs, wall, over, per_image, rss, _ in checked:
+        assert images.value == 300 and real_jobs.value == 8  # preprocess_real, predict_real x 4
+        # the baseline's jobs, the real shards' and the evaluation figure
+        assert jobs.value == baseline[0].value + real_jobs.value + 1, output
+        assert_positive(wall, "wall seconds")
+        assert_positive(rss, "peak RSS")
+        assert_consistent(over, wall - baseline[1], "over the baseline")
+        assert_consistent(per_image, over * (1000 / 300), "ms an image")
+
+
+def test_diversity_cost() -> None:
+    output = run_benchmark(
+        "diversity_cost.py", "--counts", "10", "30", "--sizes", "32", "--repeats", "1"
+    )
+    measured = figures(
+        r"^  (?:in memory|\.npy files) +median {n} s \(min {n}, n=1\) +{n} ms an image = "
+        r"{n}% of generate's {n} ms$",
+        output,
+        "diversity measures",
+    )
+    assert len(measured) == 4, output
+    for (median, low, per_image, share, generate), images in zip(
+        measured, [10, 10, 30, 30], strict=True
+    ):
+        assert_positive(median, "median seconds")
+        assert_consistent(per_image, low * (1000 / images), "ms an image")
+        assert_consistent(share, per_image * (100 / generate.low), "share of generate")
