@@ -32,13 +32,15 @@ from tests.support.configs import (
     write_sheet,
 )
 from tests.support.job_plan import LOGGER_PLUGINS, JobPlan, job_log_arguments, read_job_plan
+from tests.support.real_sets import SMALL_REAL_SHARDS
 from tests.support.runs import result_files, run_snakemake
 from tests.support.workspace import REPO, copy_workflow
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.slurm]
 
 CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "local_cluster.sh"
-GPU_RULES = ("generate", "predict")
+GPU_RULES = ("generate", "predict", "predict_real")
+REAL_SHARDS = list(SMALL_REAL_SHARDS)  # the sharded run's real images (SMALL_CONFIG's)
 # What every run here adds to the profile: snakemake's defaults are made for real clusters
 # (first status check after 40 s); --verbose prints each sbatch call.
 SLURM_ARGS = (
@@ -256,10 +258,11 @@ def test_slurm_gave_the_gpu_jobs_a_gpu(slurm_run: SlurmRun, cluster: Cluster) ->
     ).splitlines()
     n_jobs = sum(len(lines) for lines in sbatch_calls(slurm_run.output).values())
     assert len(rows) == n_jobs and all("|COMPLETED|" in row for row in rows), rows
-    assert sum("gres/gpu=1" in row for row in rows) == 2 * len(SHARDS), rows
+    # generate and predict for each shard, predict_real for each shard of the real images
+    assert sum("gres/gpu=1" in row for row in rows) == 2 * len(SHARDS) + len(REAL_SHARDS), rows
     logs = slurm_run.workdir / "results" / "logs"
     for rule in GPU_RULES:
-        for shard in SHARDS:
+        for shard in REAL_SHARDS if rule == "predict_real" else SHARDS:
             log = (logs / rule / f"{shard}.log").read_text()
             assert "a GPU was requested but CUDA is not available" in log, log
 
