@@ -11,6 +11,7 @@ byte-identical to the workflow's: pipeline_overhead.py checks that they are.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sdcnn.core.environment import pin_threads, set_hub_mode  # noqa: E402
+
+DIVERSITY_KEYS = ("hash", "max_hamming", "min_mean_distance", "max_duplicate_share")
 
 
 def main(workdir: Path) -> None:
@@ -46,16 +49,28 @@ def main(workdir: Path) -> None:
     )
     from sdcnn.classify.weights import init_weights, save_weights
     from sdcnn.config.prompts import PromptRules, load_prompts
+    from sdcnn.core.fileio import write_json_atomic
     from sdcnn.core.naming import image_ids
     from sdcnn.core.provenance import config_sha256, output_config
     from sdcnn.core.shards import ShardLayout, assign_shards, quota, shard_batches
+    from sdcnn.demo.real_set import DEMO_REAL, demo_real_folder
+    from sdcnn.evaluate.diversity import DiversitySettings, shard_diversity
+    from sdcnn.evaluate.diversity_results import merge_documents
+    from sdcnn.evaluate.real_images import read_real_images, shard_real_images
+    from sdcnn.evaluate.real_prediction import predict_real_shard
+    from sdcnn.evaluate.real_shard import preprocess_real_shard
+    from sdcnn.evaluate.scores import RealCounts
     from sdcnn.export.webdataset_tars import write_shard_dataset
     from sdcnn.generate.model_source import resolve_model_source
     from sdcnn.generate.pipeline import GenerationSettings, PromptSpec
     from sdcnn.generate.safety_checker import with_verdicts
     from sdcnn.generate.shard_generator import generate_shard
     from sdcnn.preprocess.image_to_tensor import preprocess_shard
-    from sdcnn.reporting.figures import write_shard_figures, write_training_figures
+    from sdcnn.reporting.figures import (
+        write_evaluation_figure,
+        write_shard_figures,
+        write_training_figures,
+    )
     from sdcnn.reporting.manifest import write_manifest
     from sdcnn.reporting.pages import write_run_info, write_summary_page
     from sdcnn.reporting.summary import write_summary
@@ -78,6 +93,11 @@ def main(workdir: Path) -> None:
         for shard in shards
     }
     data_outputs = []
+    diversity = {}
+    evaluation = config["evaluation"]
+    diversity_settings = DiversitySettings(
+        **{k: evaluation["diversity"][k] for k in DIVERSITY_KEYS}
+    )
     for shard, shard_specs in specs.items():  # generate and preprocess every shard
         generate_shard(
             output_dir=folder["images", shard],
@@ -99,6 +119,11 @@ def main(workdir: Path) -> None:
             threads=pre["threads"],
         )
         data_outputs += [folder[kind, shard] for kind in ("images", "tensors", "previews")]
+        counts = {spec.prompt_id: spec.n_images for spec in shard_specs}
+        diversity[shard] = shard_diversity(
+            folder["tensors", shard], counts, layout, diversity_settings
+        )
+        write_json_atomic(f"{results}/diversity/{shard}.json", diversity[shard])
     if clf["weights"] == "trained":  # then train on the labelled prompts
         weights_path = f"{results}/weights/trained.safetensors"
         labelled = [
@@ -172,6 +197,7 @@ def main(workdir: Path) -> None:
             charts=share["charts"],
             sheets=share["contact_sheets"],
             sheet_images=figures["sheet_images"],
+            diversity=diversity[shard],
         )
         write_shard_dataset(
             prompts=[asdict(spec) for spec in shard_specs],
@@ -181,9 +207,54 @@ def main(workdir: Path) -> None:
             output_path=f"{results}/dataset/{shard}.tar",
         )
         predictions.append(prediction)
-    write_summary(predictions, f"{results}/summary.csv", f"{results}/summary.json", list(prompts))
+    real_predictions = []  # the real images (evaluation.real), in their own shards
+    source = evaluation["real"]
+    if source is not None:
+        images = read_real_images(
+            demo_real_folder() if source == DEMO_REAL else source, clf["labels"], check="decode"
+        )
+        for shard, shard_images in shard_real_images(images, evaluation["shards"]).items():
+            tensors = f"{results}/real/tensors/{shard}"
+            preprocess_real_shard(
+                {image.image_id: image.path for image in shard_images},
+                tensors,
+                **preprocess,
+                threads=pre["threads"],
+            )
+            output = f"{results}/real/predictions/{shard}.json"
+            predict_real_shard(
+                {i.image_id: {"path": i.relative, "label": i.label} for i in shard_images},
+                tensors,
+                output,
+                shard=shard,
+                backend="torch",
+                weights_path=weights_path,
+                labels=clf["labels"],
+                gpus=0,
+                threads=clf["threads"],
+                julia_project=REPO / "julia",
+            )
+            data_outputs.append(tensors)
+            real_predictions.append(output)
+    sections = write_summary(
+        predictions,
+        f"{results}/summary.csv",
+        f"{results}/summary.json",
+        list(prompts),
+        diversity=merge_documents(diversity.values(), list(prompts)),
+        real=RealCounts.from_documents(
+            json.loads(Path(path).read_text(encoding="utf-8")) for path in real_predictions
+        ),
+    )
     config_for_outputs = output_config(config)
-    data_outputs += [*predictions, f"{results}/summary.csv", f"{results}/summary.json"]
+    data_outputs += [*predictions, *real_predictions, f"{results}/summary.csv"]
+    data_outputs += [f"{results}/summary.json", *(f"{results}/diversity/{s}.json" for s in shards)]
+    if sections["evaluation"] is not None:
+        write_json_atomic(f"{results}/evaluation/metrics.json", sections["evaluation"])
+        write_evaluation_figure(
+            sections["evaluation"], f"{results}/evaluation/confusion_matrix.png"
+        )
+        data_outputs.append(f"{results}/evaluation/metrics.json")
     write_manifest(
         f"{results}/manifest.json",
         data_outputs,

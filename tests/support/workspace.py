@@ -41,14 +41,17 @@ def copy_workflow(destination: Path, config: dict[str, Any] | None = None) -> Pa
             shutil.copy2(source, destination / part)
     if config is not None:
         write_config(destination, config)
-        from tests.support.real_sets import SMALL_REAL, write_small_real_set  # (OpenCV)
-
-        if (config.get("evaluation") or {}).get("real") == SMALL_REAL:
-            write_small_real_set(destination)
     return destination
 
 
 def write_config(workdir: Path, config: dict[str, Any]) -> None:
-    """``config`` as the workflow's config/config.yaml in ``workdir``."""
+    """``config`` as the workflow's config/config.yaml in ``workdir``; where it names the
+    small config's real set and ``workdir`` has none, that set too (never written again: its
+    files' times decide re-runs)."""
     text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
     (workdir / "config" / "config.yaml").write_text(text, encoding="utf-8")
+    from tests.support.real_sets import SMALL_REAL, write_small_real_set  # (OpenCV)
+
+    if (config.get("evaluation") or {}).get("real") == SMALL_REAL:
+        if not (workdir / SMALL_REAL).exists():
+            write_small_real_set(workdir)

@@ -52,6 +52,8 @@ def expected_pictures() -> dict[str, str]:
         pictures[f"results/contact_sheets/{prompt_id}.png"] = "Contact sheets"
         for stem in image_ids(prompt_id):
             pictures[f"results/charts/{prompt_id}/{stem}.png"] = "Probabilities"
+    # the small run's real images (evaluation.real): their confusion matrix
+    pictures["results/evaluation/confusion_matrix.png"] = "Evaluation"
     return pictures
 
 
@@ -111,6 +113,7 @@ def test_report_embeds_every_picture_page_and_table(small_run: Path, report: Pat
     categories = embedded(report.read_text(encoding="utf-8"), "categories")
     assert sorted(categories) == [
         "Contact sheets",
+        "Evaluation",
         "Probabilities",
         "Run info",
         "Summary",
@@ -149,6 +152,14 @@ def test_captions_say_what_each_item_is(small_run: Path, report: Path) -> None:
     held = summary["metrics"]["holdout"]
     assert held["n_images"] == 1  # city_002: every 3rd image of a labelled prompt
     assert f"Held-out accuracy {held['accuracy']:.3f}" in description, description[:800]
+    # the real images' scores, and the least diverse prompts, on the front page
+    evaluation = summary["evaluation"]
+    assert f"Real accuracy {evaluation['real_accuracy']:.3f}" in description
+    assert f"{evaluation['counts']['right']} of 4 real images" in description
+    evaluation_caption = results["results/evaluation/confusion_matrix.png"]["caption"]
+    assert f"({evaluation['counts']['right']} of 4)" in evaluation_caption
+    for prompt_id in summary["diversity"]["least_diverse"]:
+        assert f"<strong>{prompt_id}</strong>" in description
 
 
 def test_run_info_page_agrees_with_the_manifest(small_run: Path) -> None:
