@@ -52,6 +52,6 @@ def write_config(workdir: Path, config: dict[str, Any]) -> None:
     (workdir / "config" / "config.yaml").write_text(text, encoding="utf-8")
     from tests.support.real_sets import SMALL_REAL, write_small_real_set  # (OpenCV)
 
-    if (config.get("evaluation") or {}).get("real") == SMALL_REAL:
-        if not (workdir / SMALL_REAL).exists():
-            write_small_real_set(workdir)
+    names_it = (config.get("evaluation") or {}).get("real") == SMALL_REAL
+    if names_it and not (workdir / SMALL_REAL).exists():
+        write_small_real_set(workdir)
