@@ -573,21 +573,3 @@ def test_dry_run_real() -> None:
         assert_consistent(over, wall - baseline[1], "over the baseline")
         assert_consistent(per_image, over * (1000 / 300), "ms an image")
 
-
-def test_diversity_cost() -> None:
-    output = run_benchmark(
-        "diversity_cost.py", "--counts", "10", "30", "--sizes", "32", "--repeats", "1"
-    )
-    measured = figures(
-        r"^  (?:in memory|\.npy files) +median {n} s \(min {n}, n=1\) +{n} ms an image = "
-        r"{n}% of generate's {n} ms$",
-        output,
-        "diversity measures",
-    )
-    assert len(measured) == 4, output
-    for (median, low, per_image, share, generate), images in zip(
-        measured, [10, 10, 30, 30], strict=True
-    ):
-        assert_positive(median, "median seconds")
-        assert_consistent(per_image, low * (1000 / images), "ms an image")
-        assert_consistent(share, per_image * (100 / generate.low), "share of generate")
