@@ -572,4 +572,3 @@ def test_dry_run_real() -> None:
         assert_positive(rss, "peak RSS")
         assert_consistent(over, wall - baseline[1], "over the baseline")
         assert_consistent(per_image, over * (1000 / 300), "ms an image")
-
