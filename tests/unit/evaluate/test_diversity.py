@@ -327,3 +327,55 @@ def test_a_shard_of_duplicates_is_flagged_and_a_diverse_prompt_is_not(tmp_path: 
     path = tmp_path / "diversity.json"
     path.write_text(json.dumps(document), encoding="utf-8")
     assert list(read_documents([path])) == [document]
+
+
+# ---- found unchecked by mutation testing (docs/mutation-testing.md)
+
+
+def result(prompt_id: str, n: int, with_duplicate: int, distance: float | None, flag: bool):
+    return {
+        "prompt_id": prompt_id,
+        "n_images": n,
+        "n_with_near_duplicate": with_duplicate,
+        "mean_distance": distance,
+        "flag": flag,
+    }
+
+
+def test_the_least_diverse_order_is_share_then_distance_then_none() -> None:
+    """Among unflagged prompts: the larger share of images in a pair first (a share, not a
+    count), then the smaller distance; prompts without a distance, and of no image, last."""
+    results = [
+        result("none", 1, 0, None, False),
+        result("empty", 0, 0, None, False),
+        result("far", 4, 0, 0.4, False),
+        result("near", 4, 0, 0.1, False),
+        result("many-in-many", 100, 10, 0.3, False),  # share 0.1
+        result("few-in-few", 4, 2, 0.3, False),  # share 0.5
+        result("flagged", 4, 0, 0.9, True),
+    ]
+    order = [r["prompt_id"] for r in least_diverse(results, len(results))]
+    assert order == ["flagged", "few-in-few", "many-in-many", "near", "far", "none", "empty"]
+    assert least_diverse(results, 2) == [results[6], results[5]]
+
+
+def test_merging_names_what_is_wrong() -> None:
+    good = {
+        "schema": "sdcnn-diversity/1",
+        "settings": {},
+        "prompts": [result("a", 2, 0, 0.2, False)],
+    }
+    other = {
+        "schema": "sdcnn-diversity/1",
+        "settings": {},
+        "prompts": [result("b", 2, 0, 0.2, False)],
+    }
+    merged = merge_documents([other, good])
+    assert [r["prompt_id"] for r in merged["prompts"]] == ["b", "a"]  # as found
+    assert merged["schema"] == "sdcnn-diversity/1" and merged["settings"] == {}
+    with pytest.raises(StepError, match=r"^not a sdcnn-diversity/1 document: schema 'x/1'$"):
+        merge_documents([{**good, "schema": "x/1"}])
+    missing = [f"m{i:02d}" for i in range(12)]
+    with pytest.raises(StepError) as error:
+        merge_documents([good], ["a", *missing])
+    assert str(error.value) == "no diversity for the prompt(s) " + ", ".join(missing[:10])

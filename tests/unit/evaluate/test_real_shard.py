@@ -117,6 +117,13 @@ def test_the_document_gives_each_image_its_label_path_and_verdict() -> None:
     ]
 
 
+def test_a_real_image_is_never_in_a_split() -> None:
+    predicted = backend_document(["a"], [0])
+    predicted["images"][0]["split"] = "train"  # whatever a backend says
+    images = {"a": {"path": "a.png", "label": "cat"}}
+    assert real_prediction_document(predicted, "s", images)["images"][0]["split"] is None
+
+
 def test_a_backend_that_reorders_the_images_is_an_error() -> None:
     images = {"a": {"path": "a.png", "label": None}, "b": {"path": "b.png", "label": None}}
     with pytest.raises(StepError, match="in order"):
@@ -133,7 +140,7 @@ def predicted(tmp_path: Path, files: dict[str, Path], label: str | None, weights
     return predict_real_shard(
         {image_id: {"path": f"{image_id}.png", "label": label} for image_id in files},
         tensors,
-        tmp_path / "out" / "1-of-1.json",
+        tmp_path / "out" / "deeper" / "1-of-1.json",
         shard="1-of-1",
         backend="torch",
         weights_path=str(weights),
@@ -148,8 +155,9 @@ def test_a_shard_is_predicted_with_torch_in_one_file(
     tmp_path: Path, files: dict[str, Path]
 ) -> None:
     document = predicted(tmp_path, files, "dog", weights_size=8)
-    output = tmp_path / "out" / "1-of-1.json"
+    output = tmp_path / "out" / "deeper" / "1-of-1.json"  # its folders made
     assert json.loads(output.read_text(encoding="utf-8")) == document
+    assert document["shard"] == "1-of-1" and document["prompt_id"] is None
     assert [image["image_id"] for image in document["images"]] == list(files)
     assert document["backend"] == "torch" and document["source"] == "real"
     for image in document["images"]:
@@ -159,6 +167,7 @@ def test_a_shard_is_predicted_with_torch_in_one_file(
 
 
 def test_a_failed_prediction_writes_no_file(tmp_path: Path, files: dict[str, Path]) -> None:
+    (tmp_path / "out" / "deeper").mkdir(parents=True)  # from an earlier run
     with pytest.raises(StepError):
         predicted(tmp_path, files, None, weights_size=16)  # weights for 16 x 16: refused
-    assert list((tmp_path / "out").iterdir()) == []
+    assert list((tmp_path / "out" / "deeper").iterdir()) == []

@@ -156,3 +156,44 @@ def test_counts_of_other_labels_do_not_add() -> None:
         RealCounts(LABELS) + RealCounts(("a", "b"))
     with pytest.raises(StepError, match="schema"):
         RealCounts.from_json({"schema": "something else"})
+
+
+# ---- found unchecked by mutation testing (docs/mutation-testing.md)
+
+
+def test_the_counts_document_names_its_pairs_in_label_order_and_sums_repeats() -> None:
+    from sdcnn.evaluate.scores import COUNTS_SCHEMA
+
+    counts = RealCounts(("a", "b"))
+    for label, top in [("b", "a"), ("a", "b"), ("b", "b"), ("a", "a")]:
+        counts.add({"label": label, "top_label": top})
+    counts.add({"label": None, "top_label": "b"})
+    document = counts.to_json()
+    assert document["pairs"] == [["a", "a", 1], ["a", "b", 1], ["b", "a", 1], ["b", "b", 1]]
+    assert document["n_images"] == 5 and document["schema"] == COUNTS_SCHEMA
+    repeated = {**document, "pairs": [["a", "a", 2], ["a", "a", 3]]}
+    assert RealCounts.from_json(repeated).pairs[("a", "a")] == 5
+    with pytest.raises(StepError, match=r"schema 'other/1'$"):
+        RealCounts.from_json({**document, "schema": "other/1"})
+
+
+def test_errors_name_the_image_or_the_prediction_file() -> None:
+    counts = RealCounts(("a", "b"))
+    with pytest.raises(StepError, match=r"^an image: top label 'c' is not one of"):
+        counts.add({"label": "a", "top_label": "c"})
+    documents = [{"labels": ["a", "b"], "images": []}, {"labels": ["a", "c"], "images": []}]
+    documents[1]["prompt_id"] = "p9"
+    with pytest.raises(StepError, match=r"\['a', 'c'\] \(p9\)$"):
+        RealCounts.from_documents(documents)
+
+
+def test_the_gap_needs_held_out_images() -> None:
+    from sdcnn.evaluate.scores import accuracy_gap
+
+    real = evaluation_metrics(RealCounts.from_records([{"label": "a", "top_label": "a"}], ["a"]))
+    empty = {"n_images": 0, "accuracy": None}
+    assert accuracy_gap(empty, real["real"]) is None
+    assert accuracy_gap(real["real"], {**real["real"], "n_images": 0}) is None
+    assert real["holdout_accuracy"] is None
+    held = {**real["real"]}
+    assert evaluation_metrics(RealCounts.from_records([], ["a"]), held)["holdout_accuracy"] == 1.0

@@ -278,3 +278,24 @@ def test_the_summary_holds_the_diversity_and_the_real_scores(tmp_path: Path) -> 
     assert run_line({**sections, "evaluation": None}) == accuracy_line(sections["metrics"])
     assert main([str(tmp_path / "s.json")]) == 0
     assert main([str(tmp_path / "missing.json")]) == 1
+
+
+def test_the_closing_line_is_printed_from_the_runs_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m sdcnn.reporting.summary` (make run's last line): the line on stdout,
+    results/summary.json by default; a missing summary said on stderr."""
+    from sdcnn.reporting.summary import main, run_line
+
+    held = prediction("held", [[0.6, 0.3, 0.1]])
+    labelled(held, ["cat"], "holdout")
+    (tmp_path / "results").mkdir()
+    paths = write_documents(tmp_path, [held])
+    json_path = tmp_path / "results" / "summary.json"
+    sections = write_summary(paths, str(tmp_path / "s.csv"), str(json_path))
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0
+    assert capsys.readouterr().out == run_line(sections) + "\n"
+    assert main(["nowhere.json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("no summary to report: nowhere.json: ")
