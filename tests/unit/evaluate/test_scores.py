@@ -164,12 +164,12 @@ def test_counts_of_other_labels_do_not_add() -> None:
 def test_the_counts_document_names_its_pairs_in_label_order_and_sums_repeats() -> None:
     from sdcnn.evaluate.scores import COUNTS_SCHEMA
 
-    counts = RealCounts(("a", "b"))
+    counts = RealCounts(("b", "a"))  # the classifier's order, not the alphabet's
     for label, top in [("b", "a"), ("a", "b"), ("b", "b"), ("a", "a")]:
         counts.add({"label": label, "top_label": top})
     counts.add({"label": None, "top_label": "b"})
     document = counts.to_json()
-    assert document["pairs"] == [["a", "a", 1], ["a", "b", 1], ["b", "a", 1], ["b", "b", 1]]
+    assert document["pairs"] == [["b", "b", 1], ["b", "a", 1], ["a", "b", 1], ["a", "a", 1]]
     assert document["n_images"] == 5 and document["schema"] == COUNTS_SCHEMA
     repeated = {**document, "pairs": [["a", "a", 2], ["a", "a", 3]]}
     assert RealCounts.from_json(repeated).pairs[("a", "a")] == 5
