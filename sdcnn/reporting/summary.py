@@ -156,7 +156,7 @@ def write_summary(
 ) -> dict[str, Any]:
     """Write the table as CSV and JSON; returns the JSON less its rows: ``metrics`` (see
     ``split_metrics``), ``diversity`` (the prompts' merged ``sdcnn-diversity/1`` document,
-    as given) and ``evaluation`` (``evaluation_metrics`` of the ``real`` images' counts
+    with ``least_diverse``) and ``evaluation`` (``evaluation_metrics`` of the ``real`` images' counts
     against the held-out ones; None without real images).
 
     Streamed: one prediction file in memory at a time, the rows written as they come,
