@@ -156,8 +156,8 @@ def write_summary(
 ) -> dict[str, Any]:
     """Write the table as CSV and JSON; returns the JSON less its rows: ``metrics`` (see
     ``split_metrics``), ``diversity`` (the prompts' merged ``sdcnn-diversity/1`` document,
-    with ``least_diverse``) and ``evaluation`` (``evaluation_metrics`` of the ``real`` images' counts
-    against the held-out ones; None without real images).
+    with ``least_diverse``) and ``evaluation`` (``evaluation_metrics`` of the ``real``
+    images' counts against the held-out ones; None without real images).
 
     Streamed: one prediction file in memory at a time, the rows written as they come,
     so time and memory stay linear with a small constant at a million rows.  The JSON is
