@@ -94,3 +94,17 @@ def machine() -> str:
         f"{platform.node()}: {os.cpu_count()} cores, {platform.machine()}, "
         f"Python {platform.python_version()}, load average {load:.2f}"
     )
+
+
+def dry_run_with_rss(workdir: Path, *args: str) -> tuple[float, float]:
+    """(wall seconds, peak RSS of the snakemake process in MB) of one quiet dry run."""
+    command = [sys.executable, "-m", "snakemake", "-n", "--quiet", *args]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024

@@ -30,14 +30,18 @@ import argparse
 import copy
 import datetime
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
-from common import REPO, copy_workflow, machine, snakemake  # noqa: F401 (REPO: sys.path)
+from common import (  # noqa: F401 (REPO: sys.path)
+    REPO,
+    copy_workflow,
+    dry_run_with_rss,
+    machine,
+    snakemake,
+)
 
 from sdcnn.demo.pictures import draw_picture
 from sdcnn.evaluate.real_images import read_real_images
@@ -72,20 +76,6 @@ def config_of(real: Path | None, shards: int, check: str) -> dict:
     if real is not None:
         config["evaluation"]["check"] = check
     return config
-
-
-def dry_run_with_rss(workdir: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS of the snakemake process in MB) of one quiet dry run."""
-    command = [sys.executable, "-m", "snakemake", "-n", "--quiet"]
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if status != 0:
-        sys.exit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024
 
 
 def job_counts(workdir: Path) -> dict[str, int]:

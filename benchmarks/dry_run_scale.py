@@ -15,15 +15,19 @@ params, conda or report), once with ``shell:`` rules and once with ``script:`` r
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
-from common import REPO, copy_workflow, describe, machine, snakemake, timed
+from common import (
+    REPO,
+    copy_workflow,
+    describe,
+    dry_run_with_rss,
+    machine,
+    snakemake,
+    timed,
+)
 
 
 def sheet_config(folder: Path, n_prompts: int, n_images: int, shards: int | None) -> Path:
@@ -35,20 +39,6 @@ def sheet_config(folder: Path, n_prompts: int, n_images: int, shards: int | None
     rows = "".join(f"prompt{i:06d}\tprompt number {i}\t{n_images}\n" for i in range(n_prompts))
     (workdir / "prompts.tsv").write_text("prompt_id\ttext\tn_images\n" + rows, encoding="utf-8")
     return workdir
-
-
-def dry_run_with_rss(workdir: Path, *args: str) -> tuple[float, float]:
-    """(wall seconds, peak RSS of the snakemake process in MB) of one quiet dry run."""
-    command = [sys.executable, "-m", "snakemake", "-n", "--quiet", *args]
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if status != 0:
-        sys.exit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024
 
 
 def measured(workdir: Path, repeats: int) -> tuple[list[float], float]:
